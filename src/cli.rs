@@ -1,0 +1,206 @@
+//! Subcommands, progress bars and output folders. No science in here.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use surge::experiment::{self, Metrics};
+use surge::spec::NetworkSpec;
+
+#[derive(Parser)]
+#[command(
+    name = "surge",
+    version,
+    about = "Differentiable surrogate models of spiking neural networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an experiment in the exact engine; writes results.h5, metrics.json and figures.
+    Simulate {
+        /// Experiment file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder [default: experiments/out/<name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the experiment's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the simulated duration (ms).
+        #[arg(long)]
+        duration_ms: Option<f64>,
+        /// Overwrite the results of a previous run in the output folder.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check an experiment file and print what it describes, without running it.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the shipped example on its defaults (today: the Brunel balanced network) into experiments/out/demo/.
+    Demo {
+        /// Output folder (its previous demo results are replaced).
+        #[arg(long, default_value = "experiments/out/demo")]
+        out: PathBuf,
+    },
+    /// Measure speed on fixed seeds and print one table.
+    Bench {
+        /// Which case: brunel or all.
+        #[arg(default_value = "all")]
+        case: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Simulated time of the Brunel case (ms).
+        #[arg(long, default_value_t = 1000.0)]
+        duration_ms: f64,
+    },
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Simulate {
+            config,
+            out,
+            seed,
+            duration_ms,
+            force,
+        } => {
+            let (spec, text) = load(&config, seed, duration_ms)?;
+            let dir = out.unwrap_or_else(|| Path::new("experiments/out").join(&spec.name));
+            run_experiment(&spec, &text, &dir, force)
+        }
+        Command::Validate { config } => {
+            let (spec, _) = load(&config, None, None)?;
+            let conn = surge::spec::Connectome::build(&spec);
+            println!(
+                "{}: {} populations, {} cells, {} connection groups, {} synapses, {} drives, {} steps of {} ms; seed {}",
+                spec.name,
+                spec.populations.len(),
+                conn.n_cells,
+                spec.connections.len(),
+                conn.n_synapses(),
+                spec.drives.len(),
+                spec.steps(),
+                spec.simulation.dt_ms,
+                spec.seed()
+            );
+            Ok(())
+        }
+        Command::Demo { out } => {
+            let spec = NetworkSpec::from_toml_str(
+                surge::shipped::BRUNEL,
+                "shipped experiments/brunel.toml",
+            )?;
+            println!("Surge demo: the Brunel (2000) balanced network in the exact engine.");
+            run_experiment(&spec, surge::shipped::BRUNEL, &out, true)
+        }
+        Command::Bench {
+            case,
+            json,
+            duration_ms,
+        } => crate::bench::run(&case, json, duration_ms),
+    }
+}
+
+/// Loads an experiment and applies command-line overrides, re-validating the result.
+fn load(path: &Path, seed: Option<u64>, duration_ms: Option<f64>) -> Result<(NetworkSpec, String)> {
+    let (mut spec, text) = NetworkSpec::load(path)?;
+    if let Some(s) = seed {
+        spec.simulation.seed = Some(s);
+    }
+    if let Some(d) = duration_ms {
+        spec.simulation.duration_ms = d;
+    }
+    spec.validate()
+        .context("after applying command-line overrides")?;
+    Ok((spec, text))
+}
+
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40.cyan/blue}] {percent:>3}% {elapsed_precise} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn run_experiment(spec: &NetworkSpec, source_text: &str, dir: &Path, force: bool) -> Result<()> {
+    experiment::prepare_out_dir(dir, force)?;
+    // The stored config is the effective one (overrides applied), followed by the file as written.
+    let effective = toml::to_string(spec).context("serialising the experiment")?;
+    let stored = format!(
+        "{effective}\n# ---- source file as written ----\n# {}\n",
+        source_text.replace('\n', "\n# ")
+    );
+    let pb = bar(spec.steps() as u64, "simulate");
+    let (conn, res, build_s, sim_s) =
+        experiment::build_and_simulate(spec, &mut |done, _| pb.set_position(done))?;
+    pb.finish_and_clear();
+    let mut metrics = experiment::analyse(spec, &conn, &res, build_s, sim_s);
+    let outputs = experiment::write_outputs(dir, spec, &stored, &conn, &res, &mut metrics)?;
+    print_summary(&metrics);
+    println!("results: {}", outputs.results.display());
+    println!("metrics: {}", outputs.metrics.display());
+    for f in &outputs.figures {
+        println!("figure:  {}", f.display());
+    }
+    Ok(())
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn print_summary(m: &Metrics) {
+    println!(
+        "{}: {} cells, {} synapses, {:.0} ms; build {:.2} s, simulate {:.2} s ({:.2e} synaptic events/s), write {:.2} s",
+        m.name,
+        m.n_cells,
+        m.n_synapses,
+        m.duration_ms,
+        m.wall_clock.build_s,
+        m.wall_clock.simulate_s,
+        m.synaptic_events as f64 / m.wall_clock.simulate_s.max(1e-9),
+        m.wall_clock.write_s
+    );
+    println!(
+        "{:<12} {:>7} {:>9} {:>8} {:>8} {:>9} {:>12}",
+        "population", "cells", "rate Hz", "CV ISI", "Fano", "peak Hz", "mean-field Hz"
+    );
+    for p in &m.populations {
+        println!(
+            "{:<12} {:>7} {:>9.2} {:>8} {:>8} {:>9} {:>12}",
+            p.name,
+            p.size,
+            p.rate_hz,
+            opt(p.cv_isi, 2),
+            opt(p.fano_100ms, 2),
+            opt(p.rate_peak_hz, 1),
+            opt(p.mean_field_rate_hz, 2)
+        );
+    }
+    for s in &m.signals {
+        println!(
+            "signal {:<14} mean {:>10.3}  peak {:>6} Hz  alpha {:.2} beta {:.2} gamma {:.2}",
+            s.name,
+            s.mean,
+            opt(s.peak_hz, 1),
+            s.band_fraction.alpha_8_12,
+            s.band_fraction.beta_15_30,
+            s.band_fraction.gamma_30_60
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! Typed library errors. Every variant says what is wrong *and* what to do about it, because the
+//! person reading it is a scientist at a terminal, not the author of the code.
+
+use std::path::PathBuf;
+
+/// Errors raised by the Surge library.
+#[derive(Debug, thiserror::Error)]
+pub enum SurgeError {
+    /// A field of an experiment file has an impossible value.
+    #[error("invalid experiment: `{field}`: {problem}. Fix: {fix}")]
+    Spec {
+        field: String,
+        problem: String,
+        fix: String,
+    },
+    /// The experiment file is not valid TOML or does not match the schema (unknown key, wrong type).
+    #[error("cannot parse experiment file {path}: {message}")]
+    Toml { path: String, message: String },
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An HDF5 operation failed.
+    #[error("HDF5 error on {path}: {message}")]
+    Hdf5 { path: PathBuf, message: String },
+    /// A figure could not be drawn or written.
+    #[error("cannot draw figure {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+    /// An output already exists and would be overwritten.
+    #[error(
+        "{path} already exists. Fix: choose another output path or pass --force to overwrite it"
+    )]
+    Exists { path: PathBuf },
+    /// A simulation produced a non-finite value (usually a too large dt or weight).
+    #[error(
+        "simulation diverged: {what} became {value} at t = {t_ms} ms. Fix: reduce dt_ms or the synaptic weights"
+    )]
+    Diverged { what: String, value: f64, t_ms: f64 },
+}
+
+impl SurgeError {
+    /// Shorthand for a spec validation error.
+    pub fn spec(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        SurgeError::Spec {
+            field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        SurgeError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn hdf5(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
+        SurgeError::Hdf5 {
+            path: path.into(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Result alias for the library.
+pub type Result<T> = std::result::Result<T, SurgeError>;

@@ -1,0 +1,8 @@
+//! The exact simulator: LIF neuron models integrated exactly on a time grid, event-driven spike
+//! delivery with delays, and the LIF transfer function. Never depends on burn.
+
+pub mod lif;
+pub mod network;
+pub mod siegert;
+
+pub use network::{NamedSignal, RecordedCell, SimResult, simulate};

@@ -1,0 +1,536 @@
+//! The exact network engine: LIF populations on a fixed time grid, spikes delivered event by event
+//! over the connectome with their delays through a ring buffer of per-channel inputs.
+//!
+//! Timing conventions (the tests rely on them): step `n` advances `t = n dt` to `(n + 1) dt`. Inputs that
+//! arrive at `t` (delayed spikes, drive spikes in `[t, t + dt)`) are added to the channel states first;
+//! then the linear dynamics are integrated exactly over the step; a cell whose voltage ends the step at or
+//! above threshold spikes at `(n + 1) dt`, is reset and held for the refractory period, and its spike
+//! arrives at its targets exactly `delay` later. Recorded traces are sampled at the end of each step.
+
+use super::lif::{ConductancePropagator, CurrentPropagator};
+use crate::error::{Result, SurgeError};
+use crate::seed::{rng_for, stream};
+use crate::spec::{CellSpec, Connectome, DriveKind, NetworkSpec, SignalKind, VInit};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp};
+
+/// Voltage and per-channel synaptic drive of one recorded cell, one sample per step.
+#[derive(Debug, Clone)]
+pub struct RecordedCell {
+    pub population: String,
+    /// Index within the population.
+    pub index: usize,
+    /// Global cell index.
+    pub global: usize,
+    /// Membrane potential (mV) at the end of each step.
+    pub v: Vec<f32>,
+    /// Per-channel synaptic drive at the end of each step: `u_c` (mV) for current-based cells,
+    /// conductance `g_c` (nS) for conductance-based cells.
+    pub channels: Vec<Vec<f32>>,
+    pub channel_names: Vec<String>,
+}
+
+/// A population signal sampled at the end of each step.
+#[derive(Debug, Clone)]
+pub struct NamedSignal {
+    pub name: String,
+    pub kind: SignalKind,
+    pub values: Vec<f64>,
+}
+
+/// Everything an exact run produces.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    pub dt_ms: f64,
+    pub steps: usize,
+    /// Spike times (ms) and global cell indices of the recorded populations, in time order.
+    pub spike_times_ms: Vec<f64>,
+    pub spike_cells: Vec<u32>,
+    /// Spike count of every cell (recorded or not).
+    pub spike_counts: Vec<u32>,
+    pub recorded: Vec<RecordedCell>,
+    pub signals: Vec<NamedSignal>,
+    /// Number of synaptic events delivered (spikes times out-degree).
+    pub synaptic_events: u64,
+}
+
+enum Dynamics {
+    Current {
+        prop: CurrentPropagator,
+        u: Vec<f64>,
+    },
+    Conductance {
+        prop: ConductancePropagator,
+        rise: Vec<f64>,
+        decay: Vec<f64>,
+    },
+}
+
+struct Population {
+    offset: usize,
+    size: usize,
+    n_channels: usize,
+    /// Index of this population's first input slot in a ring-buffer row (inputs are channel-major).
+    in_base: usize,
+    v: Vec<f64>,
+    ref_left: Vec<u32>,
+    /// Constant input per cell: mV added to the resting potential (current-based) or pA (conductance-based).
+    bias: Vec<f64>,
+    dyn_: Dynamics,
+    record_spikes: bool,
+    needs_current: bool,
+    v_sum: f64,
+    current_sum: f64,
+    n_spikes: u32,
+}
+
+struct PoissonDrive {
+    input: Vec<usize>,
+    next_ms: Vec<f64>,
+    rngs: Vec<ChaCha8Rng>,
+    exp: Exp<f64>,
+    weight: f64,
+    start: f64,
+    stop: f64,
+}
+
+struct SpikeDrive {
+    input: Vec<usize>,
+    /// Sorted arrival steps.
+    steps: Vec<usize>,
+    next: usize,
+    weight: f64,
+}
+
+struct BiasDrive {
+    cells: Vec<u32>,
+    amplitude: f64,
+    start: f64,
+    stop: f64,
+}
+
+/// Runs `spec` on `conn` in the exact engine. `progress(done, total)` is called about 200 times.
+pub fn simulate(
+    spec: &NetworkSpec,
+    conn: &Connectome,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimResult> {
+    let dt = spec.simulation.dt_ms;
+    let steps = spec.steps();
+    let seed = spec.seed();
+    let record_pops: Vec<bool> = spec
+        .populations
+        .iter()
+        .map(|p| {
+            spec.recording
+                .spikes
+                .as_ref()
+                .is_none_or(|l| l.contains(&p.name))
+        })
+        .collect();
+
+    let mut pops = Vec::with_capacity(spec.populations.len());
+    let mut in_base = 0usize;
+    for (pi, p) in spec.populations.iter().enumerate() {
+        let nch = p.neuron.n_channels();
+        let mut rng = rng_for(seed, &[stream::INITIAL_STATE, pi as u64]);
+        let v: Vec<f64> = match p.v_init_mv {
+            None => vec![p.neuron.v_reset(); p.size],
+            Some(VInit::Constant(x)) => vec![x; p.size],
+            Some(VInit::Uniform([a, b])) => (0..p.size)
+                .map(|_| a + (b - a) * rng.random::<f64>())
+                .collect(),
+        };
+        let dyn_ = match &p.neuron {
+            CellSpec::LifCurrent(c) => Dynamics::Current {
+                prop: CurrentPropagator::new(c, dt),
+                u: vec![0.0; nch * p.size],
+            },
+            CellSpec::LifConductance(c) => Dynamics::Conductance {
+                prop: ConductancePropagator::new(c, dt),
+                rise: vec![0.0; 4 * p.size],
+                decay: vec![0.0; 4 * p.size],
+            },
+        };
+        let needs_current = spec
+            .recording
+            .signals
+            .iter()
+            .any(|s| s.kind == SignalKind::SynapticCurrent && s.populations.contains(&p.name));
+        pops.push(Population {
+            offset: conn.pop_offsets[pi],
+            size: p.size,
+            n_channels: nch,
+            in_base,
+            v,
+            ref_left: vec![0; p.size],
+            bias: vec![0.0; p.size],
+            dyn_,
+            record_spikes: record_pops[pi],
+            needs_current,
+            v_sum: 0.0,
+            current_sum: 0.0,
+            n_spikes: 0,
+        });
+        in_base += nch * p.size;
+    }
+    let row = in_base.max(1);
+    let n_slots = conn.max_delay_steps() as usize + 2;
+    let mut ring = vec![0.0f64; n_slots * row];
+
+    // Where a synapse of each connection group lands in a ring row: group_base + target.
+    let group_base: Vec<usize> = spec
+        .connections
+        .iter()
+        .map(|c| {
+            let pi = spec.population_index(&c.post).expect("validated");
+            let ch = spec.populations[pi]
+                .neuron
+                .channel_index(&c.channel)
+                .expect("validated");
+            pops[pi].in_base + ch * pops[pi].size - pops[pi].offset
+        })
+        .collect();
+    let input_index = |cell: u32, channel: &str| -> usize {
+        let pi = conn.population_of(cell as usize);
+        let ch = spec.populations[pi]
+            .neuron
+            .channel_index(channel)
+            .expect("validated");
+        pops[pi].in_base + ch * pops[pi].size + (cell as usize - pops[pi].offset)
+    };
+
+    let mut poisson = Vec::new();
+    let mut spike_drives = Vec::new();
+    let mut biases = Vec::new();
+    for (d, drive) in spec.drives.iter().enumerate() {
+        let cells = &conn.drive_targets[d];
+        let start = drive.start_ms;
+        let stop = drive.stop_ms.unwrap_or(f64::INFINITY);
+        match drive.kind {
+            DriveKind::Poisson => {
+                let ch = drive.channel.as_deref().expect("validated");
+                let rate_per_ms =
+                    drive.rate_hz.expect("validated") * drive.n_sources as f64 / 1000.0;
+                if rate_per_ms <= 0.0 {
+                    continue;
+                }
+                let exp = Exp::new(rate_per_ms).expect("positive rate");
+                let mut rngs: Vec<ChaCha8Rng> = cells
+                    .iter()
+                    .map(|&c| rng_for(seed, &[stream::DRIVE_NOISE, d as u64, c as u64]))
+                    .collect();
+                let next_ms = rngs.iter_mut().map(|r| start + exp.sample(r)).collect();
+                poisson.push(PoissonDrive {
+                    input: cells.iter().map(|&c| input_index(c, ch)).collect(),
+                    next_ms,
+                    rngs,
+                    exp,
+                    weight: drive.weight.expect("validated"),
+                    start,
+                    stop,
+                });
+            }
+            DriveKind::Spikes => {
+                let ch = drive.channel.as_deref().expect("validated");
+                let mut st: Vec<usize> = drive
+                    .times_ms
+                    .as_ref()
+                    .expect("validated")
+                    .iter()
+                    .filter(|&&t| t >= start && t < stop)
+                    .map(|&t| (t / dt).round() as usize)
+                    .collect();
+                st.sort_unstable();
+                spike_drives.push(SpikeDrive {
+                    input: cells.iter().map(|&c| input_index(c, ch)).collect(),
+                    steps: st,
+                    next: 0,
+                    weight: drive.weight.expect("validated"),
+                });
+            }
+            DriveKind::Bias => biases.push(BiasDrive {
+                cells: cells.clone(),
+                amplitude: drive.amplitude.expect("validated"),
+                start,
+                stop,
+            }),
+        }
+    }
+
+    let mut recorded = Vec::new();
+    let mut rec_where = Vec::new();
+    for r in &spec.recording.voltages {
+        let pi = spec.population_index(&r.population).expect("validated");
+        for &i in &r.cells {
+            let names = spec.populations[pi].neuron.channel_names();
+            recorded.push(RecordedCell {
+                population: r.population.clone(),
+                index: i,
+                global: pops[pi].offset + i,
+                v: Vec::with_capacity(steps),
+                channels: vec![Vec::with_capacity(steps); names.len()],
+                channel_names: names,
+            });
+            rec_where.push((pi, i));
+        }
+    }
+    let sig_pops: Vec<Vec<usize>> = spec
+        .recording
+        .signals
+        .iter()
+        .map(|s| {
+            s.populations
+                .iter()
+                .map(|n| spec.population_index(n).expect("validated"))
+                .collect()
+        })
+        .collect();
+    let mut signals: Vec<NamedSignal> = spec
+        .recording
+        .signals
+        .iter()
+        .map(|s| NamedSignal {
+            name: s.name.clone(),
+            kind: s.kind,
+            values: Vec::with_capacity(steps),
+        })
+        .collect();
+
+    let mut spike_times_ms = Vec::new();
+    let mut spike_cells = Vec::new();
+    let mut spike_counts = vec![0u32; conn.n_cells];
+    let mut spiked: Vec<u32> = Vec::new();
+    let mut synaptic_events = 0u64;
+    let mut bias_active = vec![false; biases.len()];
+    let report_every = (steps / 200).max(1);
+
+    for n in 0..steps {
+        let t = n as f64 * dt;
+        let t_end = t + dt;
+        let now = (n % n_slots) * row;
+
+        // Constant drives: recompute when a window opens or closes.
+        let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
+        if active != bias_active {
+            for p in pops.iter_mut() {
+                p.bias.fill(0.0);
+            }
+            for (b, _) in biases.iter().zip(&active).filter(|(_, a)| **a) {
+                for &c in &b.cells {
+                    let pi = conn.population_of(c as usize);
+                    let p = &mut pops[pi];
+                    p.bias[c as usize - p.offset] += b.amplitude;
+                }
+            }
+            bias_active = active;
+        }
+        // Drive spikes in [t, t + dt) arrive now.
+        for d in poisson.iter_mut() {
+            if t_end <= d.start || t >= d.stop {
+                continue;
+            }
+            let limit = t_end.min(d.stop);
+            for k in 0..d.input.len() {
+                while d.next_ms[k] < limit {
+                    ring[now + d.input[k]] += d.weight;
+                    d.next_ms[k] += d.exp.sample(&mut d.rngs[k]);
+                }
+            }
+        }
+        for d in spike_drives.iter_mut() {
+            while d.next < d.steps.len() && d.steps[d.next] <= n {
+                if d.steps[d.next] == n {
+                    for &i in &d.input {
+                        ring[now + i] += d.weight;
+                    }
+                }
+                d.next += 1;
+            }
+        }
+
+        spiked.clear();
+        let mut bad = false;
+        for p in pops.iter_mut() {
+            let inputs = &mut ring[now + p.in_base..now + p.in_base + p.n_channels * p.size];
+            p.v_sum = 0.0;
+            p.current_sum = 0.0;
+            p.n_spikes = 0;
+            let size = p.size;
+            match &mut p.dyn_ {
+                Dynamics::Current { prop, u } => {
+                    for (c, &k) in prop.kick.iter().enumerate() {
+                        let (uc, ic) = (
+                            &mut u[c * size..(c + 1) * size],
+                            &mut inputs[c * size..(c + 1) * size],
+                        );
+                        for (x, inp) in uc.iter_mut().zip(ic.iter_mut()) {
+                            *x += k * *inp;
+                            *inp = 0.0;
+                        }
+                    }
+                    let nch = prop.kick.len();
+                    for i in 0..size {
+                        let mut v = p.v[i];
+                        if p.ref_left[i] > 0 {
+                            p.ref_left[i] -= 1;
+                        } else {
+                            let v_inf = prop.v_rest + p.bias[i];
+                            v = v_inf + (v - v_inf) * prop.p_vv;
+                            for c in 0..nch {
+                                v += prop.p_vu[c] * u[c * size + i];
+                            }
+                        }
+                        for c in 0..nch {
+                            u[c * size + i] *= prop.p_uu[c];
+                            if p.needs_current {
+                                p.current_sum += u[c * size + i];
+                            }
+                        }
+                        bad |= !v.is_finite();
+                        if v >= prop.v_threshold {
+                            v = prop.v_reset;
+                            p.ref_left[i] = prop.ref_steps;
+                            spiked.push((p.offset + i) as u32);
+                            p.n_spikes += 1;
+                        }
+                        p.v[i] = v;
+                        p.v_sum += v;
+                    }
+                }
+                Dynamics::Conductance { prop, rise, decay } => {
+                    for c in 0..4 {
+                        let ic = &mut inputs[c * size..(c + 1) * size];
+                        let (r, d) = (
+                            &mut rise[c * size..(c + 1) * size],
+                            &mut decay[c * size..(c + 1) * size],
+                        );
+                        for i in 0..size {
+                            let add = ic[i] * prop.norm[c];
+                            r[i] += add;
+                            d[i] += add;
+                            ic[i] = 0.0;
+                        }
+                    }
+                    for i in 0..size {
+                        let mut g = [0.0; 4];
+                        for c in 0..4 {
+                            g[c] = decay[c * size + i] - rise[c * size + i];
+                        }
+                        let mut v = p.v[i];
+                        if p.ref_left[i] > 0 {
+                            p.ref_left[i] -= 1;
+                        } else {
+                            v = prop.step_v(v, &g, p.bias[i]);
+                        }
+                        for c in 0..4 {
+                            rise[c * size + i] *= prop.p_rise[c];
+                            decay[c * size + i] *= prop.p_decay[c];
+                            g[c] = decay[c * size + i] - rise[c * size + i];
+                        }
+                        if p.needs_current {
+                            // Sampled at the end of the step, before a spike resets v.
+                            p.current_sum += prop.synaptic_current(v, &g);
+                        }
+                        bad |= !v.is_finite();
+                        if v >= prop.v_threshold {
+                            v = prop.v_reset;
+                            p.ref_left[i] = prop.ref_steps;
+                            spiked.push((p.offset + i) as u32);
+                            p.n_spikes += 1;
+                        }
+                        p.v[i] = v;
+                        p.v_sum += v;
+                    }
+                }
+            }
+        }
+        if bad {
+            let (pi, v) = pops
+                .iter()
+                .enumerate()
+                .find_map(|(pi, p)| p.v.iter().find(|v| !v.is_finite()).map(|&v| (pi, v)))
+                .unwrap_or((0, f64::NAN));
+            return Err(SurgeError::Diverged {
+                what: format!(
+                    "a membrane potential of population `{}`",
+                    spec.populations[pi].name
+                ),
+                value: v,
+                t_ms: t_end,
+            });
+        }
+
+        // Deliver this step's spikes; they arrive at (n + 1 + delay) dt.
+        for &cell in &spiked {
+            let c = cell as usize;
+            spike_counts[c] += 1;
+            let pi = conn.population_of(c);
+            if pops[pi].record_spikes {
+                spike_times_ms.push(t_end);
+                spike_cells.push(cell);
+            }
+            for seg in &conn.segments[conn.seg_ptr[c]..conn.seg_ptr[c + 1]] {
+                let slot = (n + 1 + seg.delay_steps as usize) % n_slots;
+                let buf = &mut ring[slot * row + group_base[seg.group as usize]..];
+                let (tg, w) = (
+                    &conn.targets[seg.start..seg.end],
+                    &conn.weights[seg.start..seg.end],
+                );
+                for (&t, &w) in tg.iter().zip(w) {
+                    buf[t as usize] += w as f64;
+                }
+                synaptic_events += (seg.end - seg.start) as u64;
+            }
+        }
+
+        for (rec, &(pi, i)) in recorded.iter_mut().zip(&rec_where) {
+            let p = &pops[pi];
+            rec.v.push(p.v[i] as f32);
+            match &p.dyn_ {
+                Dynamics::Current { u, .. } => {
+                    for (c, tr) in rec.channels.iter_mut().enumerate() {
+                        tr.push(u[c * p.size + i] as f32);
+                    }
+                }
+                Dynamics::Conductance { rise, decay, .. } => {
+                    for (c, tr) in rec.channels.iter_mut().enumerate() {
+                        tr.push((decay[c * p.size + i] - rise[c * p.size + i]) as f32);
+                    }
+                }
+            }
+        }
+        for (s, pis) in signals.iter_mut().zip(&sig_pops) {
+            let cells: usize = pis.iter().map(|&pi| pops[pi].size).sum();
+            let value = match s.kind {
+                SignalKind::MeanVoltage => {
+                    pis.iter().map(|&pi| pops[pi].v_sum).sum::<f64>() / cells as f64
+                }
+                SignalKind::Rate => {
+                    pis.iter().map(|&pi| pops[pi].n_spikes as f64).sum::<f64>()
+                        / cells as f64
+                        / (dt / 1000.0)
+                }
+                SignalKind::SynapticCurrent => {
+                    pis.iter().map(|&pi| pops[pi].current_sum).sum::<f64>()
+                }
+            };
+            s.values.push(value);
+        }
+        if (n + 1) % report_every == 0 || n + 1 == steps {
+            progress((n + 1) as u64, steps as u64);
+        }
+    }
+
+    Ok(SimResult {
+        dt_ms: dt,
+        steps,
+        spike_times_ms,
+        spike_cells,
+        spike_counts,
+        recorded,
+        signals,
+        synaptic_events,
+    })
+}

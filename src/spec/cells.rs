@@ -1,0 +1,338 @@
+//! Neuron model parameters as they appear in experiment files.
+
+use crate::error::{Result, SurgeError};
+use serde::{Deserialize, Serialize};
+
+/// A neuron model and its parameters. `model = "lif_current"` or `model = "lif_conductance"`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum CellSpec {
+    LifCurrent(LifCurrent),
+    LifConductance(LifConductance),
+}
+
+/// Current-based LIF (Brunel 2000; Kim & Chow 2018):
+/// `tau_m dv/dt = -(v - v_rest) + mu + sum_c u_c`, `tau_c du_c/dt = -u_c`, all in mV.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LifCurrent {
+    #[serde(default = "d_tau_m")]
+    pub tau_m_ms: f64,
+    #[serde(default)]
+    pub v_rest_mv: f64,
+    pub v_threshold_mv: f64,
+    pub v_reset_mv: f64,
+    #[serde(default = "d_t_ref")]
+    pub t_ref_ms: f64,
+    /// Exponential synaptic channels. Default: one channel `syn` with tau 5 ms.
+    #[serde(default = "d_channels")]
+    pub channels: Vec<CurrentChannel>,
+}
+
+/// One exponential synaptic channel of a current-based cell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentChannel {
+    pub name: String,
+    pub tau_ms: f64,
+    #[serde(default)]
+    pub kick: Kick,
+}
+
+/// What a presynaptic spike of weight `w` adds to the channel current `u`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kick {
+    /// `u += w tau_m / tau_s`: the PSP has the area of a delta-PSP (a jump of `v` by `w` mV),
+    /// so `w` reads in mV as in Brunel 2000; as `tau_s -> 0` this becomes that jump.
+    #[default]
+    DeltaPsp,
+    /// `u += w / tau_s`: the current's integral is `w` (mV ms), the convention of Kim & Chow 2018.
+    Charge,
+}
+
+fn d_tau_m() -> f64 {
+    20.0
+}
+fn d_t_ref() -> f64 {
+    2.0
+}
+fn d_channels() -> Vec<CurrentChannel> {
+    vec![CurrentChannel {
+        name: "syn".into(),
+        tau_ms: 5.0,
+        kick: Kick::DeltaPsp,
+    }]
+}
+
+/// Conductance-based LIF with hnn-core's four receptors as difference-of-exponential (Exp2Syn) conductances:
+/// `C dv/dt = -g_L (v - E_L) - sum_c g_c(t) B_c(v) (v - E_c) + I_bias`, where `B` is the NMDA Mg block
+/// (Jahr & Stevens 1990) for NMDA and 1 otherwise. Weights are peak conductances (nS).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LifConductance {
+    #[serde(default = "d_cm")]
+    pub c_m_pf: f64,
+    #[serde(default = "d_gl")]
+    pub g_l_ns: f64,
+    #[serde(default = "d_el")]
+    pub e_l_mv: f64,
+    #[serde(default = "d_vth")]
+    pub v_threshold_mv: f64,
+    #[serde(default = "d_el")]
+    pub v_reset_mv: f64,
+    #[serde(default = "d_t_ref")]
+    pub t_ref_ms: f64,
+    /// Extracellular magnesium (mM) for the NMDA block.
+    #[serde(default = "d_mg")]
+    pub mg_mm: f64,
+    #[serde(default)]
+    pub receptors: Receptors,
+}
+
+fn d_cm() -> f64 {
+    200.0
+}
+fn d_gl() -> f64 {
+    10.0
+}
+fn d_el() -> f64 {
+    -65.0
+}
+fn d_vth() -> f64 {
+    -50.0
+}
+fn d_mg() -> f64 {
+    1.0
+}
+
+/// The four receptor channels, in channel order ampa, nmda, gabaa, gabab.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Receptors {
+    #[serde(default = "ampa")]
+    pub ampa: ConductanceReceptor,
+    #[serde(default = "nmda")]
+    pub nmda: ConductanceReceptor,
+    #[serde(default = "gabaa")]
+    pub gabaa: ConductanceReceptor,
+    #[serde(default = "gabab")]
+    pub gabab: ConductanceReceptor,
+}
+
+impl Default for Receptors {
+    fn default() -> Self {
+        Receptors {
+            ampa: ampa(),
+            nmda: nmda(),
+            gabaa: gabaa(),
+            gabab: gabab(),
+        }
+    }
+}
+
+/// Rise and decay time constants (ms) and reversal potential (mV) of one Exp2Syn receptor.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConductanceReceptor {
+    pub rise_ms: f64,
+    pub decay_ms: f64,
+    pub e_rev_mv: f64,
+}
+
+// Time constants and reversal potentials of hnn-core's Exp2Syn receptors.
+fn ampa() -> ConductanceReceptor {
+    ConductanceReceptor {
+        rise_ms: 0.5,
+        decay_ms: 5.0,
+        e_rev_mv: 0.0,
+    }
+}
+fn nmda() -> ConductanceReceptor {
+    ConductanceReceptor {
+        rise_ms: 1.0,
+        decay_ms: 20.0,
+        e_rev_mv: 0.0,
+    }
+}
+fn gabaa() -> ConductanceReceptor {
+    ConductanceReceptor {
+        rise_ms: 0.5,
+        decay_ms: 5.0,
+        e_rev_mv: -80.0,
+    }
+}
+fn gabab() -> ConductanceReceptor {
+    ConductanceReceptor {
+        rise_ms: 1.0,
+        decay_ms: 20.0,
+        e_rev_mv: -80.0,
+    }
+}
+
+/// Channel names of the conductance-based model, in state order.
+pub const RECEPTOR_NAMES: [&str; 4] = ["ampa", "nmda", "gabaa", "gabab"];
+
+impl Receptors {
+    /// Receptors in channel order.
+    pub fn as_array(&self) -> [ConductanceReceptor; 4] {
+        [self.ampa, self.nmda, self.gabaa, self.gabab]
+    }
+}
+
+impl CellSpec {
+    /// Names of the synaptic channels, in state order.
+    pub fn channel_names(&self) -> Vec<String> {
+        match self {
+            CellSpec::LifCurrent(c) => c.channels.iter().map(|ch| ch.name.clone()).collect(),
+            CellSpec::LifConductance(_) => RECEPTOR_NAMES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn n_channels(&self) -> usize {
+        match self {
+            CellSpec::LifCurrent(c) => c.channels.len(),
+            CellSpec::LifConductance(_) => 4,
+        }
+    }
+
+    pub fn channel_index(&self, name: &str) -> Option<usize> {
+        self.channel_names().iter().position(|c| c == name)
+    }
+
+    pub fn is_conductance_based(&self) -> bool {
+        matches!(self, CellSpec::LifConductance(_))
+    }
+
+    pub fn v_reset(&self) -> f64 {
+        match self {
+            CellSpec::LifCurrent(c) => c.v_reset_mv,
+            CellSpec::LifConductance(c) => c.v_reset_mv,
+        }
+    }
+
+    pub fn v_threshold(&self) -> f64 {
+        match self {
+            CellSpec::LifCurrent(c) => c.v_threshold_mv,
+            CellSpec::LifConductance(c) => c.v_threshold_mv,
+        }
+    }
+
+    pub(crate) fn validate(&self, f: &str, dt_ms: f64) -> Result<()> {
+        let positive = |name: &str, x: f64, fix: &str| -> Result<()> {
+            if x.is_finite() && x > 0.0 {
+                Ok(())
+            } else {
+                Err(SurgeError::spec(
+                    format!("{f}.{name}"),
+                    format!("{x} is not > 0"),
+                    fix,
+                ))
+            }
+        };
+        let finite = |name: &str, x: f64| -> Result<()> {
+            if x.is_finite() {
+                Ok(())
+            } else {
+                Err(SurgeError::spec(
+                    format!("{f}.{name}"),
+                    "not finite",
+                    "give a number in mV",
+                ))
+            }
+        };
+        let (vth, vr, tref) = match self {
+            CellSpec::LifCurrent(c) => {
+                positive(
+                    "tau_m_ms",
+                    c.tau_m_ms,
+                    "give the membrane time constant in ms, e.g. 20",
+                )?;
+                finite("v_rest_mv", c.v_rest_mv)?;
+                if c.channels.is_empty() {
+                    return Err(SurgeError::spec(
+                        format!("{f}.channels"),
+                        "no synaptic channel",
+                        "add at least one { name, tau_ms } channel",
+                    ));
+                }
+                for (i, ch) in c.channels.iter().enumerate() {
+                    positive(
+                        &format!("channels[{i}].tau_ms"),
+                        ch.tau_ms,
+                        "give the synaptic decay time in ms, e.g. 5",
+                    )?;
+                    if ch.name.trim().is_empty()
+                        || c.channels[..i].iter().any(|o| o.name == ch.name)
+                    {
+                        return Err(SurgeError::spec(
+                            format!("{f}.channels[{i}].name"),
+                            format!("`{}` is empty or duplicated", ch.name),
+                            "give every channel a unique name",
+                        ));
+                    }
+                }
+                (c.v_threshold_mv, c.v_reset_mv, c.t_ref_ms)
+            }
+            CellSpec::LifConductance(c) => {
+                positive(
+                    "c_m_pf",
+                    c.c_m_pf,
+                    "give the membrane capacitance in pF, e.g. 200",
+                )?;
+                positive(
+                    "g_l_ns",
+                    c.g_l_ns,
+                    "give the leak conductance in nS, e.g. 10",
+                )?;
+                finite("e_l_mv", c.e_l_mv)?;
+                if !(c.mg_mm.is_finite() && c.mg_mm >= 0.0) {
+                    return Err(SurgeError::spec(
+                        format!("{f}.mg_mm"),
+                        "must be >= 0",
+                        "give the Mg concentration in mM, e.g. 1.0",
+                    ));
+                }
+                for (name, r) in RECEPTOR_NAMES.iter().zip(c.receptors.as_array()) {
+                    positive(
+                        &format!("receptors.{name}.rise_ms"),
+                        r.rise_ms,
+                        "give a rise time in ms",
+                    )?;
+                    positive(
+                        &format!("receptors.{name}.decay_ms"),
+                        r.decay_ms,
+                        "give a decay time in ms",
+                    )?;
+                    if r.decay_ms <= r.rise_ms {
+                        return Err(SurgeError::spec(
+                            format!("{f}.receptors.{name}.decay_ms"),
+                            "must be larger than rise_ms",
+                            "use decay_ms > rise_ms (Exp2Syn)",
+                        ));
+                    }
+                    finite(&format!("receptors.{name}.e_rev_mv"), r.e_rev_mv)?;
+                }
+                (c.v_threshold_mv, c.v_reset_mv, c.t_ref_ms)
+            }
+        };
+        finite("v_threshold_mv", vth)?;
+        finite("v_reset_mv", vr)?;
+        if vr >= vth {
+            return Err(SurgeError::spec(
+                format!("{f}.v_reset_mv"),
+                format!("reset {vr} mV is not below threshold {vth} mV"),
+                "set v_reset_mv < v_threshold_mv",
+            ));
+        }
+        if !(tref.is_finite() && tref >= 0.0) {
+            return Err(SurgeError::spec(
+                format!("{f}.t_ref_ms"),
+                format!("{tref} is negative"),
+                "give a refractory period >= 0 ms",
+            ));
+        }
+        let _ = dt_ms;
+        Ok(())
+    }
+}

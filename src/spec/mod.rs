@@ -1,0 +1,640 @@
+//! The network as data: an experiment file (TOML) describes populations, connections, drives,
+//! the simulation and what to record. Loading validates every field and names the offending one,
+//! so a mistake is caught before a long run starts. [`Connectome`] turns a spec into concrete,
+//! seeded synapses shared by every engine that runs the spec.
+
+mod cells;
+mod connectome;
+
+pub use cells::{
+    CellSpec, ConductanceReceptor, CurrentChannel, Kick, LifConductance, LifCurrent, Receptors,
+};
+pub use connectome::{Connectome, Segment};
+
+use crate::error::{Result, SurgeError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A complete, seeded experiment description.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Short name; the default output folder is `experiments/out/<name>/`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub simulation: SimulationSpec,
+    pub populations: Vec<PopulationSpec>,
+    #[serde(default)]
+    pub connections: Vec<ConnectionSpec>,
+    #[serde(default)]
+    pub drives: Vec<DriveSpec>,
+    #[serde(default)]
+    pub recording: RecordingSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationSpec {
+    /// Integration step (ms).
+    #[serde(default = "default_dt")]
+    pub dt_ms: f64,
+    /// Simulated biological time (ms).
+    pub duration_ms: f64,
+    /// Seed for the connectome, initial conditions and drive noise. Required: nothing in Surge is unseeded.
+    pub seed: Option<u64>,
+}
+
+fn default_dt() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    pub name: String,
+    pub size: usize,
+    pub neuron: CellSpec,
+    /// Initial membrane potential: a number (mV) or `[low, high]` for a uniform draw. Default: the reset potential.
+    #[serde(default)]
+    pub v_init_mv: Option<VInit>,
+}
+
+/// Initial voltage: a constant or a uniform range.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum VInit {
+    Constant(f64),
+    Uniform([f64; 2]),
+}
+
+/// How presynaptic cells are chosen for each postsynaptic cell.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Every post cell receives exactly `k` inputs from distinct pre cells.
+    FixedIndegree,
+    /// Every pair is connected independently with probability `p`.
+    Probability,
+    /// Every pair is connected.
+    AllToAll,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    pub pre: String,
+    pub post: String,
+    /// Receptor channel of the post population's neuron model (e.g. `syn`, `ampa`, `gabaa`).
+    pub channel: String,
+    pub rule: Rule,
+    /// In-degree for `fixed_indegree`.
+    pub k: Option<usize>,
+    /// Connection probability for `probability`.
+    pub p: Option<f64>,
+    /// Mean weight: mV for current-based cells (see the channel's `kick`), nS peak conductance for
+    /// conductance-based cells. Negative values are inhibitory for current-based cells only.
+    pub weight: f64,
+    /// Standard deviation of a normal weight distribution; weights are clipped at zero so none changes sign.
+    #[serde(default)]
+    pub weight_sd: f64,
+    /// Axonal + synaptic delay (ms), rounded to the nearest step, at least one step.
+    pub delay_ms: f64,
+    /// Standard deviation of a normal delay distribution (ms), clipped below at one step.
+    #[serde(default)]
+    pub delay_sd_ms: f64,
+    /// hnn-style gain multiplying every weight of this connection group (the quantity optimizers fit).
+    #[serde(default = "one")]
+    pub gain: f64,
+    /// Allow a cell to connect to itself when pre == post.
+    #[serde(default)]
+    pub autapses: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// External input to a set of populations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DriveSpec {
+    pub name: String,
+    pub kind: DriveKind,
+    /// Target populations.
+    pub targets: Vec<String>,
+    /// Fraction of the cells of each target population that receive the drive (chosen with the seed).
+    #[serde(default = "one")]
+    pub fraction: f64,
+    /// Receptor channel (poisson and spikes drives).
+    pub channel: Option<String>,
+    /// Rate of each independent source (Hz), poisson drives.
+    pub rate_hz: Option<f64>,
+    /// Number of independent Poisson sources per cell (their sum is one Poisson process).
+    #[serde(default = "one_usize")]
+    pub n_sources: usize,
+    /// Weight of each input spike (same units as connection weights).
+    pub weight: Option<f64>,
+    /// Constant input for bias drives: mV for current-based cells (added to the membrane equation), pA for conductance-based cells.
+    pub amplitude: Option<f64>,
+    /// Spike times (ms) for spikes drives; every target cell receives every time.
+    pub times_ms: Option<Vec<f64>>,
+    /// The drive acts on [start_ms, stop_ms).
+    #[serde(default)]
+    pub start_ms: f64,
+    pub stop_ms: Option<f64>,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DriveKind {
+    /// Independent Poisson spike trains per cell.
+    Poisson,
+    /// Constant input.
+    Bias,
+    /// The same given spike times to every target cell.
+    Spikes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSpec {
+    /// Populations whose spikes are recorded; default all.
+    pub spikes: Option<Vec<String>>,
+    /// Cells whose voltage and per-channel synaptic drive are recorded every step.
+    #[serde(default)]
+    pub voltages: Vec<VoltageRecord>,
+    /// Named population signals, recorded every step.
+    #[serde(default)]
+    pub signals: Vec<SignalSpec>,
+}
+
+impl Default for RecordingSpec {
+    fn default() -> Self {
+        RecordingSpec {
+            spikes: None,
+            voltages: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VoltageRecord {
+    pub population: String,
+    /// Cell indices within the population.
+    pub cells: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSpec {
+    pub name: String,
+    pub kind: SignalKind,
+    pub populations: Vec<String>,
+}
+
+/// Population signals. The same definitions are used by every engine.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Mean somatic voltage over the cells (mV).
+    MeanVoltage,
+    /// Population firing rate (Hz): spikes in the step / cells / dt.
+    Rate,
+    /// Summed synaptic drive over the cells: sum of channel currents u_c (mV) for current-based cells,
+    /// sum of g_c B(v) (E_c - v) (pA) for conductance-based cells. A dipole proxy for pyramidal cells.
+    SynapticCurrent,
+}
+
+impl NetworkSpec {
+    /// Parses and validates an experiment from TOML text; `origin` names the source in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let spec: NetworkSpec = toml::from_str(text).map_err(|e| SurgeError::Toml {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Reads, parses and validates an experiment file.
+    pub fn load(path: &Path) -> Result<(Self, String)> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| SurgeError::io("cannot read", path, e))?;
+        let spec = Self::from_toml_str(&text, &path.display().to_string())?;
+        Ok((spec, text))
+    }
+
+    /// The seed; validation guarantees it is present.
+    pub fn seed(&self) -> u64 {
+        self.simulation.seed.unwrap_or_default()
+    }
+
+    /// Number of integration steps.
+    pub fn steps(&self) -> usize {
+        (self.simulation.duration_ms / self.simulation.dt_ms).round() as usize
+    }
+
+    /// Total number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.populations.iter().map(|p| p.size).sum()
+    }
+
+    /// Index of a population by name.
+    pub fn population_index(&self, name: &str) -> Option<usize> {
+        self.populations.iter().position(|p| p.name == name)
+    }
+
+    /// Delay in steps as the engines use it (rounded, at least one step).
+    pub fn delay_steps(&self, delay_ms: f64) -> u16 {
+        ((delay_ms / self.simulation.dt_ms).round() as u16).max(1)
+    }
+
+    /// Checks every field; the first problem found is returned with the field path and a fix.
+    pub fn validate(&self) -> Result<()> {
+        let sim = &self.simulation;
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            return Err(SurgeError::spec(
+                "name",
+                format!("`{}` is not usable as a folder name", self.name),
+                "use a short name of letters, digits, '-' and '_'",
+            ));
+        }
+        if sim.seed.is_none() {
+            return Err(SurgeError::spec(
+                "simulation.seed",
+                "missing",
+                "add `seed = <integer>` to [simulation]; every run in Surge is seeded",
+            ));
+        }
+        if !(sim.dt_ms.is_finite() && sim.dt_ms > 0.0 && sim.dt_ms <= 1.0) {
+            return Err(SurgeError::spec(
+                "simulation.dt_ms",
+                format!("{} is not in (0, 1] ms", sim.dt_ms),
+                "use a step such as 0.1 ms",
+            ));
+        }
+        if !(sim.duration_ms.is_finite() && sim.duration_ms >= sim.dt_ms) {
+            return Err(SurgeError::spec(
+                "simulation.duration_ms",
+                format!("{} ms is shorter than one step", sim.duration_ms),
+                "give a positive duration in ms, e.g. 1000",
+            ));
+        }
+        if self.populations.is_empty() {
+            return Err(SurgeError::spec(
+                "populations",
+                "no population defined",
+                "add at least one [[populations]] table with name, size and neuron",
+            ));
+        }
+        for (i, p) in self.populations.iter().enumerate() {
+            let f = format!("populations[{i}] ({})", p.name);
+            if p.name.trim().is_empty() {
+                return Err(SurgeError::spec(
+                    format!("populations[{i}].name"),
+                    "empty",
+                    "give every population a name",
+                ));
+            }
+            if self.populations[..i].iter().any(|q| q.name == p.name) {
+                return Err(SurgeError::spec(
+                    format!("{f}.name"),
+                    "duplicate population name",
+                    "population names must be unique",
+                ));
+            }
+            if p.size == 0 {
+                return Err(SurgeError::spec(
+                    format!("{f}.size"),
+                    "the population is empty",
+                    "give size >= 1",
+                ));
+            }
+            if p.size > u32::MAX as usize / 2 {
+                return Err(SurgeError::spec(
+                    format!("{f}.size"),
+                    "too large",
+                    "use fewer than 2^31 cells",
+                ));
+            }
+            p.neuron.validate(&format!("{f}.neuron"), sim.dt_ms)?;
+            if let Some(v) = &p.v_init_mv {
+                let ok = match v {
+                    VInit::Constant(x) => x.is_finite(),
+                    VInit::Uniform([a, b]) => a.is_finite() && b.is_finite() && a <= b,
+                };
+                if !ok {
+                    return Err(SurgeError::spec(
+                        format!("{f}.v_init_mv"),
+                        "not a finite value or an ordered [low, high] pair",
+                        "write e.g. v_init_mv = -65.0 or v_init_mv = [10.0, 20.0]",
+                    ));
+                }
+            }
+        }
+        let pop = |field: &str, name: &str| -> Result<usize> {
+            self.population_index(name).ok_or_else(|| {
+                let known: Vec<&str> = self.populations.iter().map(|p| p.name.as_str()).collect();
+                SurgeError::spec(
+                    field,
+                    format!("unknown population `{name}`"),
+                    format!("use one of {known:?}"),
+                )
+            })
+        };
+        let channel = |field: &str, post: usize, name: &str| -> Result<usize> {
+            let cell = &self.populations[post].neuron;
+            cell.channel_index(name).ok_or_else(|| {
+                SurgeError::spec(
+                    field,
+                    format!(
+                        "population `{}` has no channel `{name}`",
+                        self.populations[post].name
+                    ),
+                    format!("use one of {:?}", cell.channel_names()),
+                )
+            })
+        };
+        for (i, c) in self.connections.iter().enumerate() {
+            let f = format!("connections[{i}] ({}->{})", c.pre, c.post);
+            let pre = pop(&format!("{f}.pre"), &c.pre)?;
+            let post = pop(&format!("{f}.post"), &c.post)?;
+            channel(&format!("{f}.channel"), post, &c.channel)?;
+            let n_pre = self.populations[pre].size;
+            let candidates = if pre == post && !c.autapses {
+                n_pre - 1
+            } else {
+                n_pre
+            };
+            match c.rule {
+                Rule::FixedIndegree => match c.k {
+                    None => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.k"),
+                            "missing for rule fixed_indegree",
+                            "add k = <in-degree>",
+                        ));
+                    }
+                    Some(k) if k > candidates => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.k"),
+                            format!(
+                                "k = {k} is larger than the {candidates} available presynaptic cells of `{}`",
+                                c.pre
+                            ),
+                            format!("use k <= {candidates}, or rule = \"probability\""),
+                        ));
+                    }
+                    _ => {}
+                },
+                Rule::Probability => match c.p {
+                    Some(p) if (0.0..=1.0).contains(&p) => {}
+                    Some(p) => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.p"),
+                            format!("{p} is not a probability"),
+                            "use 0 <= p <= 1",
+                        ));
+                    }
+                    None => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.p"),
+                            "missing for rule probability",
+                            "add p = <probability>",
+                        ));
+                    }
+                },
+                Rule::AllToAll => {}
+            }
+            if c.rule != Rule::FixedIndegree && c.k.is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.k"),
+                    "k is only used by rule fixed_indegree",
+                    "remove k or set rule = \"fixed_indegree\"",
+                ));
+            }
+            if c.rule != Rule::Probability && c.p.is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.p"),
+                    "p is only used by rule probability",
+                    "remove p or set rule = \"probability\"",
+                ));
+            }
+            if !c.weight.is_finite() {
+                return Err(SurgeError::spec(
+                    format!("{f}.weight"),
+                    "not finite",
+                    "give a finite weight",
+                ));
+            }
+            if self.populations[post].neuron.is_conductance_based() && c.weight < 0.0 {
+                return Err(SurgeError::spec(
+                    format!("{f}.weight"),
+                    format!("{} nS: conductances cannot be negative", c.weight),
+                    "use a positive conductance; inhibition comes from the channel's reversal potential (gabaa, gabab)",
+                ));
+            }
+            if !(c.weight_sd.is_finite() && c.weight_sd >= 0.0) {
+                return Err(SurgeError::spec(
+                    format!("{f}.weight_sd"),
+                    "must be >= 0",
+                    "give a non-negative standard deviation",
+                ));
+            }
+            if !(c.gain.is_finite() && c.gain >= 0.0) {
+                return Err(SurgeError::spec(
+                    format!("{f}.gain"),
+                    format!("{} is not >= 0", c.gain),
+                    "use a non-negative gain",
+                ));
+            }
+            let max_delay = u16::MAX as f64 * sim.dt_ms / 2.0;
+            if !(c.delay_ms.is_finite() && c.delay_ms > 0.0 && c.delay_ms <= max_delay) {
+                return Err(SurgeError::spec(
+                    format!("{f}.delay_ms"),
+                    format!("{} ms is not in (0, {max_delay}] ms", c.delay_ms),
+                    "give a positive delay in ms (at least dt_ms; 1-5 ms is typical)",
+                ));
+            }
+            if !(c.delay_sd_ms.is_finite()
+                && c.delay_sd_ms >= 0.0
+                && c.delay_ms + 6.0 * c.delay_sd_ms <= max_delay)
+            {
+                return Err(SurgeError::spec(
+                    format!("{f}.delay_sd_ms"),
+                    "negative or too large",
+                    "give 0 <= delay_sd_ms << delay_ms",
+                ));
+            }
+        }
+        for (i, d) in self.drives.iter().enumerate() {
+            let f = format!("drives[{i}] ({})", d.name);
+            if d.targets.is_empty() {
+                return Err(SurgeError::spec(
+                    format!("{f}.targets"),
+                    "no target population",
+                    "list at least one population",
+                ));
+            }
+            let mut posts = Vec::new();
+            for t in &d.targets {
+                posts.push(pop(&format!("{f}.targets"), t)?);
+            }
+            if !(d.fraction > 0.0 && d.fraction <= 1.0) {
+                return Err(SurgeError::spec(
+                    format!("{f}.fraction"),
+                    format!("{} is not in (0, 1]", d.fraction),
+                    "use a fraction of cells in (0, 1]",
+                ));
+            }
+            if !(d.start_ms.is_finite() && d.start_ms >= 0.0) {
+                return Err(SurgeError::spec(
+                    format!("{f}.start_ms"),
+                    "must be >= 0",
+                    "give a start time in ms",
+                ));
+            }
+            if let Some(stop) = d.stop_ms
+                && !(stop.is_finite() && stop > d.start_ms)
+            {
+                return Err(SurgeError::spec(
+                    format!("{f}.stop_ms"),
+                    format!("{stop} is not after start_ms = {}", d.start_ms),
+                    "give stop_ms > start_ms, or omit it to drive until the end",
+                ));
+            }
+            let needs_channel = matches!(d.kind, DriveKind::Poisson | DriveKind::Spikes);
+            if needs_channel {
+                let Some(ch) = &d.channel else {
+                    return Err(SurgeError::spec(
+                        format!("{f}.channel"),
+                        "missing",
+                        "name the receptor channel the drive's spikes arrive on",
+                    ));
+                };
+                for &p in &posts {
+                    channel(&format!("{f}.channel"), p, ch)?;
+                }
+                let Some(w) = d.weight else {
+                    return Err(SurgeError::spec(
+                        format!("{f}.weight"),
+                        "missing",
+                        "give the weight of each input spike",
+                    ));
+                };
+                if !w.is_finite()
+                    || (w < 0.0
+                        && posts
+                            .iter()
+                            .any(|&p| self.populations[p].neuron.is_conductance_based()))
+                {
+                    return Err(SurgeError::spec(
+                        format!("{f}.weight"),
+                        format!("{w} is not a valid weight"),
+                        "give a finite weight (non-negative for conductance-based cells)",
+                    ));
+                }
+            } else if d.channel.is_some() || d.weight.is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.channel"),
+                    "a bias drive has no channel or weight",
+                    "remove channel/weight and give amplitude",
+                ));
+            }
+            match d.kind {
+                DriveKind::Poisson => match d.rate_hz {
+                    Some(r) if r.is_finite() && r >= 0.0 => {
+                        if d.n_sources == 0 {
+                            return Err(SurgeError::spec(
+                                format!("{f}.n_sources"),
+                                "zero sources",
+                                "use n_sources >= 1",
+                            ));
+                        }
+                    }
+                    Some(r) => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.rate_hz"),
+                            format!("{r} Hz is negative or not finite"),
+                            "give a rate >= 0 Hz",
+                        ));
+                    }
+                    None => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.rate_hz"),
+                            "missing for a poisson drive",
+                            "add rate_hz = <Hz per source>",
+                        ));
+                    }
+                },
+                DriveKind::Bias => match d.amplitude {
+                    Some(a) if a.is_finite() => {}
+                    _ => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.amplitude"),
+                            "missing or not finite for a bias drive",
+                            "add amplitude = <mV for current-based, pA for conductance-based cells>",
+                        ));
+                    }
+                },
+                DriveKind::Spikes => match &d.times_ms {
+                    Some(t) if t.iter().all(|x| x.is_finite() && *x >= 0.0) => {}
+                    _ => {
+                        return Err(SurgeError::spec(
+                            format!("{f}.times_ms"),
+                            "missing or has negative values",
+                            "list spike times in ms, e.g. times_ms = [10.0, 50.0]",
+                        ));
+                    }
+                },
+            }
+        }
+        if let Some(pops) = &self.recording.spikes {
+            for p in pops {
+                pop("recording.spikes", p)?;
+            }
+        }
+        for (i, v) in self.recording.voltages.iter().enumerate() {
+            let f = format!("recording.voltages[{i}]");
+            let p = pop(&format!("{f}.population"), &v.population)?;
+            if let Some(&c) = v.cells.iter().find(|&&c| c >= self.populations[p].size) {
+                return Err(SurgeError::spec(
+                    format!("{f}.cells"),
+                    format!(
+                        "cell {c} does not exist in `{}` of size {}",
+                        v.population, self.populations[p].size
+                    ),
+                    "use indices from 0 to size - 1",
+                ));
+            }
+        }
+        for (i, s) in self.recording.signals.iter().enumerate() {
+            let f = format!("recording.signals[{i}] ({})", s.name);
+            if s.populations.is_empty() {
+                return Err(SurgeError::spec(
+                    format!("{f}.populations"),
+                    "empty",
+                    "list the populations the signal sums over",
+                ));
+            }
+            for p in &s.populations {
+                pop(&format!("{f}.populations"), p)?;
+            }
+            if self.recording.signals[..i].iter().any(|o| o.name == s.name) {
+                return Err(SurgeError::spec(
+                    format!("{f}.name"),
+                    "duplicate signal name",
+                    "signal names must be unique",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
