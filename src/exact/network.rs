@@ -308,7 +308,7 @@ pub fn simulate(
 
     for n in 0..steps {
         let t = n as f64 * dt;
-        let t_end = t + dt;
+        let t_end = (n + 1) as f64 * dt;
         let now = (n % n_slots) * row;
 
         // Constant drives: recompute when a window opens or closes.
