@@ -137,7 +137,7 @@ pub fn welch_psd(x: &[f64], fs_hz: f64, segment_len: usize) -> Psd {
         .enumerate()
         .map(|(k, a)| {
             // Double every bin but DC and (for even n) Nyquist to fold in negative frequencies.
-            let fold = if k == 0 || (n % 2 == 0 && k == last) {
+            let fold = if k == 0 || (n.is_multiple_of(2) && k == last) {
                 1.0
             } else {
                 2.0
@@ -230,7 +230,7 @@ mod tests {
                 t
             })
             .collect();
-        let cv = mean_cv_isi(&[poisson.clone()], 3).unwrap();
+        let cv = mean_cv_isi(std::slice::from_ref(&poisson), 3).unwrap();
         assert!((cv - 1.0).abs() < 0.03, "poisson cv {cv}");
         let fano = mean_fano(&[poisson], 100.0, t).unwrap();
         assert!((fano - 1.0).abs() < 0.1, "poisson fano {fano}");

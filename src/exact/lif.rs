@@ -127,20 +127,23 @@ impl ConductancePropagator {
         1.0 / (1.0 + self.mg / 3.57 * (-0.062 * v).exp())
     }
 
+    /// Conductances with the NMDA block at voltage `v` applied.
+    #[inline]
+    fn effective(&self, v: f64, g: &[f64; 4]) -> [f64; 4] {
+        let mut e = *g;
+        e[NMDA] *= self.mg_block(v);
+        e
+    }
+
     /// Advances `v` one step with the conductances `g` (nS) held constant over the step (exponential Euler:
     /// exact for piecewise-constant conductances) and bias current `i_bias` (pA).
     #[inline]
     pub fn step_v(&self, v: f64, g: &[f64; 4], i_bias: f64) -> f64 {
         let mut g_tot = self.g_l;
         let mut num = self.g_l * self.e_l + i_bias;
-        for k in 0..4 {
-            let gk = if k == NMDA {
-                g[k] * self.mg_block(v)
-            } else {
-                g[k]
-            };
+        for (gk, e) in self.effective(v, g).iter().zip(&self.e_rev) {
             g_tot += gk;
-            num += gk * self.e_rev[k];
+            num += gk * e;
         }
         let v_inf = num / g_tot;
         v_inf + (v - v_inf) * (-self.dt * g_tot / self.c_m).exp()
@@ -149,16 +152,11 @@ impl ConductancePropagator {
     /// Synaptic current into the cell (pA) at voltage `v`: `sum_c g_c B_c(v) (E_c - v)`.
     #[inline]
     pub fn synaptic_current(&self, v: f64, g: &[f64; 4]) -> f64 {
-        let mut i = 0.0;
-        for k in 0..4 {
-            let gk = if k == NMDA {
-                g[k] * self.mg_block(v)
-            } else {
-                g[k]
-            };
-            i += gk * (self.e_rev[k] - v);
-        }
-        i
+        let eff = self.effective(v, g);
+        eff.iter()
+            .zip(&self.e_rev)
+            .map(|(gk, e)| gk * (e - v))
+            .sum()
     }
 }
 

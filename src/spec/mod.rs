@@ -160,7 +160,7 @@ pub enum DriveKind {
     Spikes,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingSpec {
     /// Populations whose spikes are recorded; default all.
@@ -171,16 +171,6 @@ pub struct RecordingSpec {
     /// Named population signals, recorded every step.
     #[serde(default)]
     pub signals: Vec<SignalSpec>,
-}
-
-impl Default for RecordingSpec {
-    fn default() -> Self {
-        RecordingSpec {
-            spikes: None,
-            voltages: Vec::new(),
-            signals: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
