@@ -110,6 +110,19 @@ struct BiasDrive {
     stop: f64,
 }
 
+/// Sum with four accumulators (the sequential sum is bound by add latency).
+fn sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc[0] + acc[1] + acc[2] + acc[3] + rest
+}
+
 /// Runs `spec` on `conn` in the exact engine. `progress(done, total)` is called about 200 times.
 pub fn simulate(
     spec: &NetworkSpec,
@@ -370,34 +383,35 @@ pub fn simulate(
                             *inp = 0.0;
                         }
                     }
-                    let nch = prop.kick.len();
-                    for i in 0..size {
-                        let mut v = p.v[i];
-                        if p.ref_left[i] > 0 {
-                            p.ref_left[i] -= 1;
-                        } else {
-                            let v_inf = prop.v_rest + p.bias[i];
-                            v = v_inf + (v - v_inf) * prop.p_vv;
-                            for c in 0..nch {
-                                v += prop.p_vu[c] * u[c * size + i];
-                            }
+                    // Separate passes so the linear update vectorises; spikes are rare and handled last.
+                    let (vs, refl) = (&mut p.v[..], &mut p.ref_left[..]);
+                    for ((v, &r), &b) in vs.iter_mut().zip(refl.iter()).zip(&p.bias) {
+                        let v_inf = prop.v_rest + b;
+                        let next = v_inf + (*v - v_inf) * prop.p_vv;
+                        *v = if r == 0 { next } else { *v };
+                    }
+                    for (c, uc) in u.chunks_exact_mut(size).enumerate() {
+                        let (k, d) = (prop.p_vu[c], prop.p_uu[c]);
+                        for ((v, &r), x) in vs.iter_mut().zip(refl.iter()).zip(uc.iter_mut()) {
+                            *v += if r == 0 { k * *x } else { 0.0 };
+                            *x *= d;
                         }
-                        for c in 0..nch {
-                            u[c * size + i] *= prop.p_uu[c];
-                            if p.needs_current {
-                                p.current_sum += u[c * size + i];
-                            }
+                        if p.needs_current {
+                            p.current_sum += sum(uc);
                         }
-                        bad |= !v.is_finite();
-                        if v >= prop.v_threshold {
-                            v = prop.v_reset;
-                            p.ref_left[i] = prop.ref_steps;
+                    }
+                    for (i, (v, r)) in vs.iter_mut().zip(refl.iter_mut()).enumerate() {
+                        *r = r.saturating_sub(1);
+                        if *v >= prop.v_threshold {
+                            *v = prop.v_reset;
+                            *r = prop.ref_steps;
                             spiked.push((p.offset + i) as u32);
                             p.n_spikes += 1;
                         }
-                        p.v[i] = v;
-                        p.v_sum += v;
                     }
+                    p.v_sum = sum(vs);
+                    // A NaN or infinity anywhere makes the sum non-finite.
+                    bad |= !p.v_sum.is_finite();
                 }
                 Dynamics::Conductance { prop, rise, decay } => {
                     for c in 0..4 {
