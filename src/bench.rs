@@ -1,7 +1,8 @@
 //! `surge bench`: speed of the hot loops on fixed seeds, one table (or JSON).
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use std::path::Path;
 use std::time::Instant;
 use surge::spec::{Connectome, NetworkSpec};
 
@@ -52,11 +53,58 @@ fn brunel(duration_ms: f64) -> Result<Row> {
     })
 }
 
-pub fn run(case: &str, json: bool, duration_ms: f64) -> Result<()> {
-    let rows = match case {
+/// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
+fn brian2(duration_ms: f64) -> Result<Row> {
+    let rel = Path::new("benches/reference/brunel_brian2.py");
+    let script = if rel.is_file() {
+        rel.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    };
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(format!("--duration-ms={duration_ms}"))
+        .output()
+        .with_context(|| "cannot start python3. Fix: install Python 3 with `pip install brian2`")?;
+    if !out.status.success() {
+        bail!(
+            "the Brian2 reference failed (is brian2 installed? `pip install brian2 'numpy<2.2'`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("unexpected output of {}: {line}", script.display()))?;
+    let simulate_s = v["simulate_s"].as_f64().unwrap_or(f64::NAN);
+    let spikes = v["spikes"].as_u64().unwrap_or(0) as usize;
+    Ok(Row {
+        case: "Brian2 C++ standalone (build = numpy draw)".into(),
+        build_s: v["python_draw_s"].as_f64().unwrap_or(f64::NAN),
+        simulate_s,
+        biological_s: duration_ms / 1000.0,
+        realtime_factor: simulate_s / (duration_ms / 1000.0),
+        synaptic_events_per_s: spikes as f64 * 1000.0 / simulate_s,
+        spikes,
+        peak_rss_mb: None,
+    })
+}
+
+pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
+    let mut rows = match case {
         "brunel" | "all" => vec![brunel(duration_ms)?],
         other => bail!("unknown benchmark case `{other}`. Fix: use one of brunel, all"),
     };
+    match reference {
+        None => {}
+        Some("brian2") => rows.push(brian2(duration_ms)?),
+        Some(other) => bail!("unknown reference `{other}`. Fix: use --reference brian2"),
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -75,6 +123,14 @@ pub fn run(case: &str, json: bool, duration_ms: f64) -> Result<()> {
             r.synaptic_events_per_s,
             r.spikes,
             r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
+        );
+    }
+    if rows.len() == 2 {
+        println!(
+            "Surge simulation loop is {:.2}x faster than the reference measured in this run ({:.3} s vs {:.3} s).",
+            rows[1].simulate_s / rows[0].simulate_s,
+            rows[0].simulate_s,
+            rows[1].simulate_s
         );
     }
     Ok(())

@@ -60,6 +60,9 @@ enum Command {
         /// Simulated time of the Brunel case (ms).
         #[arg(long, default_value_t = 1000.0)]
         duration_ms: f64,
+        /// Also time a reference implementation in the same run and print the ratio (brian2).
+        #[arg(long)]
+        reference: Option<String>,
     },
 }
 
@@ -106,7 +109,8 @@ pub fn run() -> Result<()> {
             case,
             json,
             duration_ms,
-        } => crate::bench::run(&case, json, duration_ms),
+            reference,
+        } => crate::bench::run(&case, json, duration_ms, reference.as_deref()),
     }
 }
 
