@@ -131,6 +131,16 @@ impl Figure for Raster<'_> {
     }
 }
 
+/// Axis tick text: scientific notation on log axes, a few significant digits otherwise.
+fn tick(y: f64, log: bool) -> String {
+    if log || (y != 0.0 && (y.abs() >= 1e4 || y.abs() < 1e-2)) {
+        format!("{y:.0e}")
+    } else {
+        let s = format!("{y:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// Several named series against a common x axis; `log_y` for spectra.
 pub struct Lines<'a> {
     pub title: String,
@@ -188,10 +198,12 @@ impl Figure for Lines<'_> {
         macro_rules! body {
             ($chart:expr, $map:expr) => {{
                 let mut chart = $chart;
+                let log_y = self.log_y;
                 chart
                     .configure_mesh()
                     .x_desc(&self.x_desc)
                     .y_desc(&self.y_desc)
+                    .y_label_formatter(&|y: &f64| tick(*y, log_y))
                     .draw()
                     .map_err(e)?;
                 for (k, (name, xs, ys)) in self.series.iter().enumerate() {

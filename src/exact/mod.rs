@@ -3,6 +3,7 @@
 
 pub mod lif;
 pub mod network;
+pub mod rls;
 pub mod siegert;
 
 pub use network::{NamedSignal, RecordedCell, SimResult, simulate};

@@ -1,0 +1,219 @@
+//! Recursive least squares (FORCE; Sussillo & Abbott 2009, Kim & Chow 2018) on the recurrent input of
+//! each trained neuron. Part 1 of the Kim & Chow tutorial: a rate network whose units' recurrent inputs
+//! learn phase-shifted sines after a stimulus.
+//!
+//! Per trained neuron `i` with plastic input vector `r`: error `e = w_i . r - f_i(t)`; `k = P r`;
+//! `c = 1 / (1 + r . k)`; `P <- P - c k k^T`; `w_i <- w_i - e c k`; `P` starts as `I / alpha`.
+
+use crate::seed::{rng_for, stream};
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+/// One RLS learner: the inverse correlation matrix of its inputs and the weights it trains.
+#[derive(Debug, Clone)]
+pub struct RlsLearner {
+    n: usize,
+    /// Row-major `n x n`.
+    p: Vec<f64>,
+    k: Vec<f64>,
+}
+
+impl RlsLearner {
+    /// `P = I / alpha` over `n` inputs; inputs listed in `excluded` are never plastic.
+    pub fn new(n: usize, alpha: f64, excluded: &[usize]) -> Self {
+        let mut p = vec![0.0; n * n];
+        for i in 0..n {
+            if !excluded.contains(&i) {
+                p[i * n + i] = 1.0 / alpha;
+            }
+        }
+        RlsLearner {
+            n,
+            p,
+            k: vec![0.0; n],
+        }
+    }
+
+    /// One RLS step: moves `w` so that `w . r` approaches `target`; returns the error before the step.
+    pub fn update(&mut self, w: &mut [f64], r: &[f64], target: f64) -> f64 {
+        let n = self.n;
+        let e: f64 = w.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() - target;
+        for (i, k) in self.k.iter_mut().enumerate() {
+            *k = self.p[i * n..(i + 1) * n]
+                .iter()
+                .zip(r)
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+        let c = 1.0 / (1.0 + r.iter().zip(&self.k).map(|(a, b)| a * b).sum::<f64>());
+        for (i, &ki) in self.k.iter().enumerate() {
+            if ki == 0.0 {
+                continue;
+            }
+            let row = &mut self.p[i * n..(i + 1) * n];
+            for (pij, &kj) in row.iter_mut().zip(&self.k) {
+                *pij -= c * ki * kj;
+            }
+        }
+        for (wj, &kj) in w.iter_mut().zip(&self.k) {
+            *wj -= e * c * kj;
+        }
+        e
+    }
+}
+
+/// Part 1: rate network `tau dr/dt = -r + relu(W r + I_ext)`.
+#[derive(Debug, Clone)]
+pub struct RateRnnConfig {
+    pub n: usize,
+    pub tau_ms: f64,
+    pub dt_ms: f64,
+    /// Random stimulus pulse: start and length (ms).
+    pub stim_start_ms: f64,
+    pub stim_ms: f64,
+    /// Training window after the stimulus (ms).
+    pub train_ms: f64,
+    /// Target: `sin(2 pi (t / period + phi_i)) + 1`.
+    pub period_ms: f64,
+    pub update_every_ms: f64,
+    pub loops: usize,
+    pub alpha: f64,
+    pub seed: u64,
+}
+
+impl Default for RateRnnConfig {
+    fn default() -> Self {
+        RateRnnConfig {
+            n: 100,
+            tau_ms: 5.0,
+            dt_ms: 0.1,
+            stim_start_ms: 100.0,
+            stim_ms: 10.0,
+            train_ms: 500.0,
+            period_ms: 100.0,
+            update_every_ms: 5.0,
+            loops: 50,
+            alpha: 1.0,
+            seed: 1,
+        }
+    }
+}
+
+/// Outcome of training: test-trial Pearson correlation per neuron between its recurrent input and target.
+#[derive(Debug, Clone)]
+pub struct RateRnnResult {
+    pub test_r: Vec<f64>,
+    pub mean_test_r: f64,
+    /// Mean correlation of the untrained network (the same test before any learning).
+    pub mean_r_before: f64,
+}
+
+struct RateRnn<'a> {
+    cfg: &'a RateRnnConfig,
+    w: Vec<Vec<f64>>,
+    stim: Vec<f64>,
+    phase: Vec<f64>,
+}
+
+impl RateRnn<'_> {
+    fn target(&self, i: usize, t_ms: f64) -> f64 {
+        let s = t_ms - self.cfg.stim_start_ms - self.cfg.stim_ms;
+        (2.0 * std::f64::consts::PI * (s / self.cfg.period_ms + self.phase[i])).sin() + 1.0
+    }
+
+    /// Runs one trial; with `learners`, trains during the window. Returns per-neuron (input, target) traces of the window.
+    fn trial(&mut self, mut learners: Option<&mut [RlsLearner]>) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let c = self.cfg;
+        let n = c.n;
+        let dt = c.dt_ms;
+        let steps = ((c.stim_start_ms + c.stim_ms + c.train_ms) / dt).round() as usize;
+        let win_start = ((c.stim_start_ms + c.stim_ms) / dt).round() as usize;
+        let every = (c.update_every_ms / dt).round().max(1.0) as usize;
+        let mut r = vec![0.0; n];
+        let mut x = vec![0.0; n];
+        let mut traces = vec![(Vec::new(), Vec::new()); n];
+        for step in 0..steps {
+            let t = step as f64 * dt;
+            for (xi, wi) in x.iter_mut().zip(&self.w) {
+                *xi = wi.iter().zip(&r).map(|(a, b)| a * b).sum();
+            }
+            let stim_on = t >= c.stim_start_ms && t < c.stim_start_ms + c.stim_ms;
+            if step >= win_start {
+                for (i, tr) in traces.iter_mut().enumerate() {
+                    tr.0.push(x[i]);
+                    tr.1.push(self.target(i, t));
+                }
+                if let Some(ls) = learners.as_deref_mut()
+                    && (step - win_start) % every == 0
+                {
+                    for (i, l) in ls.iter_mut().enumerate() {
+                        let f = self.target(i, t);
+                        l.update(&mut self.w[i], &r, f);
+                    }
+                }
+            }
+            for i in 0..n {
+                let drive = x[i] + if stim_on { self.stim[i] } else { 0.0 };
+                r[i] += dt / c.tau_ms * (-r[i] + drive.max(0.0));
+            }
+        }
+        traces
+    }
+}
+
+/// Pearson correlation of two equally long series (0 if either is constant).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa <= 0.0 || sbb <= 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+/// Trains the rate network of Part 1 and tests it with learning off. `progress(loop, loops)`.
+pub fn train_rate_rnn(cfg: &RateRnnConfig, progress: &mut dyn FnMut(u64, u64)) -> RateRnnResult {
+    let n = cfg.n;
+    let mut rng = rng_for(cfg.seed, &[stream::CONNECTOME, 0]);
+    let normal = Normal::new(0.0, (1.0 / n as f64).sqrt()).expect("positive sd");
+    let w: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| if i == j { 0.0 } else { normal.sample(&mut rng) })
+                .collect()
+        })
+        .collect();
+    let stim: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    let phase: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+    let mut net = RateRnn {
+        cfg,
+        w,
+        stim,
+        phase,
+    };
+    let score = |traces: &[(Vec<f64>, Vec<f64>)]| -> Vec<f64> {
+        traces.iter().map(|(x, f)| pearson(x, f)).collect()
+    };
+    let before = score(&net.trial(None));
+    let mut learners: Vec<RlsLearner> = (0..n)
+        .map(|i| RlsLearner::new(n, cfg.alpha, &[i]))
+        .collect();
+    for l in 0..cfg.loops {
+        net.trial(Some(&mut learners));
+        progress(l as u64 + 1, cfg.loops as u64);
+    }
+    let test_r = score(&net.trial(None));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    RateRnnResult {
+        mean_test_r: mean(&test_r),
+        mean_r_before: mean(&before),
+        test_r,
+    }
+}
