@@ -144,7 +144,7 @@ impl RateRnn<'_> {
                     tr.1.push(self.target(i, t));
                 }
                 if let Some(ls) = learners.as_deref_mut()
-                    && (step - win_start) % every == 0
+                    && (step - win_start).is_multiple_of(every)
                 {
                     for (i, l) in ls.iter_mut().enumerate() {
                         let f = self.target(i, t);
