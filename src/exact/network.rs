@@ -13,7 +13,7 @@ use crate::seed::{rng_for, stream};
 use crate::spec::{CellSpec, Connectome, DriveKind, NetworkSpec, SignalKind, VInit};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp};
+use rand_distr::{Distribution, Exp, StandardNormal};
 
 /// Voltage and per-channel synaptic drive of one recorded cell, one sample per step.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ struct Population {
     ref_left: Vec<u32>,
     /// Constant input per cell: mV added to the resting potential (current-based) or pA (conductance-based).
     bias: Vec<f64>,
+    /// Per-step std of white-noise voltage increments per cell (empty without white noise).
+    noise: Vec<f64>,
+    noise_rng: ChaCha8Rng,
     dyn_: Dynamics,
     record_spikes: bool,
     needs_current: bool,
@@ -103,9 +106,11 @@ struct SpikeDrive {
     weight: f64,
 }
 
+/// Bias and white-noise drives: constant over their window.
 struct BiasDrive {
     cells: Vec<u32>,
     amplitude: f64,
+    sigma: f64,
     start: f64,
     stop: f64,
 }
@@ -179,6 +184,8 @@ pub fn simulate(
             v,
             ref_left: vec![0; p.size],
             bias: vec![0.0; p.size],
+            noise: Vec::new(),
+            noise_rng: rng_for(seed, &[stream::DRIVE_NOISE, u64::MAX, pi as u64]),
             dyn_,
             record_spikes: record_pops[pi],
             needs_current,
@@ -263,9 +270,10 @@ pub fn simulate(
                     weight: drive.weight.expect("validated"),
                 });
             }
-            DriveKind::Bias => biases.push(BiasDrive {
+            DriveKind::Bias | DriveKind::WhiteNoise => biases.push(BiasDrive {
                 cells: cells.clone(),
-                amplitude: drive.amplitude.expect("validated"),
+                amplitude: drive.amplitude.unwrap_or(0.0),
+                sigma: drive.sigma.unwrap_or(0.0),
                 start,
                 stop,
             }),
@@ -329,12 +337,24 @@ pub fn simulate(
         if active != bias_active {
             for p in pops.iter_mut() {
                 p.bias.fill(0.0);
+                p.noise.clear();
             }
             for (b, _) in biases.iter().zip(&active).filter(|(_, a)| **a) {
                 for &c in &b.cells {
                     let pi = conn.population_of(c as usize);
                     let p = &mut pops[pi];
                     p.bias[c as usize - p.offset] += b.amplitude;
+                    if b.sigma > 0.0 {
+                        p.noise.resize(p.size, 0.0);
+                        p.noise[c as usize - p.offset] += b.sigma * b.sigma;
+                    }
+                }
+            }
+            for p in pops.iter_mut() {
+                if let Dynamics::Current { prop, .. } = &p.dyn_ {
+                    // Exact OU step: the noise added over dt has std sigma sqrt((1 - e^{-2 dt / tau_m}) / 2).
+                    let q = ((1.0 - prop.p_vv * prop.p_vv) / 2.0).sqrt();
+                    p.noise.iter_mut().for_each(|var| *var = var.sqrt() * q);
                 }
             }
             bias_active = active;
@@ -398,6 +418,12 @@ pub fn simulate(
                         }
                         if p.needs_current {
                             p.current_sum += sum(uc);
+                        }
+                    }
+                    if !p.noise.is_empty() {
+                        for ((v, &r), &sd) in vs.iter_mut().zip(refl.iter()).zip(&p.noise) {
+                            let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
+                            *v += if r == 0 { sd * xi } else { 0.0 };
                         }
                     }
                     for (i, (v, r)) in vs.iter_mut().zip(refl.iter_mut()).enumerate() {

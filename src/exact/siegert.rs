@@ -123,6 +123,7 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
     let mut inputs: Vec<Vec<Input>> = (0..np).map(|_| Vec::new()).collect();
     let mut bias = vec![0.0; np];
     let mut tau_s = vec![0.0f64; np];
+    let mut white_var = vec![0.0f64; np];
     let jump = |post: usize, channel: &str, w: f64| -> f64 {
         let c = &cells[post];
         let ch = &c.channels[c
@@ -168,6 +169,10 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
             let post = spec.population_index(t)?;
             match d.kind {
                 DriveKind::Bias => bias[post] += d.amplitude?,
+                DriveKind::WhiteNoise => {
+                    bias[post] += d.amplitude.unwrap_or(0.0);
+                    white_var[post] += d.sigma? * d.sigma?;
+                }
                 DriveKind::Poisson => inputs[post].push(Input {
                     pre: None,
                     k: d.n_sources as f64,

@@ -137,6 +137,8 @@ pub struct DriveSpec {
     pub weight: Option<f64>,
     /// Constant input for bias drives: mV for current-based cells (added to the membrane equation), pA for conductance-based cells.
     pub amplitude: Option<f64>,
+    /// Noise strength (mV) of white_noise drives.
+    pub sigma: Option<f64>,
     /// Spike times (ms) for spikes drives; every target cell receives every time.
     pub times_ms: Option<Vec<f64>>,
     /// The drive acts on [start_ms, stop_ms).
@@ -158,6 +160,9 @@ pub enum DriveKind {
     Bias,
     /// The same given spike times to every target cell.
     Spikes,
+    /// Gaussian white noise of mean `amplitude` and strength `sigma` (current-based cells only):
+    /// `tau_m dv/dt = ... + amplitude + sigma sqrt(tau_m) xi(t)`, so the free membrane's std is `sigma / sqrt(2)`.
+    WhiteNoise,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -584,6 +589,42 @@ impl NetworkSpec {
                         ));
                     }
                 },
+                DriveKind::WhiteNoise => {
+                    if posts
+                        .iter()
+                        .any(|&p| self.populations[p].neuron.is_conductance_based())
+                    {
+                        return Err(SurgeError::spec(
+                            format!("{f}.kind"),
+                            "white_noise drives act on current-based cells only",
+                            "drive conductance-based cells with a poisson drive",
+                        ));
+                    }
+                    if !d.amplitude.is_none_or(f64::is_finite) {
+                        return Err(SurgeError::spec(
+                            format!("{f}.amplitude"),
+                            "not finite",
+                            "give the noise mean in mV (or omit it for 0)",
+                        ));
+                    }
+                    match d.sigma {
+                        Some(s) if s.is_finite() && s >= 0.0 => {}
+                        _ => {
+                            return Err(SurgeError::spec(
+                                format!("{f}.sigma"),
+                                "missing or negative for a white_noise drive",
+                                "add sigma = <mV>, the noise strength",
+                            ));
+                        }
+                    }
+                }
+            }
+            if d.sigma.is_some() && d.kind != DriveKind::WhiteNoise {
+                return Err(SurgeError::spec(
+                    format!("{f}.sigma"),
+                    "only white_noise drives have sigma",
+                    "remove sigma or set kind = \"white_noise\"",
+                ));
             }
         }
         if let Some(pops) = &self.recording.spikes {
