@@ -45,3 +45,25 @@ fn part1_rate_network_learns_phase_shifted_sines() {
         res.mean_test_r
     );
 }
+
+#[test]
+fn part2_spiking_network_learns_slow_sines() {
+    let cfg = surge::exact::rls::SpikingRlsConfig::default();
+    let res = surge::exact::rls::train_spiking(&cfg, &mut |_, _| {});
+    eprintln!(
+        "part 2: r before {:.3}, per loop {:?}, test {:.4}; rate {:.1} -> {:.1} Hz",
+        res.mean_r_before,
+        res.train_r
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>(),
+        res.mean_test_r,
+        res.rate_before_hz,
+        res.rate_after_hz
+    );
+    assert!(
+        res.mean_test_r >= 0.95,
+        "test-trial mean r {}",
+        res.mean_test_r
+    );
+}

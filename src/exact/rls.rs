@@ -217,3 +217,260 @@ pub fn train_rate_rnn(cfg: &RateRnnConfig, progress: &mut dyn FnMut(u64, u64)) -
         test_r,
     }
 }
+
+impl RlsLearner {
+    /// One RLS step for several readouts that share the input `r` and hence `P` (textbook FORCE):
+    /// `P` is updated once and every `w[i]` moves with its own error. Returns the errors before the step.
+    pub fn update_shared(&mut self, ws: &mut [Vec<f64>], r: &[f64], targets: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        for (i, k) in self.k.iter_mut().enumerate() {
+            *k = self.p[i * n..(i + 1) * n]
+                .iter()
+                .zip(r)
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+        let c = 1.0 / (1.0 + r.iter().zip(&self.k).map(|(a, b)| a * b).sum::<f64>());
+        for (i, &ki) in self.k.iter().enumerate() {
+            let row = &mut self.p[i * n..(i + 1) * n];
+            for (pij, &kj) in row.iter_mut().zip(&self.k) {
+                *pij -= c * ki * kj;
+            }
+        }
+        ws.iter_mut()
+            .zip(targets)
+            .map(|(w, &f)| {
+                let e = w.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() - f;
+                for (wj, &kj) in w.iter_mut().zip(&self.k) {
+                    *wj -= e * c * kj;
+                }
+                e
+            })
+            .collect()
+    }
+}
+
+/// Part 2: a generic LIF network (`tau_m dv/dt = -v + mu_i + x_i + noise`, threshold 1, reset 0) whose
+/// recurrent input `x_i = sum_j W_ij s_j` (spikes filtered with `tau_s`) learns
+/// `0.5 sin(2 pi (t / period + phi_i)) + m_i`, `m_i` being neuron i's mean recurrent input before training.
+#[derive(Debug, Clone)]
+pub struct SpikingRlsConfig {
+    pub n: usize,
+    pub tau_m_ms: f64,
+    pub tau_s_ms: f64,
+    pub dt_ms: f64,
+    /// Constant drive drawn uniformly from this range per neuron.
+    pub mu_range: (f64, f64),
+    /// White-noise strength (threshold units; free-membrane std sigma / sqrt 2).
+    pub sigma: f64,
+    /// Standard deviation of the initial all-to-all weights times sqrt(n).
+    pub init_gain: f64,
+    /// Cue before the training window: a fixed random input of this amplitude for `pre_ms`.
+    pub pre_ms: f64,
+    pub cue_amplitude: f64,
+    pub train_ms: f64,
+    pub period_ms: f64,
+    pub amplitude: f64,
+    pub update_every_ms: f64,
+    pub loops: usize,
+    pub alpha: f64,
+    /// Bin of the test correlation (ms).
+    pub bin_ms: f64,
+    pub seed: u64,
+}
+
+impl Default for SpikingRlsConfig {
+    fn default() -> Self {
+        SpikingRlsConfig {
+            n: 100,
+            tau_m_ms: 10.0,
+            tau_s_ms: 200.0,
+            dt_ms: 0.1,
+            mu_range: (0.7, 1.1),
+            sigma: 0.2,
+            init_gain: 10.0,
+            pre_ms: 200.0,
+            cue_amplitude: 0.5,
+            train_ms: 2000.0,
+            period_ms: 2000.0,
+            amplitude: 0.5,
+            update_every_ms: 20.0,
+            loops: 20,
+            alpha: 0.05,
+            bin_ms: 20.0,
+            seed: 2,
+        }
+    }
+}
+
+/// Outcome of Part 2.
+#[derive(Debug, Clone)]
+pub struct SpikingRlsResult {
+    /// Mean test-trial Pearson r over neurons (binned recurrent input vs target).
+    pub mean_test_r: f64,
+    pub test_r: Vec<f64>,
+    pub mean_r_before: f64,
+    /// Mean training-trial r after each loop.
+    pub train_r: Vec<f64>,
+    /// Mean rate (Hz) before and after training.
+    pub rate_before_hz: f64,
+    pub rate_after_hz: f64,
+}
+
+struct SpikingNet<'a> {
+    cfg: &'a SpikingRlsConfig,
+    w: Vec<Vec<f64>>,
+    mu: Vec<f64>,
+    cue: Vec<f64>,
+    phase: Vec<f64>,
+    mean_x: Vec<f64>,
+}
+
+struct TrialOut {
+    /// Per neuron, binned recurrent input and binned target over the window.
+    x_bins: Vec<Vec<f64>>,
+    f_bins: Vec<Vec<f64>>,
+    spikes: usize,
+}
+
+impl SpikingNet<'_> {
+    fn target(&self, i: usize, t_window_ms: f64) -> f64 {
+        self.mean_x[i]
+            + self.cfg.amplitude
+                * (2.0 * std::f64::consts::PI * (t_window_ms / self.cfg.period_ms + self.phase[i]))
+                    .sin()
+    }
+
+    fn trial(&mut self, trial_seed: u64, mut learner: Option<&mut RlsLearner>) -> TrialOut {
+        let c = self.cfg;
+        let n = c.n;
+        let dt = c.dt_ms;
+        let mut rng = rng_for(c.seed, &[stream::DRIVE_NOISE, trial_seed]);
+        let normal = Normal::new(0.0, 1.0).expect("unit normal");
+        let p_vv = (-dt / c.tau_m_ms).exp();
+        let p_ss = (-dt / c.tau_s_ms).exp();
+        let q = c.sigma * ((1.0 - p_vv * p_vv) / 2.0).sqrt();
+        let mut v: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+        let mut s = vec![0.0; n];
+        let mut x = vec![0.0; n];
+        let pre = (c.pre_ms / dt).round() as usize;
+        let steps = pre + (c.train_ms / dt).round() as usize;
+        let every = (c.update_every_ms / dt).round().max(1.0) as usize;
+        let per_bin = (c.bin_ms / dt).round().max(1.0) as usize;
+        let nbins = (steps - pre) / per_bin;
+        let mut x_bins = vec![vec![0.0; nbins]; n];
+        let mut f_bins = vec![vec![0.0; nbins]; n];
+        let mut spikes = 0usize;
+        let mut fired = Vec::new();
+        let mut targets = vec![0.0; n];
+        for step in 0..steps {
+            let in_window = step >= pre;
+            let tw = (step as f64 - pre as f64) * dt;
+            if in_window && let Some(l) = learner.as_deref_mut() {
+                if (step - pre).is_multiple_of(every) {
+                    for (i, f) in targets.iter_mut().enumerate() {
+                        *f = self.target(i, tw);
+                    }
+                    l.update_shared(&mut self.w, &s, &targets);
+                    // Weights changed: recompute the recurrent input from the filtered spikes.
+                    for (xi, wi) in x.iter_mut().zip(&self.w) {
+                        *xi = wi.iter().zip(&s).map(|(a, b)| a * b).sum();
+                    }
+                }
+            }
+            fired.clear();
+            for i in 0..n {
+                let cue = if in_window { 0.0 } else { self.cue[i] };
+                let v_inf = self.mu[i] + x[i] + cue;
+                v[i] = v_inf + (v[i] - v_inf) * p_vv + q * normal.sample(&mut rng);
+                if v[i] >= 1.0 {
+                    v[i] = 0.0;
+                    fired.push(i);
+                }
+            }
+            spikes += fired.len();
+            // s and x decay; each spike adds 1 / tau_s to s_j (s in spikes per ms) and W_:j / tau_s to x.
+            for (sj, xj) in s.iter_mut().zip(x.iter_mut()) {
+                *sj *= p_ss;
+                *xj *= p_ss;
+            }
+            for &j in &fired {
+                s[j] += 1.0 / c.tau_s_ms;
+                for (xi, wi) in x.iter_mut().zip(&self.w) {
+                    *xi += wi[j] / c.tau_s_ms;
+                }
+            }
+            if in_window {
+                let b = (step - pre) / per_bin;
+                if b < nbins {
+                    for i in 0..n {
+                        x_bins[i][b] += x[i] / per_bin as f64;
+                        f_bins[i][b] += self.target(i, tw) / per_bin as f64;
+                    }
+                }
+            }
+        }
+        TrialOut {
+            x_bins,
+            f_bins,
+            spikes,
+        }
+    }
+}
+
+/// Trains Part 2 with RLS and tests with learning off on fresh noise. `progress(loop, loops)`.
+pub fn train_spiking(
+    cfg: &SpikingRlsConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> SpikingRlsResult {
+    let n = cfg.n;
+    let mut rng = rng_for(cfg.seed, &[stream::CONNECTOME, 0]);
+    let normal = Normal::new(0.0, cfg.init_gain / (n as f64).sqrt()).expect("positive sd");
+    let w = (0..n)
+        .map(|_| (0..n).map(|_| normal.sample(&mut rng)).collect())
+        .collect();
+    let mu = (0..n)
+        .map(|_| cfg.mu_range.0 + (cfg.mu_range.1 - cfg.mu_range.0) * rng.random::<f64>())
+        .collect();
+    let cue = (0..n)
+        .map(|_| cfg.cue_amplitude * (2.0 * rng.random::<f64>() - 1.0))
+        .collect();
+    let phase = (0..n).map(|_| rng.random::<f64>()).collect();
+    let mut net = SpikingNet {
+        cfg,
+        w,
+        mu,
+        cue,
+        phase,
+        mean_x: vec![0.0; n],
+    };
+    let score = |o: &TrialOut| -> Vec<f64> {
+        o.x_bins
+            .iter()
+            .zip(&o.f_bins)
+            .map(|(x, f)| pearson(x, f))
+            .collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // The untrained network sets each neuron's mean drive, the offset of its target.
+    let before = net.trial(u64::MAX, None);
+    net.mean_x = before.x_bins.iter().map(|b| mean(b)).collect();
+    let before_r = score(&before);
+    let mut learner = RlsLearner::new(n, cfg.alpha, &[]);
+    let mut train_r = Vec::with_capacity(cfg.loops);
+    for l in 0..cfg.loops {
+        let out = net.trial(l as u64, Some(&mut learner));
+        train_r.push(mean(&score(&out)));
+        progress(l as u64 + 1, cfg.loops as u64);
+    }
+    let test = net.trial(u64::MAX - 1, None);
+    let test_r = score(&test);
+    SpikingRlsResult {
+        mean_test_r: mean(&test_r),
+        test_r,
+        mean_r_before: mean(&before_r),
+        train_r,
+        rate_before_hz: before.spikes as f64 / n as f64 / ((cfg.pre_ms + cfg.train_ms) / 1000.0),
+        rate_after_hz: test.spikes as f64 / n as f64 / ((cfg.pre_ms + cfg.train_ms) / 1000.0),
+    }
+}
