@@ -366,8 +366,11 @@ impl SpikingNet<'_> {
         for step in 0..steps {
             let in_window = step >= pre;
             let tw = (step as f64 - pre as f64) * dt;
-            if in_window && let Some(l) = learner.as_deref_mut() {
-                if (step - pre).is_multiple_of(every) {
+            if in_window
+                && (step - pre).is_multiple_of(every)
+                && let Some(l) = learner.as_deref_mut()
+            {
+                {
                     for (i, f) in targets.iter_mut().enumerate() {
                         *f = self.target(i, tw);
                     }
