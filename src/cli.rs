@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use surge::data::{DatasetConfig, DatasetReader, h5::DatasetInfo};
 use surge::experiment::{self, Metrics};
 use surge::spec::NetworkSpec;
 
@@ -49,6 +50,32 @@ enum Command {
         #[arg(long, default_value = "experiments/out/demo")]
         out: PathBuf,
     },
+    /// Generate a surrogate training set (HDF5) of single-neuron responses.
+    Gen {
+        /// Dataset experiment file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Output file (.h5).
+        #[arg(long)]
+        out: PathBuf,
+        /// Override the number of traces of the whole set.
+        #[arg(long)]
+        traces: Option<usize>,
+        /// Override the seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write only shard i of n (disjoint, reproducible pieces of the same set), e.g. 0/4.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Overwrite an existing output file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Work with dataset files.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Measure speed on fixed seeds and print one table.
     Bench {
         /// Which case: brunel or all.
@@ -63,6 +90,25 @@ enum Command {
         /// Also time a reference implementation in the same run and print the ratio (brian2).
         #[arg(long)]
         reference: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Print counts, regimes, firing rates, voltage range and channel statistics of one or more files.
+    Info {
+        files: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge shards of one set into one file.
+    Merge {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -105,12 +151,145 @@ pub fn run() -> Result<()> {
             println!("Surge demo: the Brunel (2000) balanced network in the exact engine.");
             run_experiment(&spec, surge::shipped::BRUNEL, &out, true)
         }
+        Command::Gen {
+            config,
+            out,
+            traces,
+            seed,
+            shard,
+            force,
+        } => {
+            let (mut cfg, _) = DatasetConfig::load(&config)?;
+            if let Some(t) = traces {
+                cfg.dataset.traces = t;
+            }
+            if let Some(s) = seed {
+                cfg.dataset.seed = Some(s);
+            }
+            cfg.validate()
+                .context("after applying command-line overrides")?;
+            let shard = match shard {
+                None => (0, 1),
+                Some(s) => parse_shard(&s)?,
+            };
+            refuse_existing(&out, force)?;
+            let text = toml::to_string(&cfg).context("serialising the dataset config")?;
+            let (first, end) = {
+                let total = cfg.dataset.traces as u64;
+                (
+                    total * shard.0 as u64 / shard.1 as u64,
+                    total * (shard.0 as u64 + 1) / shard.1 as u64,
+                )
+            };
+            let pb = bar(end.saturating_sub(first), "gen");
+            let t0 = std::time::Instant::now();
+            let path = surge::data::generate_to_file(&cfg, &text, &out, shard, &mut |d, _| {
+                pb.set_position(d)
+            })?;
+            pb.finish_and_clear();
+            let secs = t0.elapsed().as_secs_f64();
+            let cell_s = (end - first) as f64 * cfg.dataset.duration_ms / 1000.0;
+            println!(
+                "wrote {} traces (shard {}/{}) to {} in {:.1} s ({:.0} simulated cell-seconds per second)",
+                end - first,
+                shard.0,
+                shard.1,
+                path.display(),
+                secs,
+                cell_s / secs
+            );
+            print_info(&DatasetReader::open_unchecked(&[path])?.info()?);
+            Ok(())
+        }
+        Command::Data { command } => match command {
+            DataCommand::Info { files, json } => {
+                let info = DatasetReader::open_unchecked(&files)?.info()?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                } else {
+                    print_info(&info);
+                }
+                Ok(())
+            }
+            DataCommand::Merge { files, out, force } => {
+                refuse_existing(&out, force)?;
+                let path = surge::data::merge(&files, &out)?;
+                println!("merged {} files into {}", files.len(), path.display());
+                print_info(&DatasetReader::open_unchecked(&[path])?.info()?);
+                Ok(())
+            }
+        },
         Command::Bench {
             case,
             json,
             duration_ms,
             reference,
         } => crate::bench::run(&case, json, duration_ms, reference.as_deref()),
+    }
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let parsed = s
+        .split_once('/')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    parsed.with_context(|| format!("--shard `{s}` is not of the form i/n (e.g. 0/4)"))
+}
+
+fn refuse_existing(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !force {
+        anyhow::bail!(
+            "{} already exists. Fix: choose another output path or pass --force to overwrite it",
+            out.display()
+        );
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn print_info(info: &DatasetInfo) {
+    println!(
+        "{} traces x {} bins of {} ms, seed {}, channels {}",
+        info.traces,
+        info.bins,
+        info.bin_ms,
+        info.seed,
+        info.channels
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "{:<15} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "regime", "traces", "mean Hz", "p10", "median", "p90", "silent"
+    );
+    for r in &info.regimes {
+        println!(
+            "{:<15} {:>7} {:>10.2} {:>8.2} {:>8.2} {:>8.2} {:>7.0}%",
+            r.regime,
+            r.traces,
+            r.mean_rate_hz,
+            r.p10_rate_hz,
+            r.median_rate_hz,
+            r.p90_rate_hz,
+            100.0 * r.silent_fraction
+        );
+    }
+    println!(
+        "voltage range {:.2} .. {:.2} mV",
+        info.voltage_min_mv, info.voltage_max_mv
+    );
+    for c in &info.channels {
+        println!(
+            "channel {:<8} mean input per bin {:>9.4}, max {:>8.3}, non-zero in {:>5.1}% of bins",
+            c.name,
+            c.mean_per_bin,
+            c.max_per_bin,
+            100.0 * c.nonzero_fraction
+        );
     }
 }
 

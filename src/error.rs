@@ -27,6 +27,13 @@ pub enum SurgeError {
     /// An HDF5 operation failed.
     #[error("HDF5 error on {path}: {message}")]
     Hdf5 { path: PathBuf, message: String },
+    /// A dataset file is not what Surge expects (foreign, truncated, other version, bad values).
+    #[error("dataset {path}: {problem}. Fix: {fix}")]
+    Data {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
     /// A figure could not be drawn or written.
     #[error("cannot draw figure {path}: {message}")]
     Plot { path: PathBuf, message: String },
@@ -51,6 +58,18 @@ impl SurgeError {
     ) -> Self {
         SurgeError::Spec {
             field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub(crate) fn data(
+        path: impl Into<PathBuf>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        SurgeError::Data {
+            path: path.into(),
             problem: problem.into(),
             fix: fix.into(),
         }

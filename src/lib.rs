@@ -4,6 +4,7 @@
 //! engine), [`signal`] (analysis), [`plot`] (figures), plus [`results`] (atomic output files) and
 //! [`experiment`] (one run end to end, shared by the CLI and the tests).
 
+pub mod data;
 pub mod error;
 pub mod exact;
 pub mod experiment;

@@ -11,6 +11,7 @@ pub mod stream {
     pub const DRIVE_TARGETS: u64 = 2;
     pub const INITIAL_STATE: u64 = 3;
     pub const DRIVE_NOISE: u64 = 4;
+    pub const DATASET: u64 = 5;
 }
 
 /// SplitMix64 finaliser: a bijective mixer with good avalanche.

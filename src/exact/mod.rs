@@ -6,4 +6,6 @@ pub mod network;
 pub mod rls;
 pub mod siegert;
 
-pub use network::{NamedSignal, RecordedCell, SimResult, simulate};
+pub use network::{
+    ExternalInput, NamedSignal, RecordedCell, Sampling, SimResult, simulate, simulate_with_input,
+};

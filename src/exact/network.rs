@@ -128,12 +128,80 @@ fn sum(x: &[f64]) -> f64 {
     acc[0] + acc[1] + acc[2] + acc[3] + rest
 }
 
+/// Input given per cell, bin and channel from outside the spec (surrogate training sets): the weighted
+/// spike sum of bin `b` arrives at the start of the bin, `t = b * bin_steps * dt`, on every channel of the cell.
+#[derive(Debug, Clone)]
+pub struct ExternalInput<'a> {
+    /// Global index of the first cell fed; cells `first_cell..first_cell + n_cells`.
+    pub first_cell: usize,
+    pub n_cells: usize,
+    pub n_channels: usize,
+    pub bins: usize,
+    pub bin_steps: usize,
+    /// `[cell][bin][channel]`, row-major.
+    pub values: &'a [f32],
+}
+
+/// How recorded cells are sampled: every `every_steps` steps (at the end of the step), with or without
+/// their per-channel synaptic drive.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub every_steps: usize,
+    pub channels: bool,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            every_steps: 1,
+            channels: true,
+        }
+    }
+}
+
 /// Runs `spec` on `conn` in the exact engine. `progress(done, total)` is called about 200 times.
 pub fn simulate(
     spec: &NetworkSpec,
     conn: &Connectome,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SimResult> {
+    simulate_with_input(spec, conn, None, Sampling::default(), progress)
+}
+
+/// [`simulate`] with additional per-bin input to some cells (all in one population).
+pub fn simulate_with_input(
+    spec: &NetworkSpec,
+    conn: &Connectome,
+    external: Option<&ExternalInput>,
+    sampling: Sampling,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimResult> {
+    if let Some(ext) = external {
+        let ok = ext.n_cells > 0
+            && ext.first_cell + ext.n_cells <= conn.n_cells
+            && conn.population_of(ext.first_cell)
+                == conn.population_of(ext.first_cell + ext.n_cells - 1)
+            && ext.n_channels
+                == spec.populations[conn.population_of(ext.first_cell)]
+                    .neuron
+                    .n_channels()
+            && ext.values.len() == ext.n_cells * ext.bins * ext.n_channels
+            && ext.bin_steps > 0;
+        if !ok {
+            return Err(SurgeError::spec(
+                "external input",
+                format!(
+                    "{} cells from {} with {} channels and {} values do not fit the network",
+                    ext.n_cells,
+                    ext.first_cell,
+                    ext.n_channels,
+                    ext.values.len()
+                ),
+                "feed cells of one population with one value per cell, bin and channel of that population",
+            ));
+        }
+    }
+    let every = sampling.every_steps.max(1);
     let dt = spec.simulation.dt_ms;
     let steps = spec.steps();
     let seed = spec.seed();
@@ -290,8 +358,11 @@ pub fn simulate(
                 population: r.population.clone(),
                 index: i,
                 global: pops[pi].offset + i,
-                v: Vec::with_capacity(steps),
-                channels: vec![Vec::with_capacity(steps); names.len()],
+                v: Vec::with_capacity(steps / every),
+                channels: vec![
+                    Vec::with_capacity(if sampling.channels { steps / every } else { 0 });
+                    names.len()
+                ],
                 channel_names: names,
             });
             rec_where.push((pi, i));
@@ -333,8 +404,12 @@ pub fn simulate(
         let now = (n % n_slots) * row;
 
         // Constant drives: recompute when a window opens or closes.
-        let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
-        if active != bias_active {
+        let changed = biases
+            .iter()
+            .zip(&bias_active)
+            .any(|(b, &was)| (t >= b.start && t < b.stop) != was);
+        if changed {
+            let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
             for p in pops.iter_mut() {
                 p.bias.fill(0.0);
                 p.noise.clear();
@@ -358,6 +433,20 @@ pub fn simulate(
                 }
             }
             bias_active = active;
+        }
+        if let Some(ext) = external
+            && n.is_multiple_of(ext.bin_steps)
+            && n / ext.bin_steps < ext.bins
+        {
+            let b = n / ext.bin_steps;
+            let p = &pops[conn.population_of(ext.first_cell)];
+            let local0 = ext.first_cell - p.offset;
+            for cell in 0..ext.n_cells {
+                let row = &ext.values[(cell * ext.bins + b) * ext.n_channels..][..ext.n_channels];
+                for (c, &x) in row.iter().enumerate() {
+                    ring[now + p.in_base + c * p.size + local0 + cell] += x as f64;
+                }
+            }
         }
         // Drive spikes in [t, t + dt) arrive now.
         for d in poisson.iter_mut() {
@@ -525,9 +614,13 @@ pub fn simulate(
             }
         }
 
-        for (rec, &(pi, i)) in recorded.iter_mut().zip(&rec_where) {
+        let sample = (n + 1).is_multiple_of(every);
+        for (rec, &(pi, i)) in recorded.iter_mut().zip(&rec_where).filter(|_| sample) {
             let p = &pops[pi];
             rec.v.push(p.v[i] as f32);
+            if !sampling.channels {
+                continue;
+            }
             match &p.dyn_ {
                 Dynamics::Current { u, .. } => {
                     for (c, tr) in rec.channels.iter_mut().enumerate() {
