@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
+use surge::data::DatasetConfig;
 use surge::spec::{Connectome, NetworkSpec};
 
 #[derive(Serialize)]
@@ -53,6 +54,45 @@ fn brunel(duration_ms: f64) -> Result<Row> {
     })
 }
 
+/// Dataset generation: the shipped conductance-LIF set, 512 traces of 1 s, all cores, written to a temporary file.
+fn generation() -> Result<Row> {
+    let mut cfg = DatasetConfig::from_toml_str(
+        surge::shipped::DATASET_LIF,
+        "shipped experiments/dataset_lif.toml",
+    )?;
+    cfg.dataset.traces = 512;
+    let dir = std::env::temp_dir().join(format!("surge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("bench.h5");
+    let pb = crate::cli::bar(cfg.dataset.traces as u64, "gen");
+    let t0 = Instant::now();
+    surge::data::generate_to_file(
+        &cfg,
+        surge::shipped::DATASET_LIF,
+        &out,
+        (0, 1),
+        &mut |d, _| pb.set_position(d),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&dir);
+    let cell_s = cfg.dataset.traces as f64 * cfg.dataset.duration_ms / 1000.0;
+    Ok(Row {
+        case: format!(
+            "gen ({} traces x 1 s, conductance LIF, {} threads)",
+            cfg.dataset.traces,
+            rayon::current_num_threads()
+        ),
+        build_s: 0.0,
+        simulate_s: secs,
+        biological_s: cell_s,
+        realtime_factor: secs / cell_s,
+        synaptic_events_per_s: f64::NAN,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let rel = Path::new("benches/reference/brunel_brian2.py");
@@ -97,8 +137,13 @@ fn brian2(duration_ms: f64) -> Result<Row> {
 
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
     let mut rows = match case {
-        "brunel" | "all" => vec![brunel(duration_ms)?],
-        other => bail!("unknown benchmark case `{other}`. Fix: use one of brunel, all"),
+        "brunel" => vec![brunel(duration_ms)?],
+        "gen" if reference.is_some() => bail!(
+            "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
+        ),
+        "gen" => vec![generation()?],
+        "all" => vec![brunel(duration_ms)?, generation()?],
+        other => bail!("unknown benchmark case `{other}`. Fix: use one of brunel, gen, all"),
     };
     match reference {
         None => {}
@@ -125,12 +170,22 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
             r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
         );
     }
-    if rows.len() == 2 {
+    for r in rows.iter().filter(|r| r.case.starts_with("gen")) {
         println!(
-            "Surge simulation loop is {:.2}x faster than the reference measured in this run ({:.3} s vs {:.3} s).",
-            rows[1].simulate_s / rows[0].simulate_s,
-            rows[0].simulate_s,
-            rows[1].simulate_s
+            "gen: {:.0} simulated cell-seconds per wall-clock second",
+            r.biological_s / r.simulate_s
+        );
+    }
+    if let (Some(_), Some(ours), Some(theirs)) = (
+        reference,
+        rows.iter().find(|r| r.case.starts_with("brunel")),
+        rows.last(),
+    ) {
+        println!(
+            "Surge's Brunel loop is {:.2}x faster than the reference measured in this run ({:.3} s vs {:.3} s).",
+            theirs.simulate_s / ours.simulate_s,
+            ours.simulate_s,
+            theirs.simulate_s
         );
     }
     Ok(())

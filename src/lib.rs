@@ -20,4 +20,5 @@ pub use error::{Result, SurgeError};
 pub mod shipped {
     pub const BRUNEL: &str = include_str!("../experiments/brunel.toml");
     pub const EI_SMALL: &str = include_str!("../experiments/ei_small.toml");
+    pub const DATASET_LIF: &str = include_str!("../experiments/dataset_lif.toml");
 }

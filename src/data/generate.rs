@@ -258,13 +258,11 @@ pub fn chunk_spec(cfg: &DatasetConfig, n: usize) -> NetworkSpec {
     }
 }
 
-/// Runs traces' inputs through the exact neuron: `inputs` is `[trace][bin][channel]`; returns per trace
-/// the voltage at each bin end and the spikes per bin.
-pub fn simulate_inputs(
-    cfg: &DatasetConfig,
-    n: usize,
-    inputs: &[f32],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<u8>>)> {
+/// Per trace: voltage at each bin end, spikes per bin.
+pub type Responses = (Vec<Vec<f32>>, Vec<Vec<u8>>);
+
+/// Runs traces' inputs through the exact neuron: `inputs` is `[trace][bin][channel]`.
+pub fn simulate_inputs(cfg: &DatasetConfig, n: usize, inputs: &[f32]) -> Result<Responses> {
     let spec = chunk_spec(cfg, n);
     let conn = Connectome::build(&spec);
     let (bins, bin_steps, nch) = (cfg.bins(), cfg.bin_steps(), cfg.channel_names().len());

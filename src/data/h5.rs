@@ -386,7 +386,9 @@ impl DatasetReader {
             ));
         }
         let mut parts = Vec::new();
-        let mut head: Option<(usize, Vec<String>, f64, f64, u64, String, String)> = None;
+        // (bins, channel names, bin_ms, dt_ms, seed, neuron JSON, config) of the first file.
+        type Header = (usize, Vec<String>, f64, f64, u64, String, String);
+        let mut head: Option<Header> = None;
         for path in paths {
             let file = hdf5::File::open(path).map_err(|e| {
                 SurgeError::data(path, format!("cannot be opened as HDF5 ({e})"), "check the path; a truncated or foreign file cannot be read, regenerate it with `surge gen`")
