@@ -7,7 +7,7 @@
 //! above threshold spikes at `(n + 1) dt`, is reset and held for the refractory period, and its spike
 //! arrives at its targets exactly `delay` later. Recorded traces are sampled at the end of each step.
 
-use super::lif::{ConductancePropagator, CurrentPropagator};
+use super::lif::{ConductancePropagator, CurrentPropagator, NMDA};
 use crate::error::{Result, SurgeError};
 use crate::seed::{rng_for, stream};
 use crate::spec::{CellSpec, Connectome, DriveKind, NetworkSpec, SignalKind, VInit};
@@ -64,6 +64,9 @@ enum Dynamics {
         prop: ConductancePropagator,
         rise: Vec<f64>,
         decay: Vec<f64>,
+        /// Scratch: total conductance and reversal-weighted conductance per cell.
+        g_tot: Vec<f64>,
+        num: Vec<f64>,
     },
 }
 
@@ -237,6 +240,8 @@ pub fn simulate_with_input(
                 prop: ConductancePropagator::new(c, dt),
                 rise: vec![0.0; 4 * p.size],
                 decay: vec![0.0; 4 * p.size],
+                g_tot: vec![0.0; p.size],
+                num: vec![0.0; p.size],
             },
         };
         let needs_current = spec
@@ -528,7 +533,13 @@ pub fn simulate_with_input(
                     // A NaN or infinity anywhere makes the sum non-finite.
                     bad |= !p.v_sum.is_finite();
                 }
-                Dynamics::Conductance { prop, rise, decay } => {
+                Dynamics::Conductance {
+                    prop,
+                    rise,
+                    decay,
+                    g_tot,
+                    num,
+                } => {
                     for c in 0..4 {
                         let ic = &mut inputs[c * size..(c + 1) * size];
                         let (r, d) = (
@@ -542,36 +553,74 @@ pub fn simulate_with_input(
                             ic[i] = 0.0;
                         }
                     }
-                    for i in 0..size {
-                        let mut g = [0.0; 4];
-                        for c in 0..4 {
-                            g[c] = decay[c * size + i] - rise[c * size + i];
-                        }
-                        let mut v = p.v[i];
-                        if p.ref_left[i] > 0 {
-                            p.ref_left[i] -= 1;
+                    // Total conductance and its reversal-weighted sum per cell, channel by channel
+                    // (vectorisable), then one exact exponential step per cell.
+                    let (vs, refl) = (&mut p.v[..], &mut p.ref_left[..]);
+                    for ((gt, nm), &b) in g_tot.iter_mut().zip(num.iter_mut()).zip(&p.bias) {
+                        *gt = prop.g_l;
+                        *nm = prop.g_l * prop.e_l + b;
+                    }
+                    for c in 0..4 {
+                        let (r, d) = (
+                            &rise[c * size..(c + 1) * size],
+                            &decay[c * size..(c + 1) * size],
+                        );
+                        let e = prop.e_rev[c];
+                        let cells = g_tot.iter_mut().zip(num.iter_mut()).zip(r.iter().zip(d));
+                        if c == NMDA {
+                            for (((gt, nm), (&ri, &di)), &v) in cells.zip(vs.iter()) {
+                                let g = di - ri;
+                                let g = if g == 0.0 { 0.0 } else { g * prop.mg_block(v) };
+                                *gt += g;
+                                *nm += g * e;
+                            }
                         } else {
-                            v = prop.step_v(v, &g, p.bias[i]);
+                            for ((gt, nm), (&ri, &di)) in cells {
+                                let g = di - ri;
+                                *gt += g;
+                                *nm += g * e;
+                            }
                         }
-                        for c in 0..4 {
-                            rise[c * size + i] *= prop.p_rise[c];
-                            decay[c * size + i] *= prop.p_decay[c];
-                            g[c] = decay[c * size + i] - rise[c * size + i];
+                    }
+                    let k = -prop.dt / prop.c_m;
+                    for ((v, &r), (&gt, &nm)) in vs
+                        .iter_mut()
+                        .zip(refl.iter())
+                        .zip(g_tot.iter().zip(num.iter()))
+                    {
+                        if r == 0 {
+                            let v_inf = nm / gt;
+                            *v = v_inf + (*v - v_inf) * (k * gt).exp();
                         }
-                        if p.needs_current {
-                            // Sampled at the end of the step, before a spike resets v.
+                    }
+                    for c in 0..4 {
+                        let (pr, pd) = (prop.p_rise[c], prop.p_decay[c]);
+                        rise[c * size..(c + 1) * size]
+                            .iter_mut()
+                            .for_each(|x| *x *= pr);
+                        decay[c * size..(c + 1) * size]
+                            .iter_mut()
+                            .for_each(|x| *x *= pd);
+                    }
+                    if p.needs_current {
+                        // Sampled at the end of the step, before a spike resets v.
+                        for (i, &v) in vs.iter().enumerate() {
+                            let g: [f64; 4] =
+                                std::array::from_fn(|c| decay[c * size + i] - rise[c * size + i]);
                             p.current_sum += prop.synaptic_current(v, &g);
                         }
-                        bad |= !v.is_finite();
-                        if v >= prop.v_threshold {
-                            v = prop.v_reset;
-                            p.ref_left[i] = prop.ref_steps;
+                    }
+                    for (i, (v, r)) in vs.iter_mut().zip(refl.iter_mut()).enumerate() {
+                        *r = r.saturating_sub(1);
+                        if *v >= prop.v_threshold {
+                            *v = prop.v_reset;
+                            *r = prop.ref_steps;
                             spiked.push((p.offset + i) as u32);
                             p.n_spikes += 1;
                         }
-                        p.v[i] = v;
-                        p.v_sum += v;
                     }
+                    p.v_sum = sum(vs);
+                    bad |= !p.v_sum.is_finite();
                 }
             }
         }
