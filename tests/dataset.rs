@@ -374,3 +374,48 @@ fn bad_dataset_configs_name_their_field() {
         assert!(err.contains(needle), "`{err}` lacks `{needle}`");
     }
 }
+
+#[test]
+fn current_based_sets_carry_signed_inputs() {
+    let _serial = serial();
+    let text = r#"
+name = "current"
+[dataset]
+traces = 6
+duration_ms = 100.0
+seed = 3
+mix = { suprathreshold = 1.0 }
+[neuron]
+model = "lif_current"
+tau_m_ms = 20.0
+v_threshold_mv = 20.0
+v_reset_mv = 10.0
+channels = [{ name = "exc", tau_ms = 5.0 }, { name = "inh", tau_ms = 5.0 }]
+[[channels]]
+name = "exc"
+n_sources = 50
+rate_hz = [10.0, 20.0]
+weights = { subthreshold = [0.1, 0.2], suprathreshold = [0.5, 1.0], network = [0.5, 1.0] }
+[[channels]]
+name = "inh"
+n_sources = 50
+rate_hz = [10.0, 20.0]
+weights = { subthreshold = [0.1, 0.2], suprathreshold = [0.5, 1.0], network = [0.5, 1.0] }
+"#;
+    let cfg = DatasetConfig::from_toml_str(text, "current").unwrap();
+    let traces = surge::data::generate_traces(&cfg, 0..6).unwrap();
+    for t in &traces {
+        assert_eq!(t.regime, Regime::Suprathreshold);
+        // Excitatory inputs are positive, inhibitory (the `inh` channel) negative.
+        assert!(t.inputs.chunks(2).all(|b| b[0] >= 0.0 && b[1] <= 0.0));
+        assert!(t.inputs.iter().any(|&x| x > 0.0) && t.inputs.iter().any(|&x| x < 0.0));
+        // Each input lies within the weight range times the spikes in the bin, and counts match the
+        // sources' rates: about n_active * rate * 0.1 s spikes per channel.
+        let exc_total: f64 = t.inputs.chunks(2).map(|b| b[0] as f64).sum();
+        let expected = t.input_rate_hz[0] as f64 * 0.1 * t.weight_mean[0] as f64;
+        assert!(
+            (exc_total - expected).abs() < 0.35 * expected,
+            "{exc_total} vs {expected}"
+        );
+    }
+}
