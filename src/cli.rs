@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run the shipped example on its defaults (today: the Brunel balanced network) into experiments/out/demo/.
+    /// Run the shipped examples on their defaults (the Brunel network, a small training set) into experiments/out/demo/.
     Demo {
         /// Output folder (its previous demo results are replaced).
         #[arg(long, default_value = "experiments/out/demo")]
@@ -148,8 +148,26 @@ pub fn run() -> Result<()> {
                 surge::shipped::BRUNEL,
                 "shipped experiments/brunel.toml",
             )?;
-            println!("Surge demo: the Brunel (2000) balanced network in the exact engine.");
-            run_experiment(&spec, surge::shipped::BRUNEL, &out, true)
+            println!("Surge demo 1/2: the Brunel (2000) balanced network in the exact engine.");
+            run_experiment(&spec, surge::shipped::BRUNEL, &out, true)?;
+            println!(
+                "\nSurge demo 2/2: a small surrogate training set (64 traces of the conductance LIF)."
+            );
+            let mut cfg = DatasetConfig::from_toml_str(
+                surge::shipped::DATASET_LIF,
+                "shipped experiments/dataset_lif.toml",
+            )?;
+            cfg.dataset.traces = 64;
+            let text = toml::to_string(&cfg).context("serialising the dataset config")?;
+            let path = out.join("dataset.h5");
+            let pb = bar(64, "gen");
+            let path = surge::data::generate_to_file(&cfg, &text, &path, (0, 1), &mut |d, _| {
+                pb.set_position(d)
+            })?;
+            pb.finish_and_clear();
+            print_info(&DatasetReader::open_unchecked(std::slice::from_ref(&path))?.info()?);
+            println!("dataset: {}", path.display());
+            Ok(())
         }
         Command::Gen {
             config,
