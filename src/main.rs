@@ -4,6 +4,12 @@ mod bench;
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // Die quietly when the reader of stdout goes away (`surge data info ... | head`), as Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
