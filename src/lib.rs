@@ -13,6 +13,7 @@ pub mod results;
 pub mod seed;
 pub mod signal;
 pub mod spec;
+pub mod surrogate;
 
 pub use error::{Result, SurgeError};
 

@@ -1,0 +1,246 @@
+//! The TCN-LSTM: residual blocks of dilated causal convolutions (Bai et al. 2018), an LSTM written as one
+//! input projection for the whole sequence plus one recurrent product per step (burn's stock LSTM grows
+//! quadratically with sequence length under autodiff), and linear heads for voltage and spike logit.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::conv1d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Architecture of a surrogate; stored with every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurrogateArch {
+    /// Input channels (receptor channels of the cell).
+    pub n_inputs: usize,
+    /// Channels of every TCN block.
+    #[serde(default = "d_tcn")]
+    pub tcn_channels: usize,
+    #[serde(default = "d_kernel")]
+    pub kernel: usize,
+    /// One residual block per dilation.
+    #[serde(default = "d_dilations")]
+    pub dilations: Vec<usize>,
+    #[serde(default = "d_hidden")]
+    pub lstm_hidden: usize,
+}
+
+fn d_tcn() -> usize {
+    32
+}
+fn d_kernel() -> usize {
+    3
+}
+fn d_dilations() -> Vec<usize> {
+    vec![1, 2, 4, 8]
+}
+fn d_hidden() -> usize {
+    64
+}
+
+impl SurrogateArch {
+    /// Defaults for a cell with `n_inputs` channels: 4 blocks of 32 channels, kernel 3, dilations 1-8, LSTM 64.
+    pub fn new(n_inputs: usize) -> Self {
+        SurrogateArch {
+            n_inputs,
+            tcn_channels: d_tcn(),
+            kernel: d_kernel(),
+            dilations: d_dilations(),
+            lstm_hidden: d_hidden(),
+        }
+    }
+
+    /// Bins an output depends on through the TCN: `1 + 2 (kernel - 1) sum(dilations)`.
+    pub fn receptive_field(&self) -> usize {
+        1 + 2 * (self.kernel - 1) * self.dilations.iter().sum::<usize>()
+    }
+
+    pub fn init(&self, device: &Device) -> Surrogate {
+        let mut blocks = Vec::new();
+        let mut c_in = self.n_inputs;
+        for &d in &self.dilations {
+            blocks.push(TcnBlock {
+                conv1: CausalConv::new(c_in, self.tcn_channels, self.kernel, d, device),
+                conv2: CausalConv::new(
+                    self.tcn_channels,
+                    self.tcn_channels,
+                    self.kernel,
+                    d,
+                    device,
+                ),
+                skip: (c_in != self.tcn_channels)
+                    .then(|| CausalConv::new(c_in, self.tcn_channels, 1, 1, device)),
+            });
+            c_in = self.tcn_channels;
+        }
+        let h = self.lstm_hidden;
+        Surrogate {
+            blocks,
+            lstm: FusedLstm {
+                input: LinearConfig::new(self.tcn_channels, 4 * h).init(device),
+                recurrent: Initializer::KaimingUniform {
+                    gain: 1.0 / 3.0f64.sqrt(),
+                    fan_out_only: false,
+                }
+                .init_with([h, 4 * h], Some(h), Some(4 * h), device),
+                hidden: h,
+            },
+            voltage_head: LinearConfig::new(h, 1).init(device),
+            spike_head: LinearConfig::new(h, 1).init(device),
+        }
+    }
+}
+
+/// A dilated convolution that sees only the present and the past (left padding).
+#[derive(Module, Debug)]
+pub struct CausalConv {
+    /// `[out, in, kernel]`.
+    pub weight: Param<Tensor<3>>,
+    pub bias: Param<Tensor<1>>,
+    pub kernel: usize,
+    pub dilation: usize,
+}
+
+impl CausalConv {
+    fn new(c_in: usize, c_out: usize, kernel: usize, dilation: usize, device: &Device) -> Self {
+        let fan_in = c_in * kernel;
+        let init = Initializer::KaimingUniform {
+            gain: 1.0 / 3.0f64.sqrt(),
+            fan_out_only: false,
+        };
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        CausalConv {
+            weight: init.init_with(
+                [c_out, c_in, kernel],
+                Some(fan_in),
+                Some(c_out * kernel),
+                device,
+            ),
+            bias: Initializer::Uniform {
+                min: -bound,
+                max: bound,
+            }
+            .init([c_out], device),
+            kernel,
+            dilation,
+        }
+    }
+
+    /// Past samples the convolution needs besides the present one.
+    pub fn span(&self) -> usize {
+        (self.kernel - 1) * self.dilation
+    }
+
+    /// `x`: `[batch, in, time]` -> `[batch, out, time]`, output `t` from inputs `t - span ..= t`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let options = ConvOptions::new_with_padding([1], [(self.span(), 0)], [self.dilation], 1);
+        conv1d(x, self.weight.val(), Some(self.bias.val()), options)
+    }
+
+    /// The same convolution over a window of exactly `span + 1` samples: one output sample.
+    pub fn forward_window(&self, window: Tensor<3>) -> Tensor<3> {
+        conv1d(
+            window,
+            self.weight.val(),
+            Some(self.bias.val()),
+            ConvOptions::new([1], [0], [self.dilation], 1),
+        )
+    }
+}
+
+/// Two causal convolutions with ReLU and a residual connection.
+#[derive(Module, Debug)]
+pub struct TcnBlock {
+    pub conv1: CausalConv,
+    pub conv2: CausalConv,
+    /// 1x1 projection of the residual when the channel count changes.
+    pub skip: Option<CausalConv>,
+}
+
+impl TcnBlock {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let y = relu(self.conv2.forward(relu(self.conv1.forward(x.clone()))));
+        let res = match &self.skip {
+            Some(s) => s.forward(x),
+            None => x,
+        };
+        relu(y + res)
+    }
+}
+
+/// LSTM with gates ordered (input, forget, cell, output).
+#[derive(Module, Debug)]
+pub struct FusedLstm {
+    pub input: Linear,
+    /// `[hidden, 4 hidden]`.
+    pub recurrent: Param<Tensor<2>>,
+    pub hidden: usize,
+}
+
+impl FusedLstm {
+    /// Features the LSTM reads per step.
+    pub fn hidden_input(&self) -> usize {
+        self.input.weight.dims()[0]
+    }
+
+    /// One step from pre-computed input gates `[batch, 4H]`; returns the new `(h, c)`.
+    pub fn cell(&self, gates_x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let gates = gates_x + h.matmul(self.recurrent.val());
+        let mut g = gates.chunk(4, 1).into_iter();
+        let (i, f, u, o) = (
+            g.next().unwrap(),
+            g.next().unwrap(),
+            g.next().unwrap(),
+            g.next().unwrap(),
+        );
+        let c = sigmoid(f) * c + sigmoid(i) * u.tanh();
+        let h = sigmoid(o) * c.clone().tanh();
+        (h, c)
+    }
+
+    /// `x`: `[batch, time, features]` -> hidden states `[batch, time, hidden]`, starting from zeros.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let device = x.device();
+        let gates_x = self.input.forward(x);
+        let mut h = Tensor::<2>::zeros([b, self.hidden], &device);
+        let mut c = Tensor::<2>::zeros([b, self.hidden], &device);
+        let mut out = Vec::with_capacity(t);
+        for step in 0..t {
+            let g = gates_x
+                .clone()
+                .narrow(1, step, 1)
+                .reshape([b, 4 * self.hidden]);
+            (h, c) = self.cell(g, h, c);
+            out.push(h.clone());
+        }
+        Tensor::stack(out, 1)
+    }
+}
+
+/// The surrogate cell model.
+#[derive(Module, Debug)]
+pub struct Surrogate {
+    pub blocks: Vec<TcnBlock>,
+    pub lstm: FusedLstm,
+    pub voltage_head: Linear,
+    pub spike_head: Linear,
+}
+
+impl Surrogate {
+    /// `x`: scaled inputs `[batch, time, channels]` -> (standardised voltage, spike logit), each `[batch, time]`.
+    pub fn forward(&self, x: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let mut y = x.swap_dims(1, 2);
+        for b in &self.blocks {
+            y = b.forward(y);
+        }
+        let h = self.lstm.forward(y.swap_dims(1, 2));
+        let [b, t, _] = h.dims();
+        let v = self.voltage_head.forward(h.clone()).reshape([b, t]);
+        let s = self.spike_head.forward(h).reshape([b, t]);
+        (v, s)
+    }
+}
