@@ -33,11 +33,14 @@ fn streaming_equals_full_forward_over_2000_steps() {
     }
     let v_stream: Tensor<2> = Tensor::stack(v_stream, 1);
     let s_stream: Tensor<2> = Tensor::stack(s_stream, 1);
-    let full_v: Vec<f32> = v_full.into_data().to_vec().unwrap();
-    let dv = max_abs_diff(full_v.clone(), v_stream.into_data().to_vec().unwrap());
+    let full_v: Vec<f32> = v_full.into_data().try_to_vec::<f32>().unwrap();
+    let dv = max_abs_diff(
+        full_v.clone(),
+        v_stream.into_data().try_to_vec::<f32>().unwrap(),
+    );
     let ds = max_abs_diff(
-        s_full.into_data().to_vec().unwrap(),
-        s_stream.into_data().to_vec().unwrap(),
+        s_full.into_data().try_to_vec::<f32>().unwrap(),
+        s_stream.into_data().try_to_vec::<f32>().unwrap(),
     );
     eprintln!("max |full - stream|: voltage {dv:.2e}, spike logit {ds:.2e}");
     assert!(dv < 1e-4 && ds < 1e-4, "voltage {dv}, logit {ds}");
