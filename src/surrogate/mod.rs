@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod stream;
+pub mod train;
 
 pub use model::{Surrogate, SurrogateArch};
 pub use stream::SurrogateState;

@@ -1,0 +1,488 @@
+//! Training a surrogate on a dataset: windows of traces, loss = voltage MSE (standardised) + lambda x
+//! class-weighted spike BCE, both counted only after the TCN's receptive field has filled; Adam with a
+//! cosine learning-rate schedule and gradient clipping; validation on held-out traces; the best
+//! model kept as a checkpoint (`model.bpk` + `surrogate.json`), written atomically every epoch.
+
+use super::model::{Surrogate, SurrogateArch};
+use crate::data::DatasetReader;
+use crate::error::{Result, SurgeError};
+use crate::results::{atomic_write, commit, partial_path};
+use crate::seed::rng_for;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::log_sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Training settings (the `[training]` table of `experiments/surrogate_*.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Bins per training window.
+    #[serde(default = "d_window")]
+    pub window: usize,
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_steps")]
+    pub steps_per_epoch: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    #[serde(default = "d_lr_min")]
+    pub lr_min: f64,
+    /// Gradient-norm clipping.
+    #[serde(default = "d_clip")]
+    pub clip_norm: f32,
+    /// Weight of the spike BCE relative to the voltage MSE.
+    #[serde(default = "d_lambda")]
+    pub spike_weight: f64,
+    /// Fraction of traces held out for validation.
+    #[serde(default = "d_val")]
+    pub val_fraction: f64,
+    /// Stop after this many epochs without a better validation loss.
+    #[serde(default = "d_patience")]
+    pub patience: usize,
+    pub seed: u64,
+}
+
+fn d_window() -> usize {
+    400
+}
+fn d_batch() -> usize {
+    16
+}
+fn d_epochs() -> usize {
+    20
+}
+fn d_steps() -> usize {
+    50
+}
+fn d_lr() -> f64 {
+    3e-3
+}
+fn d_lr_min() -> f64 {
+    3e-4
+}
+fn d_clip() -> f32 {
+    1.0
+}
+fn d_lambda() -> f64 {
+    1.0
+}
+fn d_val() -> f64 {
+    0.2
+}
+fn d_patience() -> usize {
+    5
+}
+
+impl TrainConfig {
+    pub fn new(seed: u64) -> Self {
+        TrainConfig {
+            window: d_window(),
+            batch: d_batch(),
+            epochs: d_epochs(),
+            steps_per_epoch: d_steps(),
+            lr: d_lr(),
+            lr_min: d_lr_min(),
+            clip_norm: d_clip(),
+            spike_weight: d_lambda(),
+            val_fraction: d_val(),
+            patience: d_patience(),
+            seed,
+        }
+    }
+}
+
+/// Input and output transforms stored with the model: `x' = sign(x) ln(1 + |x| / scale_c)`,
+/// `v' = (v - v_mean) / v_std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub input_scale: Vec<f32>,
+    pub v_mean: f32,
+    pub v_std: f32,
+}
+
+impl Scaling {
+    pub fn input(&self, x: f32, c: usize) -> f32 {
+        x.signum() * (x.abs() / self.input_scale[c]).ln_1p()
+    }
+}
+
+/// Per-epoch figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_voltage_mse: f64,
+    pub val_spike_bce: f64,
+    pub lr: f64,
+}
+
+/// `surrogate.json`: everything needed to use and to trust a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SurrogateMeta {
+    pub arch: SurrogateArch,
+    pub channel_names: Vec<String>,
+    pub scaling: Scaling,
+    pub bin_ms: f64,
+    /// The neuron model (JSON, as in the dataset).
+    pub neuron_model: String,
+    /// SHA-256 of each training file.
+    pub datasets: Vec<(String, String)>,
+    pub training: TrainConfig,
+    pub epochs: Vec<EpochMetrics>,
+    pub best_epoch: usize,
+    pub surge_version: String,
+}
+
+/// Traces in memory, scaled.
+struct Data {
+    n: usize,
+    bins: usize,
+    nch: usize,
+    x: Vec<f32>,
+    v: Vec<f32>,
+    s: Vec<f32>,
+}
+
+fn load(reader: &DatasetReader, scaling: Option<&Scaling>) -> Result<(Data, Scaling)> {
+    let (n, bins, nch) = (reader.n_traces(), reader.bins, reader.n_channels());
+    let mut x = Vec::with_capacity(n * bins * nch);
+    let mut v = Vec::with_capacity(n * bins);
+    let mut s = Vec::with_capacity(n * bins);
+    for i in 0..n {
+        let t = reader.read(i)?;
+        x.extend(t.inputs);
+        v.extend(t.voltage);
+        s.extend(t.spikes.iter().map(|&k| (k > 0) as u8 as f32));
+    }
+    let scaling = match scaling {
+        Some(s) => s.clone(),
+        None => {
+            // Scale each channel by the mean magnitude of its non-zero bins.
+            let input_scale = (0..nch)
+                .map(|c| {
+                    let (sum, cnt) = x
+                        .iter()
+                        .skip(c)
+                        .step_by(nch)
+                        .filter(|a| **a != 0.0)
+                        .fold((0.0f64, 0usize), |(s, k), a| (s + a.abs() as f64, k + 1));
+                    if cnt == 0 {
+                        1.0
+                    } else {
+                        (sum / cnt as f64) as f32
+                    }
+                })
+                .collect();
+            let mean = v.iter().map(|&a| a as f64).sum::<f64>() / v.len().max(1) as f64;
+            let var =
+                v.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64;
+            Scaling {
+                input_scale,
+                v_mean: mean as f32,
+                v_std: var.sqrt().max(1e-3) as f32,
+            }
+        }
+    };
+    for (k, a) in x.iter_mut().enumerate() {
+        *a = scaling.input(*a, k % nch);
+    }
+    for a in v.iter_mut() {
+        *a = (*a - scaling.v_mean) / scaling.v_std;
+    }
+    Ok((
+        Data {
+            n,
+            bins,
+            nch,
+            x,
+            v,
+            s,
+        },
+        scaling,
+    ))
+}
+
+impl Data {
+    /// A batch of windows `(trace, start)` as tensors `[b, w, c]`, `[b, w]`, `[b, w]`.
+    fn batch(
+        &self,
+        windows: &[(usize, usize)],
+        w: usize,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+        let b = windows.len();
+        let mut x = Vec::with_capacity(b * w * self.nch);
+        let mut v = Vec::with_capacity(b * w);
+        let mut s = Vec::with_capacity(b * w);
+        for &(i, a) in windows {
+            x.extend_from_slice(
+                &self.x[(i * self.bins + a) * self.nch..(i * self.bins + a + w) * self.nch],
+            );
+            v.extend_from_slice(&self.v[i * self.bins + a..i * self.bins + a + w]);
+            s.extend_from_slice(&self.s[i * self.bins + a..i * self.bins + a + w]);
+        }
+        (
+            Tensor::from_data(TensorData::new(x, [b, w, self.nch]), device),
+            Tensor::from_data(TensorData::new(v, [b, w]), device),
+            Tensor::from_data(TensorData::new(s, [b, w]), device),
+        )
+    }
+}
+
+/// Loss terms on the bins after the receptive field: (total, voltage MSE, spike BCE).
+fn loss(
+    model: &Surrogate,
+    x: Tensor<3>,
+    v: Tensor<2>,
+    s: Tensor<2>,
+    skip: usize,
+    pos_weight: f64,
+    lambda: f64,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let (vp, logit) = model.forward(x);
+    let w = vp.dims()[1];
+    let keep = w - skip;
+    let (vp, logit, v, s) = (
+        vp.narrow(1, skip, keep),
+        logit.narrow(1, skip, keep),
+        v.narrow(1, skip, keep),
+        s.narrow(1, skip, keep),
+    );
+    let mse = (vp - v).powi_scalar(2).mean();
+    // Class-weighted binary cross-entropy on logits.
+    let bce = -((s.clone() * log_sigmoid(logit.clone())).mul_scalar(pos_weight)
+        + (s.neg().add_scalar(1.0)) * log_sigmoid(logit.neg()))
+    .mean();
+    let total = mse.clone() + bce.clone().mul_scalar(lambda);
+    (total, mse, bce)
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| SurgeError::io("cannot read", path, e))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map(|v| v[0] as f64)
+        .unwrap_or(f64::NAN)
+}
+
+/// Trains a surrogate on `files` and writes the best model to `out_dir`. `device` is the plain device
+/// (Flex, wgpu, ...); training runs on its autodiff form. `progress(epoch, epochs, val_loss)`.
+pub fn train(
+    files: &[PathBuf],
+    arch_template: Option<SurrogateArch>,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<SurrogateMeta> {
+    let reader = DatasetReader::open(files)?;
+    let mut arch = arch_template.unwrap_or_else(|| SurrogateArch::new(reader.n_channels()));
+    arch.n_inputs = reader.n_channels();
+    let rf = arch.receptive_field();
+    if cfg.window <= rf || cfg.window > reader.bins {
+        return Err(SurgeError::spec(
+            "training.window",
+            format!(
+                "{} bins is not between the receptive field ({rf}) and the trace length ({})",
+                cfg.window, reader.bins
+            ),
+            format!("use a window in {}..={}", rf + 1, reader.bins),
+        ));
+    }
+    let (data, scaling) = load(&reader, None)?;
+    // Split by trace.
+    let mut rng = rng_for(cfg.seed, &[0x7261_696e]);
+    let mut order: Vec<usize> = (0..data.n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let n_val = ((data.n as f64 * cfg.val_fraction).round() as usize)
+        .clamp(1, data.n.saturating_sub(1).max(1));
+    if data.n < 2 {
+        return Err(SurgeError::spec(
+            "--data",
+            "fewer than two traces",
+            "train on a set with separate training and validation traces",
+        ));
+    }
+    let (val, tr) = order.split_at(n_val);
+    let (val, tr) = (val.to_vec(), tr.to_vec());
+    let pos: f64 = tr
+        .iter()
+        .map(|&i| {
+            data.s[i * data.bins..(i + 1) * data.bins]
+                .iter()
+                .map(|&a| a as f64)
+                .sum::<f64>()
+        })
+        .sum();
+    let total = (tr.len() * data.bins) as f64;
+    let pos_weight = if pos > 0.0 {
+        ((total - pos) / pos).min(50.0)
+    } else {
+        1.0
+    };
+    // Validation windows: fixed, non-overlapping.
+    let val_windows: Vec<(usize, usize)> = val
+        .iter()
+        .flat_map(|&i| {
+            (0..=data.bins - cfg.window)
+                .step_by(cfg.window)
+                .map(move |a| (i, a))
+        })
+        .collect();
+
+    let ad = device.clone().autodiff();
+    ad.seed(cfg.seed);
+    let mut model = arch.init(&ad);
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip_norm)))
+        .init();
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| SurgeError::io("cannot create checkpoint folder", out_dir, e))?;
+    let mut meta = SurrogateMeta {
+        arch: arch.clone(),
+        channel_names: reader.channel_names.clone(),
+        scaling,
+        bin_ms: reader.bin_ms,
+        neuron_model: reader.neuron_json.clone(),
+        datasets: files
+            .iter()
+            .map(|f| Ok((f.display().to_string(), sha256(f)?)))
+            .collect::<Result<_>>()?,
+        training: cfg.clone(),
+        epochs: Vec::new(),
+        best_epoch: 0,
+        surge_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let mut best = f64::INFINITY;
+    let mut since_best = 0;
+    let total_steps = (cfg.epochs * cfg.steps_per_epoch).max(1);
+    for epoch in 1..=cfg.epochs {
+        let mut train_sum = 0.0;
+        let mut lr = cfg.lr;
+        for step in 0..cfg.steps_per_epoch {
+            let k = (epoch - 1) * cfg.steps_per_epoch + step;
+            lr = cfg.lr_min
+                + 0.5
+                    * (cfg.lr - cfg.lr_min)
+                    * (1.0 + (std::f64::consts::PI * k as f64 / total_steps as f64).cos());
+            let windows: Vec<(usize, usize)> = (0..cfg.batch)
+                .map(|_| {
+                    (
+                        tr[rng.random_range(0..tr.len())],
+                        rng.random_range(0..=data.bins - cfg.window),
+                    )
+                })
+                .collect();
+            let (x, v, s) = data.batch(&windows, cfg.window, &ad);
+            let (l, _, _) = loss(&model, x, v, s, rf - 1, pos_weight, cfg.spike_weight);
+            let value = scalar(l.clone());
+            if !value.is_finite() {
+                return Err(SurgeError::Diverged {
+                    what: format!(
+                        "the training loss (epoch {epoch}, step {step}); the last good checkpoint is in {}",
+                        out_dir.display()
+                    ),
+                    value,
+                    t_ms: 0.0,
+                });
+            }
+            train_sum += value;
+            let grads = GradientsParams::from_grads(l.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+        // Validation without autodiff.
+        let plain = model.valid();
+        let (mut vl, mut vm, mut vb) = (0.0, 0.0, 0.0);
+        for chunk in val_windows.chunks(cfg.batch) {
+            let (x, v, s) = data.batch(chunk, cfg.window, device);
+            let (l, m, b) = loss(&plain, x, v, s, rf - 1, pos_weight, cfg.spike_weight);
+            let w = chunk.len() as f64 / val_windows.len() as f64;
+            vl += scalar(l) * w;
+            vm += scalar(m) * w;
+            vb += scalar(b) * w;
+        }
+        meta.epochs.push(EpochMetrics {
+            epoch,
+            train_loss: train_sum / cfg.steps_per_epoch.max(1) as f64,
+            val_loss: vl,
+            val_voltage_mse: vm,
+            val_spike_bce: vb,
+            lr,
+        });
+        if vl < best {
+            best = vl;
+            since_best = 0;
+            meta.best_epoch = epoch;
+            save_checkpoint(&plain, &meta, out_dir)?;
+        } else {
+            since_best += 1;
+            write_meta(&meta, out_dir)?;
+        }
+        progress(epoch, cfg.epochs, vl);
+        if since_best >= cfg.patience {
+            break;
+        }
+    }
+    Ok(meta)
+}
+
+fn write_meta(meta: &SurrogateMeta, dir: &Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(meta).expect("serialisable");
+    atomic_write(&dir.join("surrogate.json"), json.as_bytes())
+}
+
+/// Writes `model.bpk` and `surrogate.json` atomically.
+pub fn save_checkpoint(model: &Surrogate, meta: &SurrogateMeta, dir: &Path) -> Result<()> {
+    let path = dir.join("model.bpk");
+    let partial = partial_path(&path);
+    model.clone().save_file(&partial).map_err(|e| {
+        SurgeError::io(
+            "cannot write checkpoint",
+            &partial,
+            std::io::Error::other(format!("{e:?}")),
+        )
+    })?;
+    commit(&partial, &path)?;
+    write_meta(meta, dir)
+}
+
+/// Loads a checkpoint folder onto `device`.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Surrogate, SurrogateMeta)> {
+    let meta_path = dir.join("surrogate.json");
+    let text = std::fs::read_to_string(&meta_path)
+        .map_err(|e| SurgeError::io("cannot read checkpoint sidecar", &meta_path, e))?;
+    let meta: SurrogateMeta = serde_json::from_str(&text).map_err(|e| {
+        SurgeError::data(
+            &meta_path,
+            format!("not a Surge surrogate sidecar ({e})"),
+            "point --checkpoint at a folder written by `surge train`",
+        )
+    })?;
+    let path = dir.join("model.bpk");
+    let model = meta.arch.init(device).try_load_file(&path).map_err(|e| {
+        SurgeError::data(
+            &path,
+            format!("cannot load the model ({e:?})"),
+            "the checkpoint is corrupt or of another architecture; retrain it",
+        )
+    })?;
+    Ok((model, meta))
+}
