@@ -71,6 +71,27 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Train a TCN-LSTM surrogate on one or more dataset files.
+    Train {
+        /// Dataset files, read as one set.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Checkpoint folder to write (model.bpk, surrogate.json, learning curve).
+        #[arg(long)]
+        out: PathBuf,
+        /// Surrogate experiment file ([arch], [training]) [default: built-in defaults, seed 1].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// flex (CPU, default), ndarray or wgpu (when built with those features).
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Override the number of epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Overwrite an existing checkpoint folder.
+        #[arg(long)]
+        force: bool,
+    },
     /// Work with dataset files.
     Data {
         #[command(subcommand)]
@@ -217,6 +238,82 @@ pub fn run() -> Result<()> {
                 cell_s / secs
             );
             print_info(&DatasetReader::open_unchecked(&[path])?.info()?);
+            Ok(())
+        }
+        Command::Train {
+            data,
+            out,
+            config,
+            backend,
+            epochs,
+            force,
+        } => {
+            let (arch, mut tc) = match &config {
+                Some(p) => {
+                    let e = surge::surrogate::train::SurrogateExperiment::load(p)?;
+                    (e.arch, e.training)
+                }
+                None => (None, surge::surrogate::train::TrainConfig::new(1)),
+            };
+            if let Some(e) = epochs {
+                tc.epochs = e;
+            }
+            tc.validate()?;
+            if out.join("model.bpk").exists() && !force {
+                anyhow::bail!(
+                    "{} already holds a checkpoint. Fix: choose another --out or pass --force",
+                    out.display()
+                );
+            }
+            let device = surge::surrogate::backend::device(&backend)?;
+            let pb = bar(tc.epochs as u64, "train");
+            let meta = surge::surrogate::train::train(
+                &data,
+                arch,
+                &tc,
+                &out,
+                &device,
+                &mut |e, _, vl| {
+                    pb.set_position(e as u64);
+                    pb.set_message(format!("val {vl:.4}"));
+                },
+            )?;
+            pb.finish_and_clear();
+            let xs: Vec<f64> = meta.epochs.iter().map(|e| e.epoch as f64).collect();
+            let tr: Vec<f64> = meta.epochs.iter().map(|e| e.train_loss).collect();
+            let va: Vec<f64> = meta.epochs.iter().map(|e| e.val_loss).collect();
+            let figs = surge::plot::save(
+                &surge::plot::Lines {
+                    title: "surrogate learning curve".into(),
+                    x_desc: "epoch".into(),
+                    y_desc: "loss (MSE + lambda BCE)".into(),
+                    series: vec![
+                        ("train".into(), xs.as_slice(), tr.as_slice()),
+                        ("validation".into(), xs.as_slice(), va.as_slice()),
+                    ],
+                    log_y: true,
+                    x_range: None,
+                },
+                &out.join("learning_curve"),
+            )?;
+            println!(
+                "{:>6} {:>11} {:>11} {:>13} {:>13}",
+                "epoch", "train loss", "val loss", "val V MSE", "val spike BCE"
+            );
+            for e in &meta.epochs {
+                println!(
+                    "{:>6} {:>11.4} {:>11.4} {:>13.4} {:>13.4}",
+                    e.epoch, e.train_loss, e.val_loss, e.val_voltage_mse, e.val_spike_bce
+                );
+            }
+            println!(
+                "best epoch {}; checkpoint {}",
+                meta.best_epoch,
+                out.display()
+            );
+            for f in figs {
+                println!("figure: {}", f.display());
+            }
             Ok(())
         }
         Command::Data { command } => match command {

@@ -2,6 +2,7 @@
 //! with a streaming form that advances one bin at a time in O(1) for the network engine.
 //! Training, checkpoints and metrics come with the surrogate issue; this holds the model.
 
+pub mod backend;
 pub mod model;
 pub mod stream;
 pub mod train;

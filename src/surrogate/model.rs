@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SurrogateArch {
-    /// Input channels (receptor channels of the cell).
+    /// Input channels (receptor channels of the cell); taken from the dataset when training.
+    #[serde(default)]
     pub n_inputs: usize,
     /// Channels of every TCN block.
     #[serde(default = "d_tcn")]

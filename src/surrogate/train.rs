@@ -18,6 +18,41 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// A surrogate experiment file: architecture and training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurrogateExperiment {
+    pub name: String,
+    pub arch: Option<SurrogateArch>,
+    pub training: TrainConfig,
+}
+
+impl SurrogateExperiment {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| SurgeError::io("cannot read", path, e))?;
+        let e: SurrogateExperiment = toml::from_str(&text).map_err(|e| SurgeError::Toml {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        e.training.validate()?;
+        if let Some(a) = &e.arch
+            && (a.tcn_channels == 0
+                || a.kernel == 0
+                || a.dilations.is_empty()
+                || a.dilations.contains(&0)
+                || a.lstm_hidden == 0)
+        {
+            return Err(SurgeError::spec(
+                "arch",
+                "zero channels, kernel, hidden size or dilation",
+                "give positive sizes and at least one dilation",
+            ));
+        }
+        Ok(e)
+    }
+}
+
 /// Training settings (the `[training]` table of `experiments/surrogate_*.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +117,47 @@ fn d_patience() -> usize {
 }
 
 impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |f: &str, p: String, fix: &str| Err(SurgeError::spec(format!("training.{f}"), p, fix));
+        if self.batch == 0 || self.epochs == 0 || self.steps_per_epoch == 0 {
+            return bad(
+                "batch",
+                "batch, epochs and steps_per_epoch must be >= 1".into(),
+                "give positive counts",
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr_min > 0.0 && self.lr_min <= self.lr) {
+            return bad(
+                "lr",
+                format!(
+                    "lr {} / lr_min {} is not 0 < lr_min <= lr",
+                    self.lr, self.lr_min
+                ),
+                "e.g. lr = 3e-3, lr_min = 3e-4",
+            );
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return bad(
+                "val_fraction",
+                format!("{} is not in (0, 1)", self.val_fraction),
+                "e.g. 0.2",
+            );
+        }
+        if !(self.clip_norm.is_finite()
+            && self.clip_norm > 0.0
+            && self.spike_weight.is_finite()
+            && self.spike_weight >= 0.0)
+        {
+            return bad(
+                "clip_norm",
+                "clip_norm must be > 0 and spike_weight >= 0".into(),
+                "e.g. clip_norm = 1.0, spike_weight = 1.0",
+            );
+        }
+        Ok(())
+    }
+
     pub fn new(seed: u64) -> Self {
         TrainConfig {
             window: d_window(),
