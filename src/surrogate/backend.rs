@@ -6,12 +6,16 @@ use burn::tensor::Device;
 
 /// `flex` (default CPU backend), `ndarray` (cargo feature `ndarray`), `wgpu` (cargo feature `wgpu`).
 pub fn device(name: &str) -> Result<Device> {
+    #[cfg(feature = "ndarray")]
+    if name == "ndarray" {
+        return Ok(Device::ndarray());
+    }
+    #[cfg(feature = "wgpu")]
+    if name == "wgpu" {
+        return Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+    }
     match name {
         "flex" => Ok(Device::flex()),
-        #[cfg(feature = "ndarray")]
-        "ndarray" => Ok(Device::ndarray()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         "ndarray" | "wgpu" | "cuda" => Err(SurgeError::spec(
             "--backend",
             format!("this surge was built without the `{name}` backend"),
