@@ -92,6 +92,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Measure a checkpoint on held-out traces (voltage RMSE and r, spike F1 and coincidence factor).
+    Eval {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Folder for metrics.json and figures [default: <checkpoint>/eval].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+    },
     /// Work with dataset files.
     Data {
         #[command(subcommand)]
@@ -314,6 +326,64 @@ pub fn run() -> Result<()> {
             for f in figs {
                 println!("figure: {}", f.display());
             }
+            Ok(())
+        }
+        Command::Eval {
+            checkpoint,
+            data,
+            out,
+            backend,
+        } => {
+            let device = surge::surrogate::backend::device(&backend)?;
+            let (m, examples) = surge::surrogate::eval::evaluate(&checkpoint, &data, &device)?;
+            let dir = out.unwrap_or_else(|| checkpoint.join("eval"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            surge::results::atomic_write(
+                &dir.join("metrics.json"),
+                serde_json::to_string_pretty(&m)?.as_bytes(),
+            )?;
+            println!("{} held-out traces", m.traces);
+            println!(
+                "voltage RMSE {:.3} mV (subthreshold bins {:.3} mV), r {:.4}",
+                m.voltage_rmse_mv, m.subthreshold_rmse_mv, m.voltage_r
+            );
+            println!(
+                "spikes: precision {:.3}, recall {:.3}, F1 {:.3} at +-{} ms; coincidence factor {:.3}",
+                m.spike_precision,
+                m.spike_recall,
+                m.spike_f1,
+                surge::surrogate::eval::SPIKE_TOL_MS,
+                m.coincidence_gamma
+            );
+            println!(
+                "rate: exact {:.2} Hz, predicted {:.2} Hz, mean |error| {:.2} Hz",
+                m.rate_exact_hz, m.rate_predicted_hz, m.rate_abs_error_hz
+            );
+            for (k, (t, p)) in examples.iter().take(6).enumerate() {
+                let bin = m.bin_ms;
+                let xs: Vec<f64> = (0..t.voltage.len())
+                    .map(|b| (b as f64 + 1.0) * bin)
+                    .collect();
+                let ex: Vec<f64> = t.voltage.iter().map(|&x| x as f64).collect();
+                let pr: Vec<f64> = p.voltage.iter().map(|&x| x as f64).collect();
+                let figs = surge::plot::save(
+                    &surge::plot::Lines {
+                        title: format!("trace {} ({:?}): exact vs surrogate", t.index, t.regime),
+                        x_desc: "time (ms)".into(),
+                        y_desc: "voltage (mV)".into(),
+                        series: vec![
+                            ("exact".into(), xs.as_slice(), ex.as_slice()),
+                            ("surrogate".into(), xs.as_slice(), pr.as_slice()),
+                        ],
+                        log_y: false,
+                        x_range: None,
+                    },
+                    &dir.join(format!("trace_{k}")),
+                )?;
+                println!("figure: {}", figs[1].display());
+            }
+            println!("metrics: {}", dir.join("metrics.json").display());
             Ok(())
         }
         Command::Data { command } => match command {

@@ -80,6 +80,48 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
     let a: Vec<f32> = model.forward(x.clone()).0.into_data().try_to_vec().unwrap();
     let b: Vec<f32> = again.forward(x).0.into_data().try_to_vec().unwrap();
     assert_eq!(a, b);
+    // Held-out traces (another seed): the evaluation agrees with the validation loss.
+    let mut held = cfg.clone();
+    held.dataset.seed = Some(10);
+    held.dataset.traces = 12;
+    let held_path = generate_to_file(
+        &held,
+        SET,
+        &dir.path().join("held.h5"),
+        (0, 1),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let (m, _) =
+        surge::surrogate::eval::evaluate(&out, std::slice::from_ref(&held_path), &device).unwrap();
+    eprintln!(
+        "held-out: r {:.3}, RMSE {:.2} mV, subthreshold RMSE {:.2} mV, F1 {:.2}",
+        m.voltage_r, m.voltage_rmse_mv, m.subthreshold_rmse_mv, m.spike_f1
+    );
+    assert!(
+        m.voltage_r > 0.5
+            && m.voltage_rmse_mv.is_finite()
+            && m.subthreshold_rmse_mv <= m.voltage_rmse_mv
+    );
+    // A set of another neuron (other channels) is refused.
+    let other = SET.replace("model = \"lif_conductance\"", "model = \"lif_current\"\nv_threshold_mv = 20.0\nv_reset_mv = 10.0\nchannels = [{ name = \"ampa\", tau_ms = 5.0 }, { name = \"gabaa\", tau_ms = 5.0 }]");
+    let ocfg = DatasetConfig::from_toml_str(&other, "other").unwrap();
+    let opath = generate_to_file(
+        &ocfg,
+        &other,
+        &dir.path().join("other.h5"),
+        (0, 1),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let err = surge::surrogate::eval::evaluate(&out, &[opath], &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("channels") && err.contains("trained on"),
+        "{err}"
+    );
     // A missing sidecar is refused with a message.
     std::fs::remove_file(out.join("surrogate.json")).unwrap();
     let err = load_checkpoint(&out, &device).err().unwrap().to_string();

@@ -3,6 +3,7 @@
 //! Training, checkpoints and metrics come with the surrogate issue; this holds the model.
 
 pub mod backend;
+pub mod eval;
 pub mod model;
 pub mod stream;
 pub mod train;

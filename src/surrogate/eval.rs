@@ -1,0 +1,224 @@
+//! Honest metrics of a checkpoint on held-out traces: voltage RMSE (all bins, and bins away from
+//! spikes), Pearson r, spike precision/recall/F1 at +-2 ms, Kistler's coincidence factor, firing-rate error.
+
+use super::model::Surrogate;
+use super::train::{SurrogateMeta, load_checkpoint};
+use crate::data::DatasetReader;
+use crate::data::h5::TraceData;
+use crate::error::{Result, SurgeError};
+use crate::signal::{coincidence_factor, match_spikes, pearson};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Spike timing tolerance (ms) for precision/recall and Gamma.
+pub const SPIKE_TOL_MS: f64 = 2.0;
+/// Bins closer than this to an exact spike are not "subthreshold".
+pub const SUBTHRESHOLD_MARGIN_MS: f64 = 5.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalMetrics {
+    pub traces: usize,
+    pub bin_ms: f64,
+    pub voltage_rmse_mv: f64,
+    pub subthreshold_rmse_mv: f64,
+    /// Pearson r of predicted and exact voltage, pooled over all evaluated bins.
+    pub voltage_r: f64,
+    pub spike_precision: f64,
+    pub spike_recall: f64,
+    pub spike_f1: f64,
+    /// Mean over traces with spikes in either train.
+    pub coincidence_gamma: f64,
+    pub rate_exact_hz: f64,
+    pub rate_predicted_hz: f64,
+    pub rate_abs_error_hz: f64,
+}
+
+/// One trace's prediction: voltage (mV) and spike times (ms) from the spike head (probability > 0.5,
+/// one spike per run of consecutive bins).
+pub struct Prediction {
+    pub voltage: Vec<f32>,
+    pub spikes_ms: Vec<f64>,
+}
+
+/// Refuses a dataset whose channels or bin width differ from the checkpoint's.
+pub fn check_compatible(meta: &SurrogateMeta, reader: &DatasetReader, ckpt: &Path) -> Result<()> {
+    if meta.channel_names != reader.channel_names {
+        return Err(SurgeError::data(
+            reader.paths()[0],
+            format!(
+                "has channels {:?} but the checkpoint {} was trained on {:?}",
+                reader.channel_names,
+                ckpt.display(),
+                meta.channel_names
+            ),
+            "evaluate on a set of the same neuron model, or train a surrogate for this one",
+        ));
+    }
+    if (meta.bin_ms - reader.bin_ms).abs() > 1e-12 {
+        return Err(SurgeError::data(
+            reader.paths()[0],
+            format!(
+                "has {} ms bins but the checkpoint uses {} ms",
+                reader.bin_ms, meta.bin_ms
+            ),
+            "generate the set with the checkpoint's bin_ms",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the model on whole traces.
+pub fn predict(
+    model: &Surrogate,
+    meta: &SurrogateMeta,
+    traces: &[TraceData],
+    device: &Device,
+) -> Vec<Prediction> {
+    let nch = meta.channel_names.len();
+    let bins = traces.first().map_or(0, |t| t.voltage.len());
+    let x: Vec<f32> = traces
+        .iter()
+        .flat_map(|t| {
+            t.inputs
+                .iter()
+                .enumerate()
+                .map(|(k, &a)| meta.scaling.input(a, k % nch))
+        })
+        .collect();
+    let x = Tensor::<3>::from_data(TensorData::new(x, [traces.len(), bins, nch]), device);
+    let (v, logit) = model.forward(x);
+    let v: Vec<f32> = v.into_data().try_to_vec().unwrap_or_default();
+    let p: Vec<f32> = sigmoid(logit).into_data().try_to_vec().unwrap_or_default();
+    (0..traces.len())
+        .map(|i| {
+            let voltage = v[i * bins..(i + 1) * bins]
+                .iter()
+                .map(|&a| a * meta.scaling.v_std + meta.scaling.v_mean)
+                .collect();
+            let mut spikes_ms = Vec::new();
+            let mut above = false;
+            for (b, &q) in p[i * bins..(i + 1) * bins].iter().enumerate() {
+                if q > 0.5 && !above {
+                    spikes_ms.push((b as f64 + 0.5) * meta.bin_ms);
+                }
+                above = q > 0.5;
+            }
+            Prediction { voltage, spikes_ms }
+        })
+        .collect()
+}
+
+fn spike_times(t: &TraceData, bin_ms: f64) -> Vec<f64> {
+    t.spikes
+        .iter()
+        .enumerate()
+        .flat_map(|(b, &k)| std::iter::repeat_n((b as f64 + 0.5) * bin_ms, k as usize))
+        .collect()
+}
+
+/// Evaluates a checkpoint folder on `files`; bins before the receptive field has filled are skipped.
+pub fn evaluate(
+    ckpt: &Path,
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<(EvalMetrics, Vec<(TraceData, Prediction)>)> {
+    let (model, meta) = load_checkpoint(ckpt, device)?;
+    let reader = DatasetReader::open(files)?;
+    check_compatible(&meta, &reader, ckpt)?;
+    let skip = meta.arch.receptive_field() - 1;
+    let bin = meta.bin_ms;
+    let (mut se, mut n_all, mut se_sub, mut n_sub) = (0.0, 0usize, 0.0, 0usize);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let (mut hits, mut fps, mut fns) = (0usize, 0usize, 0usize);
+    let (mut gsum, mut gn) = (0.0, 0usize);
+    let (mut r_exact, mut r_pred, mut r_err) = (0.0, 0.0, 0.0);
+    let mut kept = Vec::new();
+    let n = reader.n_traces();
+    for a in (0..n).step_by(16) {
+        let traces: Vec<TraceData> = (a..(a + 16).min(n))
+            .map(|i| reader.read(i))
+            .collect::<Result<_>>()?;
+        let preds = predict(&model, &meta, &traces, device);
+        for (t, p) in traces.into_iter().zip(preds) {
+            let bins = t.voltage.len();
+            let dur = (bins - skip) as f64 * bin;
+            let exact: Vec<f64> = spike_times(&t, bin)
+                .into_iter()
+                .filter(|&s| s >= skip as f64 * bin)
+                .collect();
+            let model_sp: Vec<f64> = p
+                .spikes_ms
+                .iter()
+                .copied()
+                .filter(|&s| s >= skip as f64 * bin)
+                .collect();
+            for b in skip..bins {
+                let d = (p.voltage[b] - t.voltage[b]) as f64;
+                se += d * d;
+                n_all += 1;
+                let tb = (b as f64 + 0.5) * bin;
+                if exact
+                    .iter()
+                    .all(|&s| (s - tb).abs() > SUBTHRESHOLD_MARGIN_MS)
+                {
+                    se_sub += d * d;
+                    n_sub += 1;
+                }
+                xs.push(p.voltage[b] as f64);
+                ys.push(t.voltage[b] as f64);
+            }
+            let (h, f, m) = match_spikes(&exact, &model_sp, SPIKE_TOL_MS);
+            hits += h;
+            fps += f;
+            fns += m;
+            if let Some(g) = coincidence_factor(&exact, &model_sp, SPIKE_TOL_MS, dur) {
+                gsum += g;
+                gn += 1;
+            }
+            let (re, rp) = (
+                exact.len() as f64 / dur * 1000.0,
+                model_sp.len() as f64 / dur * 1000.0,
+            );
+            r_exact += re;
+            r_pred += rp;
+            r_err += (re - rp).abs();
+            if kept.len() < 12 {
+                kept.push((t, p));
+            }
+        }
+    }
+    let precision = if hits + fps > 0 {
+        hits as f64 / (hits + fps) as f64
+    } else {
+        1.0
+    };
+    let recall = if hits + fns > 0 {
+        hits as f64 / (hits + fns) as f64
+    } else {
+        1.0
+    };
+    let nf = n.max(1) as f64;
+    Ok((
+        EvalMetrics {
+            traces: n,
+            bin_ms: bin,
+            voltage_rmse_mv: (se / n_all.max(1) as f64).sqrt(),
+            subthreshold_rmse_mv: (se_sub / n_sub.max(1) as f64).sqrt(),
+            voltage_r: pearson(&xs, &ys),
+            spike_precision: precision,
+            spike_recall: recall,
+            spike_f1: if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            },
+            coincidence_gamma: if gn > 0 { gsum / gn as f64 } else { f64::NAN },
+            rate_exact_hz: r_exact / nf,
+            rate_predicted_hz: r_pred / nf,
+            rate_abs_error_hz: r_err / nf,
+        },
+        kept,
+    ))
+}
