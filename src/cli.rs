@@ -91,6 +91,9 @@ enum Command {
         /// Overwrite an existing checkpoint folder.
         #[arg(long)]
         force: bool,
+        /// Continue an interrupted run in --out from its last finished epoch.
+        #[arg(long)]
+        resume: bool,
     },
     /// Measure a checkpoint on held-out traces (voltage RMSE and r, spike F1 and coincidence factor).
     Eval {
@@ -259,6 +262,7 @@ pub fn run() -> Result<()> {
             backend,
             epochs,
             force,
+            resume,
         } => {
             let (arch, mut tc) = match &config {
                 Some(p) => {
@@ -285,9 +289,11 @@ pub fn run() -> Result<()> {
                 &tc,
                 &out,
                 &device,
+                resume,
                 &mut |e, _, vl| {
                     pb.set_position(e as u64);
                     pb.set_message(format!("val {vl:.4}"));
+                    true
                 },
             )?;
             pb.finish_and_clear();

@@ -55,7 +55,16 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
     tc.lr_min = 1e-3;
     let out = dir.path().join("ckpt");
     let device = Device::flex();
-    let meta = train(&[data], Some(arch), &tc, &out, &device, &mut |_, _, _| {}).unwrap();
+    let meta = train(
+        std::slice::from_ref(&data),
+        Some(arch.clone()),
+        &tc,
+        &out,
+        &device,
+        false,
+        &mut |_, _, _| true,
+    )
+    .unwrap();
     let first = &meta.epochs[0];
     let best = meta
         .epochs
@@ -122,6 +131,59 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         err.contains("channels") && err.contains("trained on"),
         "{err}"
     );
+    // Killed after epoch 3 and resumed: the same epochs and the same model as the uninterrupted run.
+    let out2 = dir.path().join("resumed");
+    let stopped = train(
+        std::slice::from_ref(&data),
+        Some(arch.clone()),
+        &tc,
+        &out2,
+        &device,
+        false,
+        &mut |e, _, _| e < 3,
+    )
+    .unwrap();
+    assert_eq!(stopped.epochs.len(), 3);
+    let resumed = train(
+        std::slice::from_ref(&data),
+        Some(arch.clone()),
+        &tc,
+        &out2,
+        &device,
+        true,
+        &mut |_, _, _| true,
+    )
+    .unwrap();
+    let losses = |m: &surge::surrogate::train::SurrogateMeta| {
+        m.epochs.iter().map(|e| e.val_loss).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        losses(&resumed),
+        losses(&meta),
+        "resumed run differs from the uninterrupted one"
+    );
+    assert_eq!(resumed.best_epoch, meta.best_epoch);
+    let (m2, _) = load_checkpoint(&out2, &device).unwrap();
+    let y = Tensor::<3>::random([1, 80, 4], Distribution::Uniform(0.0, 1.0), &device);
+    let p1: Vec<f32> = model.forward(y.clone()).0.into_data().try_to_vec().unwrap();
+    let p2: Vec<f32> = m2.forward(y).0.into_data().try_to_vec().unwrap();
+    assert_eq!(p1, p2);
+    // Resuming with another configuration is refused.
+    let mut other_tc = tc.clone();
+    other_tc.lr = 5e-3;
+    let err = train(
+        std::slice::from_ref(&data),
+        Some(arch.clone()),
+        &other_tc,
+        &out2,
+        &device,
+        true,
+        &mut |_, _, _| true,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("another configuration"), "{err}");
     // A missing sidecar is refused with a message.
     std::fs::remove_file(out.join("surrogate.json")).unwrap();
     let err = load_checkpoint(&out, &device).err().unwrap().to_string();

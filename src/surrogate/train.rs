@@ -357,15 +357,39 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Where an interrupted training run stands: written after every epoch, after the model and optimizer
+/// files it names, so a kill at any moment leaves a consistent state to resume from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    epoch: usize,
+    best: f64,
+    since_best: usize,
+    meta: SurrogateMeta,
+}
+
+const STATE: &str = "train_state.json";
+const SPLIT_STREAM: u64 = 0x7370_6c69;
+const EPOCH_STREAM: u64 = 0x6570_6f63;
+
+fn state_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("last-{epoch}.bpk")),
+        dir.join(format!("optim-{epoch}.bpk")),
+    )
+}
+
 /// Trains a surrogate on `files` and writes the best model to `out_dir`. `device` is the plain device
-/// (Flex, wgpu, ...); training runs on its autodiff form. `progress(epoch, epochs, val_loss)`.
+/// (Flex, wgpu, ...); training runs on its autodiff form. After each epoch `progress(epoch, epochs,
+/// val_loss)` is called; returning `false` stops the run there (it can be resumed). With `resume`, an
+/// interrupted run in `out_dir` continues from its last finished epoch and ends as the uninterrupted run would.
 pub fn train(
     files: &[PathBuf],
     arch_template: Option<SurrogateArch>,
     cfg: &TrainConfig,
     out_dir: &Path,
     device: &Device,
-    progress: &mut dyn FnMut(usize, usize, f64),
+    resume: bool,
+    progress: &mut dyn FnMut(usize, usize, f64) -> bool,
 ) -> Result<SurrogateMeta> {
     let reader = DatasetReader::open(files)?;
     let mut arch = arch_template.unwrap_or_else(|| SurrogateArch::new(reader.n_channels()));
@@ -383,7 +407,7 @@ pub fn train(
     }
     let (data, scaling) = load(&reader, None)?;
     // Split by trace.
-    let mut rng = rng_for(cfg.seed, &[0x7261_696e]);
+    let mut rng = rng_for(cfg.seed, &[SPLIT_STREAM]);
     let mut order: Vec<usize> = (0..data.n).collect();
     for i in (1..order.len()).rev() {
         order.swap(i, rng.random_range(0..=i));
@@ -449,8 +473,52 @@ pub fn train(
     };
     let mut best = f64::INFINITY;
     let mut since_best = 0;
+    let mut first_epoch = 1;
+    let state_path = out_dir.join(STATE);
+    if resume {
+        let text = std::fs::read_to_string(&state_path)
+            .map_err(|e| SurgeError::io("cannot resume: no training state", &state_path, e))?;
+        let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+            SurgeError::data(
+                &state_path,
+                format!("unreadable training state ({e})"),
+                "start the run again without --resume",
+            )
+        })?;
+        if st.meta.training != meta.training
+            || st.meta.arch != meta.arch
+            || st.meta.datasets != meta.datasets
+        {
+            return Err(SurgeError::data(
+                &state_path,
+                "was written for another configuration, architecture or dataset",
+                "resume with the same --config and --data, or start a new run in another folder",
+            ));
+        }
+        let (m, o) = state_files(out_dir, st.epoch);
+        model = model.try_load_file(&m).map_err(|e| {
+            SurgeError::data(
+                &m,
+                format!("cannot load ({e:?})"),
+                "start the run again without --resume",
+            )
+        })?;
+        optim = optim.load(&o).map_err(|e| {
+            SurgeError::data(
+                &o,
+                format!("cannot load ({e:?})"),
+                "start the run again without --resume",
+            )
+        })?;
+        (best, since_best, first_epoch, meta) = (st.best, st.since_best, st.epoch + 1, st.meta);
+        if since_best >= cfg.patience {
+            return Ok(meta);
+        }
+    }
     let total_steps = (cfg.epochs * cfg.steps_per_epoch).max(1);
-    for epoch in 1..=cfg.epochs {
+    for epoch in first_epoch..=cfg.epochs {
+        // Each epoch draws its windows from its own stream, so a resumed run sees the same batches.
+        let mut rng = rng_for(cfg.seed, &[EPOCH_STREAM, epoch as u64]);
         let mut train_sum = 0.0;
         let mut lr = cfg.lr;
         for step in 0..cfg.steps_per_epoch {
@@ -512,8 +580,37 @@ pub fn train(
             since_best += 1;
             write_meta(&meta, out_dir)?;
         }
-        progress(epoch, cfg.epochs, vl);
-        if since_best >= cfg.patience {
+        // Resumable state: model and optimizer under this epoch's names, then the state that points at them.
+        let (m, o) = state_files(out_dir, epoch);
+        let io = |p: &Path, e: burn::store::RecordError| {
+            SurgeError::io(
+                "cannot write training state",
+                p,
+                std::io::Error::other(format!("{e:?}")),
+            )
+        };
+        let (mp, op) = (partial_path(&m), partial_path(&o));
+        model.clone().save_file(&mp).map_err(|e| io(&mp, e))?;
+        commit(&mp, &m)?;
+        optim.save(&op).map_err(|e| io(&op, e))?;
+        commit(&op, &o)?;
+        let st = TrainState {
+            epoch,
+            best,
+            since_best,
+            meta: meta.clone(),
+        };
+        atomic_write(
+            &state_path,
+            serde_json::to_string(&st).expect("serialisable").as_bytes(),
+        )?;
+        if epoch > 1 {
+            let (m0, o0) = state_files(out_dir, epoch - 1);
+            let _ = std::fs::remove_file(m0);
+            let _ = std::fs::remove_file(o0);
+        }
+        let go_on = progress(epoch, cfg.epochs, vl);
+        if since_best >= cfg.patience || !go_on {
             break;
         }
     }
