@@ -27,6 +27,16 @@ pub enum SurgeError {
     /// An HDF5 operation failed.
     #[error("HDF5 error on {path}: {message}")]
     Hdf5 { path: PathBuf, message: String },
+    /// The training loss became NaN or infinite.
+    #[error(
+        "training diverged: the loss became {value} at epoch {epoch}, step {step}; training stopped and the last good checkpoint is kept in {dir}. Fix: lower training.lr or training.clip_norm, check the data with `surge data info`, and continue with --resume"
+    )]
+    TrainingDiverged {
+        value: f64,
+        epoch: usize,
+        step: usize,
+        dir: PathBuf,
+    },
     /// A dataset file is not what Surge expects (foreign, truncated, other version, bad values).
     #[error("dataset {path}: {problem}. Fix: {fix}")]
     Data {

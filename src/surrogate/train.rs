@@ -539,13 +539,11 @@ pub fn train(
             let (l, _, _) = loss(&model, x, v, s, rf - 1, pos_weight, cfg.spike_weight);
             let value = scalar(l.clone());
             if !value.is_finite() {
-                return Err(SurgeError::Diverged {
-                    what: format!(
-                        "the training loss (epoch {epoch}, step {step}); the last good checkpoint is in {}",
-                        out_dir.display()
-                    ),
+                return Err(SurgeError::TrainingDiverged {
                     value,
-                    t_ms: 0.0,
+                    epoch,
+                    step,
+                    dir: out_dir.to_path_buf(),
                 });
             }
             train_sum += value;
