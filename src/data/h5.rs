@@ -313,6 +313,43 @@ struct Part {
     shard: ShardInfo,
 }
 
+/// Traces `a..b` of one file.
+struct Block {
+    inputs: Array3<f32>,
+    voltage: Array2<f32>,
+    spikes: Array2<u8>,
+    regime: Array1<u8>,
+}
+
+impl Part {
+    fn block(&self, a: usize, b: usize) -> Result<Block> {
+        let h = |e: hdf5::Error| SurgeError::hdf5(&self.path, e);
+        let f = &self.file;
+        Ok(Block {
+            inputs: f
+                .dataset("inputs")
+                .map_err(h)?
+                .read_slice(s![a..b, .., ..])
+                .map_err(h)?,
+            voltage: f
+                .dataset("voltage")
+                .map_err(h)?
+                .read_slice(s![a..b, ..])
+                .map_err(h)?,
+            spikes: f
+                .dataset("spikes")
+                .map_err(h)?
+                .read_slice(s![a..b, ..])
+                .map_err(h)?,
+            regime: f
+                .dataset("regime")
+                .map_err(h)?
+                .read_slice(s![a..b])
+                .map_err(h)?,
+        })
+    }
+}
+
 /// One or several dataset files read as one set, in trace-index order.
 pub struct DatasetReader {
     parts: Vec<Part>,
@@ -545,21 +582,13 @@ impl DatasetReader {
     /// Scans inputs and voltages for NaN or infinity, a chunk of traces at a time.
     fn check_values(&self) -> Result<()> {
         for part in &self.parts {
-            let h = |e: hdf5::Error| SurgeError::hdf5(&part.path, e);
             for a in (0..part.n).step_by(256) {
                 let b = (a + 256).min(part.n);
-                let inp: Array3<f32> = part
-                    .file
-                    .dataset("inputs")
-                    .map_err(h)?
-                    .read_slice(s![a..b, .., ..])
-                    .map_err(h)?;
-                let v: Array2<f32> = part
-                    .file
-                    .dataset("voltage")
-                    .map_err(h)?
-                    .read_slice(s![a..b, ..])
-                    .map_err(h)?;
+                let Block {
+                    inputs: inp,
+                    voltage: v,
+                    ..
+                } = part.block(a, b)?;
                 if let Some(i) = inp
                     .outer_iter()
                     .position(|t| t.iter().any(|x| !x.is_finite()))
@@ -710,33 +739,14 @@ impl DatasetReader {
         let mut bins_total = 0u64;
         let duration_s = self.bins as f64 * self.bin_ms / 1000.0;
         for part in &self.parts {
-            let h = |e: hdf5::Error| SurgeError::hdf5(&part.path, e);
             for a in (0..part.n).step_by(256) {
                 let b = (a + 256).min(part.n);
-                let inp: Array3<f32> = part
-                    .file
-                    .dataset("inputs")
-                    .map_err(h)?
-                    .read_slice(s![a..b, .., ..])
-                    .map_err(h)?;
-                let v: Array2<f32> = part
-                    .file
-                    .dataset("voltage")
-                    .map_err(h)?
-                    .read_slice(s![a..b, ..])
-                    .map_err(h)?;
-                let sp: Array2<u8> = part
-                    .file
-                    .dataset("spikes")
-                    .map_err(h)?
-                    .read_slice(s![a..b, ..])
-                    .map_err(h)?;
-                let rg: Array1<u8> = part
-                    .file
-                    .dataset("regime")
-                    .map_err(h)?
-                    .read_slice(s![a..b])
-                    .map_err(h)?;
+                let Block {
+                    inputs: inp,
+                    voltage: v,
+                    spikes: sp,
+                    regime: rg,
+                } = part.block(a, b)?;
                 for (k, &r) in rg.iter().enumerate() {
                     let count: f64 = sp.row(k).iter().map(|&x| x as f64).sum();
                     per_regime[(r as usize).min(2)].push(count / duration_s);

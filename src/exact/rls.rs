@@ -34,10 +34,9 @@ impl RlsLearner {
         }
     }
 
-    /// One RLS step: moves `w` so that `w . r` approaches `target`; returns the error before the step.
-    pub fn update(&mut self, w: &mut [f64], r: &[f64], target: f64) -> f64 {
+    /// Updates `P` with the input `r` and returns the gain `c = 1 / (1 + r . P r)`; `self.k` holds `P r`.
+    fn absorb(&mut self, r: &[f64]) -> f64 {
         let n = self.n;
-        let e: f64 = w.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() - target;
         for (i, k) in self.k.iter_mut().enumerate() {
             *k = self.p[i * n..(i + 1) * n]
                 .iter()
@@ -55,10 +54,32 @@ impl RlsLearner {
                 *pij -= c * ki * kj;
             }
         }
+        c
+    }
+
+    /// Moves `w` against error `e` along the last gain.
+    fn correct(&self, w: &mut [f64], r: &[f64], target: f64, c: f64) -> f64 {
+        let e = w.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() - target;
         for (wj, &kj) in w.iter_mut().zip(&self.k) {
             *wj -= e * c * kj;
         }
         e
+    }
+
+    /// One RLS step: moves `w` so that `w . r` approaches `target`; returns the error before the step.
+    pub fn update(&mut self, w: &mut [f64], r: &[f64], target: f64) -> f64 {
+        let c = self.absorb(r);
+        self.correct(w, r, target, c)
+    }
+
+    /// One RLS step for several readouts that share the input `r` and hence `P` (textbook FORCE):
+    /// `P` is updated once and every `w[i]` moves with its own error. Returns the errors before the step.
+    pub fn update_shared(&mut self, ws: &mut [Vec<f64>], r: &[f64], targets: &[f64]) -> Vec<f64> {
+        let c = self.absorb(r);
+        ws.iter_mut()
+            .zip(targets)
+            .map(|(w, &f)| self.correct(w, r, f, c))
+            .collect()
     }
 }
 
@@ -200,38 +221,6 @@ pub fn train_rate_rnn(cfg: &RateRnnConfig, progress: &mut dyn FnMut(u64, u64)) -
         mean_test_r: mean(&test_r),
         mean_r_before: mean(&before),
         test_r,
-    }
-}
-
-impl RlsLearner {
-    /// One RLS step for several readouts that share the input `r` and hence `P` (textbook FORCE):
-    /// `P` is updated once and every `w[i]` moves with its own error. Returns the errors before the step.
-    pub fn update_shared(&mut self, ws: &mut [Vec<f64>], r: &[f64], targets: &[f64]) -> Vec<f64> {
-        let n = self.n;
-        for (i, k) in self.k.iter_mut().enumerate() {
-            *k = self.p[i * n..(i + 1) * n]
-                .iter()
-                .zip(r)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-        let c = 1.0 / (1.0 + r.iter().zip(&self.k).map(|(a, b)| a * b).sum::<f64>());
-        for (i, &ki) in self.k.iter().enumerate() {
-            let row = &mut self.p[i * n..(i + 1) * n];
-            for (pij, &kj) in row.iter_mut().zip(&self.k) {
-                *pij -= c * ki * kj;
-            }
-        }
-        ws.iter_mut()
-            .zip(targets)
-            .map(|(w, &f)| {
-                let e = w.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() - f;
-                for (wj, &kj) in w.iter_mut().zip(&self.k) {
-                    *wj -= e * c * kj;
-                }
-                e
-            })
-            .collect()
     }
 }
 
