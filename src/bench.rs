@@ -93,6 +93,68 @@ fn generation() -> Result<Row> {
     })
 }
 
+/// Surrogate training step (forward + backward + Adam) for batch 32 x 1000 bins, default architecture, Flex.
+fn train_step() -> Result<Row> {
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Device, Distribution, Tensor};
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let model = surge::surrogate::SurrogateArch::new(4).init(&device);
+    let mut optim = AdamConfig::new().init();
+    let x = Tensor::<3>::random([32, 1000, 4], Distribution::Uniform(0.0, 1.0), &device);
+    let y = Tensor::<2>::random([32, 1000], Distribution::Normal(0.0, 1.0), &device);
+    let mut model = model;
+    let steps = 3;
+    let mut times = Vec::new();
+    for _ in 0..=steps {
+        let t0 = Instant::now();
+        let (v, _) = model.forward(x.clone());
+        let loss = (v - y.clone()).powi_scalar(2).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    // The first step includes one-time allocation; report the mean of the rest.
+    let mean = times[1..].iter().sum::<f64>() / steps as f64;
+    Ok(Row {
+        case: "train step (batch 32 x 1000 bins, Flex)".into(),
+        build_s: times[0],
+        simulate_s: mean,
+        biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
+        realtime_factor: mean / (32.0 * 0.5),
+        synaptic_events_per_s: f64::NAN,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// Streaming inference: 1000 cells advanced 200 bins one at a time.
+fn stream() -> Result<Row> {
+    use burn::tensor::{Device, Distribution, Tensor};
+    let device = Device::flex();
+    device.seed(1);
+    let model = surge::surrogate::SurrogateArch::new(4).init(&device);
+    let (cells, steps) = (1000, 200);
+    let mut state = surge::surrogate::SurrogateState::new(&model, cells, &device);
+    let x = Tensor::<2>::random([cells, 4], Distribution::Uniform(0.0, 1.0), &device);
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        let (v, _) = state.step(&model, x.clone());
+        let _ = v.into_data();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(Row {
+        case: "stream (1000 cells x 200 bins, Flex)".into(),
+        build_s: 0.0,
+        simulate_s: secs,
+        biological_s: (cells * steps) as f64,
+        realtime_factor: secs / (steps as f64 * 0.5e-3),
+        synaptic_events_per_s: f64::NAN,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let rel = Path::new("benches/reference/brunel_brian2.py");
@@ -138,12 +200,21 @@ fn brian2(duration_ms: f64) -> Result<Row> {
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
     let mut rows = match case {
         "brunel" => vec![brunel(duration_ms)?],
-        "gen" if reference.is_some() => bail!(
+        "gen" | "train" | "stream" if reference.is_some() => bail!(
             "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
         ),
         "gen" => vec![generation()?],
-        "all" => vec![brunel(duration_ms)?, generation()?],
-        other => bail!("unknown benchmark case `{other}`. Fix: use one of brunel, gen, all"),
+        "train" => vec![train_step()?],
+        "stream" => vec![stream()?],
+        "all" => vec![
+            brunel(duration_ms)?,
+            generation()?,
+            train_step()?,
+            stream()?,
+        ],
+        other => bail!(
+            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, train, stream, all"
+        ),
     };
     match reference {
         None => {}

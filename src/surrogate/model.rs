@@ -210,15 +210,35 @@ impl FusedLstm {
         let mut h = Tensor::<2>::zeros([b, self.hidden], &device);
         let mut c = Tensor::<2>::zeros([b, self.hidden], &device);
         let mut out = Vec::with_capacity(t);
-        for step in 0..t {
-            let g = gates_x
-                .clone()
-                .narrow(1, step, 1)
-                .reshape([b, 4 * self.hidden]);
-            (h, c) = self.cell(g, h, c);
-            out.push(h.clone());
-        }
+        self.run(gates_x, &mut h, &mut c, &mut out);
         Tensor::stack(out, 1)
+    }
+
+    /// Steps through `gates_x` (`[batch, time, 4H]`), splitting time in halves until the pieces are short:
+    /// under autodiff every slice allocates a gradient the size of its parent, so slicing single steps
+    /// out of the whole sequence costs O(T^2), out of halves O(T log T).
+    fn run(
+        &self,
+        gates_x: Tensor<3>,
+        h: &mut Tensor<2>,
+        c: &mut Tensor<2>,
+        out: &mut Vec<Tensor<2>>,
+    ) {
+        const LEAF: usize = 16;
+        let [b, t, g] = gates_x.dims();
+        if t <= LEAF {
+            for step in 0..t {
+                let gs = gates_x.clone().narrow(1, step, 1).reshape([b, g]);
+                let (h2, c2) = self.cell(gs, h.clone(), c.clone());
+                *h = h2;
+                *c = c2;
+                out.push(h.clone());
+            }
+        } else {
+            let half = t / 2;
+            self.run(gates_x.clone().narrow(1, 0, half), h, c, out);
+            self.run(gates_x.narrow(1, half, t - half), h, c, out);
+        }
     }
 }
 
