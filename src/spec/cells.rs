@@ -332,7 +332,14 @@ impl CellSpec {
                 "give a refractory period >= 0 ms",
             ));
         }
-        let _ = dt_ms;
+        let steps = tref / dt_ms;
+        if (steps - steps.round()).abs() > 1e-6 {
+            return Err(SurgeError::spec(
+                format!("{f}.t_ref_ms"),
+                format!("{tref} ms is not a whole number of steps of {dt_ms} ms"),
+                "use a refractory period that is a multiple of dt_ms",
+            ));
+        }
         Ok(())
     }
 }
