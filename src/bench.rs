@@ -155,6 +155,28 @@ fn stream() -> Result<Row> {
     })
 }
 
+/// Textbook FORCE (N = 500 tanh units, tau 10 ms, dt 1 ms, g 1.5, shared P, update every 2 steps): one 1 s training loop.
+fn force() -> Result<Row> {
+    let mut net = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
+    net.run(1000.0, true);
+    let loops = 5;
+    let t0 = Instant::now();
+    for _ in 0..loops {
+        net.run(1000.0, true);
+    }
+    let per = t0.elapsed().as_secs_f64() / loops as f64;
+    Ok(Row {
+        case: "rls: textbook FORCE, 1 s training loop".into(),
+        build_s: 0.0,
+        simulate_s: per,
+        biological_s: 1.0,
+        realtime_factor: per,
+        synaptic_events_per_s: f64::NAN,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let rel = Path::new("benches/reference/brunel_brian2.py");
@@ -200,20 +222,22 @@ fn brian2(duration_ms: f64) -> Result<Row> {
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
     let mut rows = match case {
         "brunel" => vec![brunel(duration_ms)?],
-        "gen" | "train" | "stream" if reference.is_some() => bail!(
+        "gen" | "rls" | "train" | "stream" if reference.is_some() => bail!(
             "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
         ),
         "gen" => vec![generation()?],
         "train" => vec![train_step()?],
         "stream" => vec![stream()?],
+        "rls" => vec![force()?],
         "all" => vec![
             brunel(duration_ms)?,
             generation()?,
+            force()?,
             train_step()?,
             stream()?,
         ],
         other => bail!(
-            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, train, stream, all"
+            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, all"
         ),
     };
     match reference {

@@ -114,7 +114,7 @@ enum Command {
     },
     /// Measure speed on fixed seeds and print one table.
     Bench {
-        /// Which case: brunel or all.
+        /// Which case: brunel, gen, rls, train, stream or all.
         #[arg(default_value = "all")]
         case: String,
         /// Print JSON instead of a table.

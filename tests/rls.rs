@@ -67,3 +67,25 @@ fn part2_spiking_network_learns_slow_sines() {
         res.mean_test_r
     );
 }
+
+#[test]
+fn textbook_force_learns_a_sum_of_sines() {
+    let mut net = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
+    let (z0, f0) = net.run(2000.0, false);
+    let before = pearson(&z0, &f0);
+    let mut train_r = 0.0;
+    for _ in 0..30 {
+        let (zt, ft) = net.run(1000.0, true);
+        train_r = pearson(&zt, &ft);
+    }
+    let (z, f) = net.run(2000.0, false);
+    let r = pearson(&z, &f);
+    eprintln!(
+        "train r {train_r:.4}, first 500 ms of test {:.4}",
+        pearson(&z[..500], &f[..500])
+    );
+    let rmse =
+        (z.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / z.len() as f64).sqrt();
+    eprintln!("FORCE: r before {before:.3}, after 30 s of training {r:.4} (RMSE {rmse:.3})");
+    assert!(r > 0.95, "test r {r}");
+}

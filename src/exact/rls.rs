@@ -451,3 +451,129 @@ pub fn train_spiking(
         rate_after_hz: test.spikes as f64 / n as f64 / ((cfg.pre_ms + cfg.train_ms) / 1000.0),
     }
 }
+
+/// The textbook FORCE network (Sussillo & Abbott 2009): `tau dx/dt = -x + g J tanh(x) + u z`, readout
+/// `z = w . tanh(x)` fed back through `u`, `w` trained by RLS with one shared `P` every `update_every` steps.
+#[derive(Debug, Clone)]
+pub struct ForceConfig {
+    pub n: usize,
+    pub tau_ms: f64,
+    pub dt_ms: f64,
+    pub g: f64,
+    /// Sparseness of J (connection probability).
+    pub p: f64,
+    pub update_every: usize,
+    pub alpha: f64,
+    /// Target: sum of sines with these periods (ms), amplitudes 1, 1/2, 1/6, 1/3 (as in Sussillo & Abbott).
+    pub periods_ms: Vec<f64>,
+    pub seed: u64,
+}
+
+impl Default for ForceConfig {
+    fn default() -> Self {
+        ForceConfig {
+            n: 500,
+            tau_ms: 10.0,
+            dt_ms: 1.0,
+            g: 1.5,
+            p: 0.1,
+            update_every: 2,
+            alpha: 1.0,
+            periods_ms: vec![600.0, 300.0, 200.0, 150.0],
+            seed: 4,
+        }
+    }
+}
+
+/// A FORCE network being trained; keeps its state across calls so training can run loop after loop.
+pub struct Force {
+    cfg: ForceConfig,
+    /// Sparse recurrent weights: row i's presynaptic indices and weights.
+    j_idx: Vec<Vec<u32>>,
+    j_w: Vec<Vec<f64>>,
+    u: Vec<f64>,
+    w: Vec<f64>,
+    x: Vec<f64>,
+    r: Vec<f64>,
+    learner: RlsLearner,
+    t_ms: f64,
+}
+
+impl Force {
+    pub fn new(cfg: ForceConfig) -> Self {
+        let n = cfg.n;
+        let mut rng = rng_for(cfg.seed, &[stream::CONNECTOME, 1]);
+        let normal = Normal::new(0.0, 1.0 / (cfg.p * n as f64).sqrt()).expect("positive sd");
+        let (mut j_idx, mut j_w) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let (mut idx, mut w) = (Vec::new(), Vec::new());
+            for col in 0..n {
+                if rng.random::<f64>() < cfg.p {
+                    idx.push(col as u32);
+                    w.push(cfg.g * normal.sample(&mut rng));
+                }
+            }
+            j_idx.push(idx);
+            j_w.push(w);
+        }
+        let u = (0..n).map(|_| 2.0 * rng.random::<f64>() - 1.0).collect();
+        let x: Vec<f64> = (0..n).map(|_| 0.5 * normal.sample(&mut rng)).collect();
+        let r = x.iter().map(|v| v.tanh()).collect();
+        let learner = RlsLearner::new(n, cfg.alpha, &[]);
+        Force {
+            j_idx,
+            j_w,
+            u,
+            w: vec![0.0; n],
+            x,
+            r,
+            learner,
+            t_ms: 0.0,
+            cfg,
+        }
+    }
+
+    pub fn target(&self, t_ms: f64) -> f64 {
+        let amps = [1.0, 0.5, 1.0 / 6.0, 1.0 / 3.0];
+        self.cfg
+            .periods_ms
+            .iter()
+            .zip(amps.iter().cycle())
+            .map(|(p, a)| a * (std::f64::consts::TAU * t_ms / p).sin())
+            .sum::<f64>()
+            / 1.5
+    }
+
+    /// Runs `duration_ms`, training if `learn`; returns (readout, target) per step.
+    pub fn run(&mut self, duration_ms: f64, learn: bool) -> (Vec<f64>, Vec<f64>) {
+        let n = self.cfg.n;
+        let steps = (duration_ms / self.cfg.dt_ms).round() as usize;
+        let k = self.cfg.dt_ms / self.cfg.tau_ms;
+        let (mut zs, mut fs) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+        let mut drive = vec![0.0; n];
+        for step in 0..steps {
+            let z: f64 = self.w.iter().zip(&self.r).map(|(a, b)| a * b).sum();
+            let f = self.target(self.t_ms);
+            if learn && step % self.cfg.update_every == 0 {
+                let r = self.r.clone();
+                self.learner.update(&mut self.w, &r, f);
+            }
+            for (i, d) in drive.iter_mut().enumerate() {
+                let rec: f64 = self.j_idx[i]
+                    .iter()
+                    .zip(&self.j_w[i])
+                    .map(|(&c, w)| w * self.r[c as usize])
+                    .sum();
+                *d = rec + self.u[i] * z;
+            }
+            for ((x, r), d) in self.x.iter_mut().zip(self.r.iter_mut()).zip(&drive) {
+                *x += k * (-*x + d);
+                *r = x.tanh();
+            }
+            zs.push(z);
+            fs.push(f);
+            self.t_ms += self.cfg.dt_ms;
+        }
+        (zs, fs)
+    }
+}
