@@ -47,7 +47,8 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         lstm_hidden: 24,
     };
     let mut tc = TrainConfig::new(3);
-    tc.window = 160;
+    tc.window = 300;
+    tc.burn_in = 100;
     tc.batch = 8;
     tc.epochs = 8;
     tc.steps_per_epoch = 15;

@@ -60,6 +60,11 @@ pub struct TrainConfig {
     /// Bins per training window.
     #[serde(default = "d_window")]
     pub window: usize,
+    /// Bins at the start of each window that are not scored: a window starts mid-trace with the model at
+    /// rest, so its state needs this long to forget the unknown past (membrane and slow synapses). At
+    /// least the receptive field.
+    #[serde(default = "d_burn_in")]
+    pub burn_in: usize,
     #[serde(default = "d_batch")]
     pub batch: usize,
     #[serde(default = "d_epochs")]
@@ -86,7 +91,10 @@ pub struct TrainConfig {
 }
 
 fn d_window() -> usize {
-    400
+    600
+}
+fn d_burn_in() -> usize {
+    200
 }
 fn d_batch() -> usize {
     16
@@ -161,6 +169,7 @@ impl TrainConfig {
     pub fn new(seed: u64) -> Self {
         TrainConfig {
             window: d_window(),
+            burn_in: d_burn_in(),
             batch: d_batch(),
             epochs: d_epochs(),
             steps_per_epoch: d_steps(),
@@ -395,14 +404,19 @@ pub fn train(
     let mut arch = arch_template.unwrap_or_else(|| SurrogateArch::new(reader.n_channels()));
     arch.n_inputs = reader.n_channels();
     let rf = arch.receptive_field();
-    if cfg.window <= rf || cfg.window > reader.bins {
+    let skip = cfg.burn_in.max(rf - 1);
+    if cfg.window <= skip || cfg.window > reader.bins {
         return Err(SurgeError::spec(
             "training.window",
             format!(
-                "{} bins is not between the receptive field ({rf}) and the trace length ({})",
+                "{} bins is not between the burn-in ({skip} bins) and the trace length ({})",
                 cfg.window, reader.bins
             ),
-            format!("use a window in {}..={}", rf + 1, reader.bins),
+            format!(
+                "use a window in {}..={}, or a shorter burn_in",
+                skip + 1,
+                reader.bins
+            ),
         ));
     }
     let (data, scaling) = load(&reader, None)?;
@@ -536,7 +550,7 @@ pub fn train(
                 })
                 .collect();
             let (x, v, s) = data.batch(&windows, cfg.window, &ad);
-            let (l, _, _) = loss(&model, x, v, s, rf - 1, pos_weight, cfg.spike_weight);
+            let (l, _, _) = loss(&model, x, v, s, skip, pos_weight, cfg.spike_weight);
             let value = scalar(l.clone());
             if !value.is_finite() {
                 return Err(SurgeError::TrainingDiverged {
@@ -555,7 +569,7 @@ pub fn train(
         let (mut vl, mut vm, mut vb) = (0.0, 0.0, 0.0);
         for chunk in val_windows.chunks(cfg.batch) {
             let (x, v, s) = data.batch(chunk, cfg.window, device);
-            let (l, m, b) = loss(&plain, x, v, s, rf - 1, pos_weight, cfg.spike_weight);
+            let (l, m, b) = loss(&plain, x, v, s, skip, pos_weight, cfg.spike_weight);
             let w = chunk.len() as f64 / val_windows.len() as f64;
             vl += scalar(l) * w;
             vm += scalar(m) * w;
