@@ -182,11 +182,6 @@ pub struct FusedLstm {
 }
 
 impl FusedLstm {
-    /// Features the LSTM reads per step.
-    pub fn hidden_input(&self) -> usize {
-        self.input.weight.dims()[0]
-    }
-
     /// One step from pre-computed input gates `[batch, 4H]`; returns the new `(h, c)`.
     pub fn cell(&self, gates_x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let gates = gates_x + h.matmul(self.recurrent.val());
