@@ -210,66 +210,68 @@ impl DatasetWriter {
         let ds = f.dataset("inputs").map_err(h)?;
         ds.resize((b, bins, nch)).map_err(h)?;
         ds.write_slice(&inputs, s![a..b, .., ..]).map_err(h)?;
-        let two_d = |name: &str, data: Vec<f32>| -> Result<()> {
+        /// Appends rows `a..a + k` of a `[trace, cols]` dataset from per-trace slices.
+        fn rows<T: hdf5::H5Type + Copy>(
+            f: &hdf5::File,
+            p: &Path,
+            name: &str,
+            a: usize,
+            per_trace: Vec<&[T]>,
+        ) -> Result<()> {
+            let h = |e: hdf5::Error| SurgeError::hdf5(p, e);
+            let (k, cols) = (per_trace.len(), per_trace[0].len());
+            let data: Vec<T> = per_trace.iter().flat_map(|r| r.iter().copied()).collect();
             let ds = f.dataset(name).map_err(h)?;
-            let cols = data.len() / k;
-            ds.resize((b, cols)).map_err(h)?;
+            ds.resize((a + k, cols)).map_err(h)?;
             ds.write_slice(
-                &Array2::from_shape_vec((k, cols), data).expect("shape"),
-                s![a..b, ..],
+                &Array2::from_shape_vec((k, cols), data).expect("equal rows"),
+                s![a..a + k, ..],
             )
             .map_err(h)
-        };
-        two_d(
+        }
+        let pp = self.partial.as_path();
+        rows(
+            f,
+            pp,
             "voltage",
-            traces
-                .iter()
-                .flat_map(|t| t.voltage.iter().copied())
-                .collect(),
+            a,
+            traces.iter().map(|t| t.voltage.as_slice()).collect(),
         )?;
-        two_d(
+        rows(
+            f,
+            pp,
+            "spikes",
+            a,
+            traces.iter().map(|t| t.spikes.as_slice()).collect(),
+        )?;
+        rows(
+            f,
+            pp,
             "meta/activation_p",
-            traces
-                .iter()
-                .flat_map(|t| t.activation_p.iter().copied())
-                .collect(),
+            a,
+            traces.iter().map(|t| t.activation_p.as_slice()).collect(),
         )?;
-        two_d(
+        rows(
+            f,
+            pp,
             "meta/input_rate_hz",
-            traces
-                .iter()
-                .flat_map(|t| t.input_rate_hz.iter().copied())
-                .collect(),
+            a,
+            traces.iter().map(|t| t.input_rate_hz.as_slice()).collect(),
         )?;
-        two_d(
+        rows(
+            f,
+            pp,
             "meta/weight_mean",
-            traces
-                .iter()
-                .flat_map(|t| t.weight_mean.iter().copied())
-                .collect(),
+            a,
+            traces.iter().map(|t| t.weight_mean.as_slice()).collect(),
         )?;
-        let ds = f.dataset("spikes").map_err(h)?;
-        ds.resize((b, bins)).map_err(h)?;
-        let sp = Array2::from_shape_vec(
-            (k, bins),
-            traces
-                .iter()
-                .flat_map(|t| t.spikes.iter().copied())
-                .collect(),
-        )
-        .expect("shape");
-        ds.write_slice(&sp, s![a..b, ..]).map_err(h)?;
-        let ds = f.dataset("meta/n_active").map_err(h)?;
-        ds.resize((b, nch)).map_err(h)?;
-        let na = Array2::from_shape_vec(
-            (k, nch),
-            traces
-                .iter()
-                .flat_map(|t| t.n_active.iter().copied())
-                .collect(),
-        )
-        .expect("shape");
-        ds.write_slice(&na, s![a..b, ..]).map_err(h)?;
+        rows(
+            f,
+            pp,
+            "meta/n_active",
+            a,
+            traces.iter().map(|t| t.n_active.as_slice()).collect(),
+        )?;
         macro_rules! one_d {
             ($name:expr, $ty:ty, $get:expr) => {{
                 let ds = f.dataset($name).map_err(h)?;
