@@ -107,6 +107,20 @@ enum Command {
         #[arg(long, default_value = "flex")]
         backend: String,
     },
+    /// Train a network by recursive least squares (Kim & Chow): `rate` (Part 1) or `spiking` (Part 2).
+    Rls {
+        /// rate or spiking.
+        part: String,
+        /// TOML file with the part's parameters (any omitted take the published defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output folder [default: experiments/out/rls-<part>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the number of training loops.
+        #[arg(long)]
+        loops: Option<usize>,
+    },
     /// Work with dataset files.
     Data {
         #[command(subcommand)]
@@ -388,6 +402,100 @@ pub fn run() -> Result<()> {
                     &dir.join(format!("trace_{k}")),
                 )?;
                 println!("figure: {}", figs[1].display());
+            }
+            println!("metrics: {}", dir.join("metrics.json").display());
+            Ok(())
+        }
+        Command::Rls {
+            part,
+            config,
+            out,
+            loops,
+        } => {
+            use surge::exact::rls;
+            let text = match &config {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+                None => String::new(),
+            };
+            let origin = config
+                .as_ref()
+                .map_or("defaults".to_string(), |p| p.display().to_string());
+            let dir =
+                out.unwrap_or_else(|| Path::new("experiments/out").join(format!("rls-{part}")));
+            let t0 = std::time::Instant::now();
+            let (json, per_loop, test_r) = match part.as_str() {
+                "rate" => {
+                    let mut c: rls::RateRnnConfig =
+                        toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
+                    if let Some(l) = loops {
+                        c.loops = l;
+                    }
+                    anyhow::ensure!(
+                        c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.tau_ms > 0.0,
+                        "invalid rate-network parameters in {origin}. Fix: n >= 2, loops >= 1, dt_ms > 0, tau_ms > 0"
+                    );
+                    let pb = bar(c.loops as u64, "rls rate");
+                    let r = rls::train_rate_rnn(&c, &mut |d, _| pb.set_position(d));
+                    pb.finish_and_clear();
+                    (
+                        serde_json::json!({ "config": c, "result": r }),
+                        Vec::new(),
+                        r.mean_test_r,
+                    )
+                }
+                "spiking" => {
+                    let mut c: rls::SpikingRlsConfig =
+                        toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
+                    if let Some(l) = loops {
+                        c.loops = l;
+                    }
+                    anyhow::ensure!(
+                        c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.bin_ms >= c.dt_ms,
+                        "invalid spiking-network parameters in {origin}. Fix: n >= 2, loops >= 1, 0 < dt_ms <= bin_ms"
+                    );
+                    let pb = bar(c.loops as u64, "rls spiking");
+                    let r = rls::train_spiking(&c, &mut |d, _| pb.set_position(d));
+                    pb.finish_and_clear();
+                    let per = r.train_r.clone();
+                    (
+                        serde_json::json!({ "config": c, "result": r }),
+                        per,
+                        r.mean_test_r,
+                    )
+                }
+                other => anyhow::bail!(
+                    "unknown RLS part `{other}`. Fix: use `rate` (Part 1) or `spiking` (Part 2)"
+                ),
+            };
+            let wall = t0.elapsed().as_secs_f64();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let mut json = json;
+            json["wall_clock_s"] = serde_json::json!(wall);
+            surge::results::atomic_write(
+                &dir.join("metrics.json"),
+                serde_json::to_string_pretty(&json)?.as_bytes(),
+            )?;
+            println!("RLS {part}: test-trial mean Pearson r {test_r:.4} ({wall:.1} s)");
+            if !per_loop.is_empty() {
+                let xs: Vec<f64> = (1..=per_loop.len()).map(|i| i as f64).collect();
+                let figs = surge::plot::save(
+                    &surge::plot::Lines {
+                        title: format!("RLS {part}: training-trial correlation per loop"),
+                        x_desc: "loop".into(),
+                        y_desc: "mean Pearson r".into(),
+                        series: vec![(
+                            "training trials".into(),
+                            xs.as_slice(),
+                            per_loop.as_slice(),
+                        )],
+                        log_y: false,
+                        x_range: None,
+                    },
+                    &dir.join("correlation"),
+                )?;
+                println!("figure:  {}", figs[1].display());
             }
             println!("metrics: {}", dir.join("metrics.json").display());
             Ok(())

@@ -149,3 +149,31 @@ fn bad_input_fails_cleanly_without_output() {
         .failure()
         .stderr(predicates::str::contains("simulation.duration_ms"));
 }
+
+#[test]
+fn rls_spiking_runs_from_its_experiment_file_and_reports_the_test_correlation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/rls_part2.toml"
+    ));
+    surge()
+        .args(["rls", "spiking", "--loops", "3", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["config"]["loops"], 3);
+    let r = m["result"]["mean_test_r"].as_f64().unwrap();
+    assert!(r > 0.9, "test r after 3 loops {r}");
+    assert_eq!(m["result"]["train_r"].as_array().unwrap().len(), 3);
+    surge()
+        .args(["rls", "balanced"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("rate"));
+}

@@ -84,7 +84,8 @@ impl RlsLearner {
 }
 
 /// Part 1: rate network `tau dr/dt = -r + relu(W r + I_ext)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateRnnConfig {
     pub n: usize,
     pub tau_ms: f64,
@@ -121,7 +122,7 @@ impl Default for RateRnnConfig {
 }
 
 /// Outcome of training: test-trial Pearson correlation per neuron between its recurrent input and target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RateRnnResult {
     pub test_r: Vec<f64>,
     pub mean_test_r: f64,
@@ -227,7 +228,8 @@ pub fn train_rate_rnn(cfg: &RateRnnConfig, progress: &mut dyn FnMut(u64, u64)) -
 /// Part 2: a generic LIF network (`tau_m dv/dt = -v + mu_i + x_i + noise`, threshold 1, reset 0) whose
 /// recurrent input `x_i = sum_j W_ij s_j` (spikes filtered with `tau_s`) learns
 /// `0.5 sin(2 pi (t / period + phi_i)) + m_i`, `m_i` being neuron i's mean recurrent input before training.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SpikingRlsConfig {
     pub n: usize,
     pub tau_m_ms: f64,
@@ -278,7 +280,7 @@ impl Default for SpikingRlsConfig {
 }
 
 /// Outcome of Part 2.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SpikingRlsResult {
     /// Mean test-trial Pearson r over neurons (binned recurrent input vs target).
     pub mean_test_r: f64,
