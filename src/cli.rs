@@ -380,7 +380,7 @@ pub fn run() -> Result<()> {
                 "rate: exact {:.2} Hz, predicted {:.2} Hz, mean |error| {:.2} Hz",
                 m.rate_exact_hz, m.rate_predicted_hz, m.rate_abs_error_hz
             );
-            for (k, (t, p)) in examples.iter().take(6).enumerate() {
+            for (k, (t, p)) in examples.iter().enumerate() {
                 let bin = m.bin_ms;
                 let xs: Vec<f64> = (0..t.voltage.len())
                     .map(|b| (b as f64 + 1.0) * bin)

@@ -105,11 +105,6 @@ impl Modulation {
     }
 }
 
-/// A trace's input before simulation.
-struct Draft {
-    trace: Trace,
-}
-
 fn log_uniform(rng: &mut ChaCha8Rng, [lo, hi]: [f64; 2]) -> f64 {
     if hi <= lo {
         lo
@@ -118,7 +113,8 @@ fn log_uniform(rng: &mut ChaCha8Rng, [lo, hi]: [f64; 2]) -> f64 {
     }
 }
 
-fn draw(cfg: &DatasetConfig, index: u64) -> Draft {
+/// A trace's regime, input and metadata, before its response is simulated.
+fn draw(cfg: &DatasetConfig, index: u64) -> Trace {
     let mut rng = rng_for(cfg.seed(), &[stream::DATASET, index]);
     let m = cfg.dataset.mix;
     let total = m.subthreshold + m.suprathreshold + m.network;
@@ -208,20 +204,18 @@ fn draw(cfg: &DatasetConfig, index: u64) -> Draft {
         }
     }
     bin_spikes(spikes, cfg.dataset.bin_ms, nch, &mut inputs);
-    Draft {
-        trace: Trace {
-            index,
-            regime,
-            inputs,
-            voltage: Vec::new(),
-            spikes: Vec::new(),
-            rate_hz: 0.0,
-            activation_p,
-            n_active,
-            input_rate_hz,
-            weight_mean,
-            modulation_hz: modulation.map_or(0.0, |m| m.freq_hz as f32),
-        },
+    Trace {
+        index,
+        regime,
+        inputs,
+        voltage: Vec::new(),
+        spikes: Vec::new(),
+        rate_hz: 0.0,
+        activation_p,
+        n_active,
+        input_rate_hz,
+        weight_mean,
+        modulation_hz: modulation.map_or(0.0, |m| m.freq_hz as f32),
     }
 }
 
@@ -308,19 +302,19 @@ pub fn generate_traces(cfg: &DatasetConfig, range: std::ops::Range<u64>) -> Resu
         .par_iter()
         .map(|&s| {
             let e = (s + chunk).min(range.end);
-            let mut drafts: Vec<Draft> = (s..e).map(|i| draw(cfg, i)).collect();
-            let inputs: Vec<f32> = drafts
+            let mut traces: Vec<Trace> = (s..e).map(|i| draw(cfg, i)).collect();
+            let inputs: Vec<f32> = traces
                 .iter()
-                .flat_map(|d| d.trace.inputs.iter().copied())
+                .flat_map(|t| t.inputs.iter().copied())
                 .collect();
-            let (voltage, spikes) = simulate_inputs(cfg, drafts.len(), &inputs)?;
+            let (voltage, spikes) = simulate_inputs(cfg, traces.len(), &inputs)?;
             let duration_s = cfg.bins() as f64 * cfg.dataset.bin_ms / 1000.0;
-            for ((d, v), s) in drafts.iter_mut().zip(voltage).zip(spikes) {
-                d.trace.rate_hz = (s.iter().map(|&x| x as f64).sum::<f64>() / duration_s) as f32;
-                d.trace.voltage = v;
-                d.trace.spikes = s;
+            for ((t, v), s) in traces.iter_mut().zip(voltage).zip(spikes) {
+                t.rate_hz = (s.iter().map(|&x| x as f64).sum::<f64>() / duration_s) as f32;
+                t.voltage = v;
+                t.spikes = s;
             }
-            Ok(drafts.into_iter().map(|d| d.trace).collect())
+            Ok(traces)
         })
         .collect();
     let mut out = Vec::with_capacity((range.end - range.start) as usize);

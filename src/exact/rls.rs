@@ -557,8 +557,7 @@ impl Force {
             let z: f64 = self.w.iter().zip(&self.r).map(|(a, b)| a * b).sum();
             let f = self.target(self.t_ms);
             if learn && step % self.cfg.update_every == 0 {
-                let r = self.r.clone();
-                self.learner.update(&mut self.w, &r, f);
+                self.learner.update(&mut self.w, &self.r, f);
             }
             for (i, d) in drive.iter_mut().enumerate() {
                 let rec: f64 = self.j_idx[i]

@@ -184,7 +184,13 @@ pub fn evaluate(
             r_exact += re;
             r_pred += rp;
             r_err += (re - rp).abs();
-            if kept.len() < 12 {
+            // Two example traces of each regime for the figures.
+            if kept
+                .iter()
+                .filter(|(k, _): &&(TraceData, Prediction)| k.regime == t.regime)
+                .count()
+                < 2
+            {
                 kept.push((t, p));
             }
         }
