@@ -107,9 +107,10 @@ enum Command {
         #[arg(long, default_value = "flex")]
         backend: String,
     },
-    /// Train a network by recursive least squares (Kim & Chow): `rate` (Part 1) or `spiking` (Part 2).
+    /// Train a network by recursive least squares (Kim & Chow): `rate` (Part 1), `spiking` (Part 2) or
+    /// `balanced` (Part 3: a balanced E-I network trained to recorded ALM activity).
     Rls {
-        /// rate or spiking.
+        /// rate, spiking or balanced.
         part: String,
         /// TOML file with the part's parameters (any omitted take the published defaults).
         #[arg(long)]
@@ -120,6 +121,12 @@ enum Command {
         /// Override the number of training loops.
         #[arg(long)]
         loops: Option<usize>,
+        /// (balanced) Continue the interrupted run saved in this folder (its state.h5).
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+        /// (balanced) Start over even if the output folder holds a run.
+        #[arg(long)]
+        force: bool,
     },
     /// Work with dataset files.
     Data {
@@ -411,8 +418,27 @@ pub fn run() -> Result<()> {
             config,
             out,
             loops,
+            resume,
+            force,
         } => {
             use surge::exact::rls;
+            if part == "balanced" {
+                let out = resume
+                    .clone()
+                    .or(out)
+                    .unwrap_or_else(|| Path::new("experiments/out").join("rls-balanced"));
+                return crate::rls_balanced::run(crate::rls_balanced::Args {
+                    config,
+                    out,
+                    loops,
+                    resume: resume.is_some(),
+                    force,
+                });
+            }
+            anyhow::ensure!(
+                resume.is_none(),
+                "--resume applies to `surge rls balanced` only. Fix: drop --resume (parts 1 and 2 run in seconds)"
+            );
             let text = match &config {
                 Some(p) => std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read {}", p.display()))?,
@@ -465,7 +491,7 @@ pub fn run() -> Result<()> {
                     )
                 }
                 other => anyhow::bail!(
-                    "unknown RLS part `{other}`. Fix: use `rate` (Part 1) or `spiking` (Part 2)"
+                    "unknown RLS part `{other}`. Fix: use `rate` (Part 1), `spiking` (Part 2) or `balanced` (Part 3)"
                 ),
             };
             let wall = t0.elapsed().as_secs_f64();

@@ -52,6 +52,11 @@ pub enum SurgeError {
         "{path} already exists. Fix: choose another output path or pass --force to overwrite it"
     )]
     Exists { path: PathBuf },
+    /// RLS lost the positive definiteness of its inverse correlation matrix.
+    #[error(
+        "RLS became unstable: the gain 1 / (1 + x.P x) was {c} at t = {t_ms} ms, so P is no longer positive definite; the weights of this loop are discarded and the last saved state is kept. Fix: raise the prior precisions (lambda, lambda_sum, lambda_ffwd) and resume"
+    )]
+    RlsUnstable { c: f64, t_ms: f64 },
     /// A simulation produced a non-finite value (usually a too large dt or weight).
     #[error(
         "simulation diverged: {what} became {value} at t = {t_ms} ms. Fix: reduce dt_ms or the synaptic weights"

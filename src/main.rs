@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod rls_balanced;
 
 fn main() -> std::process::ExitCode {
     // Die quietly when the reader of stdout goes away (`surge data info ... | head`), as Unix tools do.

@@ -9,3 +9,6 @@ pub mod siegert;
 pub use network::{
     ExternalInput, NamedSignal, RecordedCell, Sampling, SimResult, simulate, simulate_with_input,
 };
+pub mod balanced;
+pub mod balanced_files;
+pub mod structured;

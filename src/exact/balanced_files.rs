@@ -1,0 +1,317 @@
+//! Files of the balanced-network RLS run: the target file (recorded rates and their LIF drives), the
+//! resumable training state, and `trained.h5` (plastic weights and indices, test traces, config, seed).
+
+use super::balanced::{BalancedNet, Learner, TRIAL_TYPES, Targets};
+use crate::error::{Result, SurgeError};
+use crate::results::{commit, partial_path};
+use hdf5::types::VarLenUnicode;
+use std::path::Path;
+
+pub const STATE_SCHEMA: &str = "surge.rls_balanced_state";
+pub const TRAINED_SCHEMA: &str = "surge.rls_balanced";
+
+fn h5<T>(path: &Path, r: hdf5::Result<T>) -> Result<T> {
+    r.map_err(|e| SurgeError::hdf5(path, e))
+}
+
+/// Reads `utarg_<type>` and `rate_hz_<type>` (neurons x bins, same shape) and the `bin_ms` attribute.
+pub fn read_targets(path: &Path) -> Result<Targets> {
+    let fix = "pass a file laid out like ../shared/data/alm/alm_pyramidal_rates.h5 (see its README)";
+    let file = hdf5::File::open(path).map_err(|e| {
+        SurgeError::data(path, format!("cannot be opened as HDF5 ({e})"), fix)
+    })?;
+    let bin_ms: f64 = file
+        .attr("bin_ms")
+        .and_then(|a| a.read_scalar())
+        .map_err(|_| SurgeError::data(path, "has no root attribute `bin_ms`", fix))?;
+    let mut shape0: Option<Vec<usize>> = None;
+    let mut read = |name: &str| -> Result<Vec<f64>> {
+        let ds = file
+            .dataset(name)
+            .map_err(|_| SurgeError::data(path, format!("has no dataset `/{name}`"), fix))?;
+        let shape = ds.shape();
+        if shape.len() != 2 || shape[0] == 0 || shape[1] < 2 {
+            return Err(SurgeError::data(
+                path,
+                format!("/{name} has shape {shape:?}, expected [neurons, bins] with bins >= 2"),
+                fix,
+            ));
+        }
+        match &shape0 {
+            None => shape0 = Some(shape.clone()),
+            Some(s) if *s != shape => {
+                return Err(SurgeError::data(
+                    path,
+                    format!("/{name} has shape {shape:?} but the first target has {s:?}"),
+                    fix,
+                ));
+            }
+            _ => {}
+        }
+        let v: Vec<f64> = ds
+            .read_raw()
+            .map_err(|e| SurgeError::data(path, format!("cannot read /{name}: {e}"), fix))?;
+        if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+            return Err(SurgeError::data(
+                path,
+                format!(
+                    "/{name} holds a non-finite value at neuron {}, bin {}",
+                    k / shape[1],
+                    k % shape[1]
+                ),
+                "clean the data (Surge never trains on NaN)",
+            ));
+        }
+        Ok(v)
+    };
+    let utarg = [
+        read(&format!("utarg_{}", TRIAL_TYPES[0]))?,
+        read(&format!("utarg_{}", TRIAL_TYPES[1]))?,
+    ];
+    let rate_hz = [
+        read(&format!("rate_hz_{}", TRIAL_TYPES[0]))?,
+        read(&format!("rate_hz_{}", TRIAL_TYPES[1]))?,
+    ];
+    let shape = shape0.expect("read at least once");
+    Ok(Targets {
+        n: shape[0],
+        bins: shape[1],
+        bin_ms,
+        utarg,
+        rate_hz,
+    })
+}
+
+fn vlu(s: &str) -> VarLenUnicode {
+    s.parse().expect("no NUL in text")
+}
+
+struct Writer<'a> {
+    path: &'a Path,
+    file: hdf5::File,
+}
+
+impl Writer<'_> {
+    fn attr(&self, name: &str, value: &str) -> Result<()> {
+        h5(
+            self.path,
+            self.file
+                .new_attr::<VarLenUnicode>()
+                .create(name)
+                .and_then(|a| a.write_scalar(&vlu(value))),
+        )
+    }
+    fn attr_u64(&self, name: &str, value: u64) -> Result<()> {
+        h5(
+            self.path,
+            self.file
+                .new_attr::<u64>()
+                .create(name)
+                .and_then(|a| a.write_scalar(&value)),
+        )
+    }
+    fn data<T: hdf5::H5Type>(&self, name: &str, v: &[T], shape: &[usize]) -> Result<()> {
+        let ds = h5(
+            self.path,
+            self.file.new_dataset::<T>().shape(shape.to_vec()).create(name),
+        )?;
+        h5(self.path, ds.write_raw(v))
+    }
+}
+
+fn create(path: &Path) -> Result<(std::path::PathBuf, hdf5::File)> {
+    let partial = partial_path(path);
+    let _ = std::fs::remove_file(&partial);
+    let file = h5(&partial, hdf5::File::create(&partial))?;
+    Ok((partial, file))
+}
+
+/// Everything needed to continue training exactly where it stopped.
+pub fn save_state(
+    path: &Path,
+    net: &BalancedNet,
+    learner: &Learner,
+    loops_done: usize,
+    train_r: &[[f64; 2]],
+    config_json: &str,
+) -> Result<()> {
+    let (partial, file) = create(path)?;
+    {
+        let w = Writer {
+            path: &partial,
+            file,
+        };
+        w.attr("schema", STATE_SCHEMA)?;
+        w.attr("config_json", config_json)?;
+        w.attr_u64("loops_done", loops_done as u64)?;
+        let n_tr = net.trained.len();
+        let l = net.cfg.plastic_e + net.cfg.plastic_i;
+        let nff = net.cfg.ffwd;
+        w.data("w_plastic", &net.w_plastic, &[n_tr, l])?;
+        for (tt, name) in TRIAL_TYPES.iter().enumerate() {
+            w.data(&format!("w_ffwd_{name}"), &net.w_ffwd[tt], &[n_tr, nff])?;
+        }
+        let flat: Vec<f64> = train_r.iter().flatten().copied().collect();
+        w.data("train_r", &flat, &[train_r.len(), 2])?;
+        w.data("s_inv", &learner.shared.s_inv, &[nff, nff])?;
+        let m_inv: Vec<f64> = learner.blocks.iter().flat_map(|b| b.m_inv.iter().copied()).collect();
+        w.data("m_inv", &m_inv, &[n_tr, l, l])?;
+        let g: Vec<f64> = learner.blocks.iter().flat_map(|b| b.g.to_f64()).collect();
+        w.data("g", &g, &[n_tr, l, nff])?;
+    }
+    commit(&partial, path)
+}
+
+/// Loads a state written by [`save_state`] into `net` and `learner` (built from the same config);
+/// returns the loops done and the training correlations so far.
+pub fn load_state(
+    path: &Path,
+    net: &mut BalancedNet,
+    learner: &mut Learner,
+    config_json: &str,
+) -> Result<(usize, Vec<[f64; 2]>)> {
+    let fix = "resume from the folder of an interrupted `surge rls balanced` run with the same experiment file";
+    let file = hdf5::File::open(path)
+        .map_err(|e| SurgeError::data(path, format!("cannot be opened ({e})"), fix))?;
+    let s = |name: &str| -> Result<String> {
+        file.attr(name)
+            .and_then(|a| a.read_scalar::<VarLenUnicode>())
+            .map(|v| v.as_str().to_string())
+            .map_err(|_| SurgeError::data(path, format!("has no attribute `{name}`"), fix))
+    };
+    if s("schema")? != STATE_SCHEMA {
+        return Err(SurgeError::data(path, "is not a balanced-RLS state", fix));
+    }
+    if s("config_json")? != config_json {
+        return Err(SurgeError::data(
+            path,
+            "was written with a different configuration (only `loops` and `checkpoint_every` may change on resume)",
+            "use the experiment file of the interrupted run, or start afresh in another folder",
+        ));
+    }
+    let loops_done: u64 = file
+        .attr("loops_done")
+        .and_then(|a| a.read_scalar())
+        .map_err(|_| SurgeError::data(path, "has no `loops_done`", fix))?;
+    let read = |name: &str, len: usize| -> Result<Vec<f64>> {
+        let v: Vec<f64> = file
+            .dataset(name)
+            .and_then(|d| d.read_raw())
+            .map_err(|e| SurgeError::data(path, format!("cannot read /{name}: {e}"), fix))?;
+        if v.len() != len {
+            return Err(SurgeError::data(
+                path,
+                format!("/{name} has {} values, expected {len}", v.len()),
+                fix,
+            ));
+        }
+        Ok(v)
+    };
+    let n_tr = net.trained.len();
+    let l = net.cfg.plastic_e + net.cfg.plastic_i;
+    let nff = net.cfg.ffwd;
+    net.w_plastic = read("w_plastic", n_tr * l)?;
+    for (tt, name) in TRIAL_TYPES.iter().enumerate() {
+        net.w_ffwd[tt] = read(&format!("w_ffwd_{name}"), n_tr * nff)?;
+    }
+    let tr = read("train_r", loops_done as usize * 2)?;
+    learner.shared.s_inv = read("s_inv", nff * nff)?;
+    let m_inv = read("m_inv", n_tr * l * l)?;
+    let g = read("g", n_tr * l * nff)?;
+    for (t, b) in learner.blocks.iter_mut().enumerate() {
+        b.m_inv.copy_from_slice(&m_inv[t * l * l..(t + 1) * l * l]);
+        b.g.set(&g[t * l * nff..(t + 1) * l * nff]);
+    }
+    let train_r = tr.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+    Ok((loops_done as usize, train_r))
+}
+
+/// The outcome of a test: binned input and target per trial type, correlations and rates.
+pub struct TestTraces {
+    pub input: [Vec<f64>; 2],
+    pub target: [Vec<f64>; 2],
+    pub r: [Vec<f64>; 2],
+}
+
+/// Writes `trained.h5`: plastic weights and their presynaptic indices, trained cells and their target
+/// rows, feedforward weights, test traces, correlations, and as attributes the config and seed.
+pub fn write_trained(
+    path: &Path,
+    net: &BalancedNet,
+    test: &TestTraces,
+    config_toml: &str,
+    loops_done: usize,
+) -> Result<()> {
+    let (partial, file) = create(path)?;
+    {
+        let w = Writer {
+            path: &partial,
+            file,
+        };
+        w.attr("schema", TRAINED_SCHEMA)?;
+        w.attr("config", config_toml)?;
+        w.attr("surge_version", env!("CARGO_PKG_VERSION"))?;
+        w.attr_u64("seed", net.cfg.seed)?;
+        w.attr_u64("loops_done", loops_done as u64)?;
+        let n_tr = net.trained.len();
+        let l = net.cfg.plastic_e + net.cfg.plastic_i;
+        let nff = net.cfg.ffwd;
+        let bins = net.cfg.updates();
+        w.data("trained_cells", &net.trained, &[n_tr])?;
+        w.data("target_rows", &net.target_row, &[n_tr])?;
+        w.data("plastic_pre", &net.plastic_pre, &[n_tr, l])?;
+        w.data("w_plastic", &net.w_plastic, &[n_tr, l])?;
+        w.data("untrained_rate_hz", &net.untrained_rate_hz, &[net.cfg.n_e])?;
+        for (tt, name) in TRIAL_TYPES.iter().enumerate() {
+            w.data(&format!("w_ffwd_{name}"), &net.w_ffwd[tt], &[n_tr, nff])?;
+            w.data(&format!("test_input_{name}"), &test.input[tt], &[n_tr, bins])?;
+            w.data(&format!("target_{name}"), &test.target[tt], &[n_tr, bins])?;
+            w.data(&format!("test_r_{name}"), &test.r[tt], &[n_tr])?;
+        }
+    }
+    commit(&partial, path)
+}
+
+/// Reads the plastic weights of a `trained.h5` back into a network built from the same config.
+pub fn load_trained_weights(path: &Path, net: &mut BalancedNet) -> Result<String> {
+    let fix = "pass the trained.h5 written by `surge rls balanced`";
+    let file = hdf5::File::open(path)
+        .map_err(|e| SurgeError::data(path, format!("cannot be opened ({e})"), fix))?;
+    let schema: String = file
+        .attr("schema")
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .map(|v| v.as_str().to_string())
+        .map_err(|_| SurgeError::data(path, "has no `schema` attribute", fix))?;
+    if schema != TRAINED_SCHEMA {
+        return Err(SurgeError::data(path, format!("schema is `{schema}`, not `{TRAINED_SCHEMA}`"), fix));
+    }
+    let read_u32 = |name: &str| -> Result<Vec<u32>> {
+        file.dataset(name)
+            .and_then(|d| d.read_raw())
+            .map_err(|e| SurgeError::data(path, format!("cannot read /{name}: {e}"), fix))
+    };
+    let read_f64 = |name: &str| -> Result<Vec<f64>> {
+        file.dataset(name)
+            .and_then(|d| d.read_raw())
+            .map_err(|e| SurgeError::data(path, format!("cannot read /{name}: {e}"), fix))
+    };
+    if read_u32("trained_cells")? != net.trained || read_u32("plastic_pre")? != net.plastic_pre {
+        return Err(SurgeError::data(
+            path,
+            "its trained cells or plastic wiring differ from the network this config builds",
+            "use the experiment file stored in the file's `config` attribute",
+        ));
+    }
+    net.w_plastic = read_f64("w_plastic")?;
+    for (tt, name) in TRIAL_TYPES.iter().enumerate() {
+        let w = read_f64(&format!("w_ffwd_{name}"))?;
+        if w.len() != net.w_ffwd[tt].len() {
+            return Err(SurgeError::data(path, format!("/w_ffwd_{name} has the wrong size"), fix));
+        }
+        net.w_ffwd[tt] = w;
+    }
+    file.attr("config")
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .map(|v| v.as_str().to_string())
+        .map_err(|_| SurgeError::data(path, "has no `config` attribute", fix))
+}
