@@ -68,6 +68,11 @@ pub struct BalancedConfig {
     /// Keep the per-neuron cross block of P in f32 (halves the memory traffic that bounds the speed;
     /// the positive-definite blocks stay f64).
     pub g_f32: bool,
+    /// Shift each neuron's target so that its mean equals the neuron's untrained mean input. The target
+    /// file's `u = f^-1(rate)` assumes white-noise input of a fixed strength, which the balanced network
+    /// does not supply exactly; without the shift RLS would move every neuron's mean input and with it
+    /// the rates. The correlation with the target is unchanged by the shift.
+    pub recenter_targets: bool,
     /// Save a resumable state every this many loops (0: never).
     pub checkpoint_every: usize,
     pub seed: u64,
@@ -104,6 +109,7 @@ impl Default for BalancedConfig {
             lambda_sum: 8.0,
             lambda_ffwd: 1.0,
             g_f32: true,
+            recenter_targets: true,
             checkpoint_every: 10,
             seed: 3,
         }
@@ -244,6 +250,8 @@ pub struct BalancedNet {
     pub w_ffwd: [Vec<f64>; 2],
     /// Untrained E rates (Hz) the matching used.
     pub untrained_rate_hz: Vec<f64>,
+    /// Added to each trained neuron's target (see `recenter_targets`).
+    pub target_offset: Vec<f64>,
 }
 
 /// What a trial leaves: binned total input of each trained neuron over the window, spike counts per
@@ -255,6 +263,8 @@ pub struct TrialOut {
     pub counts: Vec<u16>,
     pub bins: usize,
     pub spikes: Vec<(f32, u32)>,
+    /// Mean total synaptic input of every neuron over the window.
+    pub mean_input: Vec<f64>,
     /// Smallest RLS gain seen (1 when no learning).
     pub c_min: f64,
 }
@@ -400,6 +410,7 @@ impl BalancedNet {
             w_plastic: Vec::new(),
             w_ffwd: [Vec::new(), Vec::new()],
             untrained_rate_hz: Vec::new(),
+            target_offset: Vec::new(),
         };
         progress("untrained run for matching");
         let bin_ms = cfg.update_every_ms;
@@ -435,6 +446,20 @@ impl BalancedNet {
         pairs.sort();
         net.trained = pairs.iter().map(|p| p.0).collect();
         net.target_row = pairs.iter().map(|p| p.1).collect();
+        net.target_offset = pairs
+            .iter()
+            .map(|&(c, row)| {
+                if !cfg.recenter_targets {
+                    return 0.0;
+                }
+                let row = row as usize;
+                let m = (0..2)
+                    .map(|tt| (0..expect_bins).map(|b| targets.u(tt, row, b)).sum::<f64>())
+                    .sum::<f64>()
+                    / (2 * expect_bins) as f64;
+                untrained.mean_input[c as usize] - m
+            })
+            .collect();
         net.wire_plastic();
         Ok(net)
     }
@@ -544,6 +569,7 @@ impl BalancedNet {
         let (mut ce, mut ci) = (vec![0u16; n], vec![0u16; n]);
         let mut acc_p = vec![0.0; n];
         let mut sum_u = vec![0.0; n];
+        let mut mean_input = vec![0.0; n];
         let zeros = vec![0.0; n];
         let mut s = vec![0.0; nff];
         let mut fired: Vec<u32> = Vec::new();
@@ -587,7 +613,8 @@ impl BalancedNet {
                         let z = structured::dot(&net.w_plastic[t * l..(t + 1) * l], rb)
                             + structured::dot(&net.w_ffwd[tt][t * nff..(t + 1) * nff], s_);
                         *e = z + xe_[c] + xi_[c] + net.mu[c]
-                            - targets.u(tt, net.target_row[t] as usize, k);
+                            - targets.u(tt, net.target_row[t] as usize, k)
+                            - net.target_offset[t];
                     });
                 let w_s: Box<dyn Iterator<Item = &mut [f64]>> = if nff == 0 {
                     Box::new(std::iter::repeat_with(<&mut [f64]>::default).take(n_tr))
@@ -669,6 +696,9 @@ impl BalancedNet {
                         for (t, &c) in self.trained.iter().enumerate() {
                             input[t * bins + b] = sum_u[c as usize] * scale;
                         }
+                        for (m, &x) in mean_input.iter_mut().zip(&sum_u) {
+                            *m += x * scale / bins as f64;
+                        }
                         sum_u.iter_mut().for_each(|x| *x = 0.0);
                     }
                 }
@@ -725,6 +755,7 @@ impl BalancedNet {
             counts,
             bins,
             spikes,
+            mean_input,
             c_min,
         })
     }
@@ -733,9 +764,11 @@ impl BalancedNet {
     pub fn binned_targets(&self, targets: &Targets, tt: usize) -> Vec<f64> {
         let bins = self.cfg.updates();
         let mut out = Vec::with_capacity(self.trained.len() * bins);
-        for &row in &self.target_row {
+        for (&row, &off) in self.target_row.iter().zip(&self.target_offset) {
             for b in 0..bins {
-                out.push(0.5 * (targets.u(tt, row as usize, b) + targets.u(tt, row as usize, b + 1)));
+                out.push(
+                    0.5 * (targets.u(tt, row as usize, b) + targets.u(tt, row as usize, b + 1)) + off,
+                );
             }
         }
         out
@@ -743,10 +776,23 @@ impl BalancedNet {
 
     /// Pearson r per trained neuron between the binned input of a trial and the binned target.
     pub fn correlations(&self, out: &TrialOut, targets: &Targets, tt: usize) -> Vec<f64> {
+        self.correlations_smoothed(out, targets, tt, 0)
+    }
+
+    /// As [`Self::correlations`] after a centred moving average of `2 half + 1` bins on the input (the
+    /// edges, where the window does not fit, are left out). The tutorial's published figure uses a
+    /// 100 ms average (`half = 2` at 20 ms bins).
+    pub fn correlations_smoothed(&self, out: &TrialOut, targets: &Targets, tt: usize, half: usize) -> Vec<f64> {
         let tg = self.binned_targets(targets, tt);
         let b = out.bins;
+        let w = 2 * half + 1;
         (0..self.trained.len())
-            .map(|t| pearson(&out.input[t * b..(t + 1) * b], &tg[t * b..(t + 1) * b]))
+            .map(|t| {
+                let x = &out.input[t * b..(t + 1) * b];
+                let y = &tg[t * b + half..(t + 1) * b - half];
+                let xs: Vec<f64> = x.windows(w).map(|v| v.iter().sum::<f64>() / w as f64).collect();
+                pearson(&xs, y)
+            })
             .collect()
     }
 }

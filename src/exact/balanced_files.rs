@@ -262,6 +262,7 @@ pub fn write_trained(
         w.data("plastic_pre", &net.plastic_pre, &[n_tr, l])?;
         w.data("w_plastic", &net.w_plastic, &[n_tr, l])?;
         w.data("untrained_rate_hz", &net.untrained_rate_hz, &[net.cfg.n_e])?;
+        w.data("target_offset", &net.target_offset, &[n_tr])?;
         for (tt, name) in TRIAL_TYPES.iter().enumerate() {
             w.data(&format!("w_ffwd_{name}"), &net.w_ffwd[tt], &[n_tr, nff])?;
             w.data(&format!("test_input_{name}"), &test.input[tt], &[n_tr, bins])?;

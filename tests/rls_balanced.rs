@@ -1,0 +1,182 @@
+//! Part 3 (balanced E-I network trained by structured RLS) on a small network with synthetic targets:
+//! the balanced state, learning, resume, and bad target files.
+
+use std::path::Path;
+use surge::exact::balanced::{BalancedConfig, Targets, Trainer, mean};
+use surge::exact::balanced_files::{load_state, read_targets, save_state};
+
+const BINS: usize = 51;
+
+/// Synthetic targets: slow sines with a per-neuron phase, another phase per trial type, around the
+/// drive that makes an LIF neuron fire at a few Hz.
+fn write_targets(path: &Path, n: usize) {
+    let f = hdf5::File::create(path).unwrap();
+    f.new_attr::<f64>()
+        .create("bin_ms")
+        .unwrap()
+        .write_scalar(&20.0)
+        .unwrap();
+    for (tt, name) in ["lickright", "lickleft"].iter().enumerate() {
+        let mut u = Vec::with_capacity(n * BINS);
+        let mut rate = Vec::with_capacity(n * BINS);
+        for i in 0..n {
+            for b in 0..BINS {
+                let ph = i as f64 * 0.37 + tt as f64 * 1.3;
+                let x = (std::f64::consts::TAU * b as f64 * 20.0 / 800.0 + ph).sin();
+                u.push(0.5 + 0.15 * x);
+                rate.push(6.0 + 4.0 * x);
+            }
+        }
+        for (ds, v) in [(format!("utarg_{name}"), &u), (format!("rate_hz_{name}"), &rate)] {
+            f.new_dataset::<f64>()
+                .shape([n, BINS])
+                .create(ds.as_str())
+                .unwrap()
+                .write_raw(v)
+                .unwrap();
+        }
+    }
+}
+
+fn small_config(targets: &Path) -> BalancedConfig {
+    BalancedConfig {
+        targets: targets.display().to_string(),
+        n_e: 500,
+        n_i: 500,
+        k: 100,
+        plastic_e: 10,
+        plastic_i: 10,
+        ffwd: 40,
+        train_ms: 1000.0,
+        loops: 12,
+        ..BalancedConfig::default()
+    }
+}
+
+#[test]
+fn small_balanced_network_learns_its_targets_and_stays_balanced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("targets.h5");
+    write_targets(&path, 150);
+    let targets = read_targets(&path).unwrap();
+    let cfg = small_config(&path);
+    let mut tr = Trainer::new(&cfg, targets, &mut |_| {}).unwrap();
+    assert_eq!(tr.net.trained.len(), 150);
+    let before = tr.test().unwrap();
+    let r0 = mean(&tr.net.correlations(&before[0], &tr.targets, 0));
+    let (e0, i0) = (
+        before[0].rate_hz(0..cfg.n_e, 20.0),
+        before[0].rate_hz(cfg.n_e..cfg.n_e + cfg.n_i, 20.0),
+    );
+    // Untrained: the balanced state (E a few Hz, I faster), no correlation with the targets.
+    assert!(e0 > 1.0 && e0 < 20.0 && i0 > e0, "untrained E {e0} Hz, I {i0} Hz");
+    assert!(r0.abs() < 0.2, "untrained correlation {r0}");
+    for _ in 0..cfg.loops {
+        tr.train_loop().unwrap();
+    }
+    let after = tr.test().unwrap();
+    let r1: f64 = (0..2)
+        .map(|tt| mean(&tr.net.correlations(&after[tt], &tr.targets, tt)))
+        .sum::<f64>()
+        / 2.0;
+    assert!(r1 > 0.5, "after {} loops the test correlation is {r1}", cfg.loops);
+    let e1 = after[0].rate_hz(0..cfg.n_e, 20.0);
+    let i1 = after[0].rate_hz(cfg.n_e..cfg.n_e + cfg.n_i, 20.0);
+    assert!(
+        (e1 / e0 - 1.0).abs() < 0.3 && (i1 / i0 - 1.0).abs() < 0.3,
+        "rates moved from E {e0:.2} / I {i0:.2} to E {e1:.2} / I {i1:.2} Hz"
+    );
+}
+
+#[test]
+fn resumed_training_gives_the_same_weights_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("targets.h5");
+    write_targets(&path, 60);
+    let mut cfg = small_config(&path);
+    cfg.n_e = 300;
+    cfg.n_i = 300;
+    cfg.k = 60;
+    cfg.train_ms = 400.0;
+    cfg.loops = 3;
+    let ident = "cfg";
+    let mut full = Trainer::new(&cfg, read_targets(&path).unwrap(), &mut |_| {}).unwrap();
+    for _ in 0..3 {
+        full.train_loop().unwrap();
+    }
+    let mut first = Trainer::new(&cfg, read_targets(&path).unwrap(), &mut |_| {}).unwrap();
+    first.train_loop().unwrap();
+    let state = dir.path().join("state.h5");
+    save_state(&state, &first.net, &first.learner, 1, &first.train_r, ident).unwrap();
+    drop(first);
+    let mut resumed = Trainer::new(&cfg, read_targets(&path).unwrap(), &mut |_| {}).unwrap();
+    let (done, r) = load_state(&state, &mut resumed.net, &mut resumed.learner, ident).unwrap();
+    assert_eq!(done, 1);
+    resumed.loops_done = done;
+    resumed.train_r = r;
+    for _ in 0..2 {
+        resumed.train_loop().unwrap();
+    }
+    assert_eq!(resumed.net.w_plastic, full.net.w_plastic);
+    assert_eq!(resumed.net.w_ffwd, full.net.w_ffwd);
+    assert_eq!(resumed.train_r, full.train_r);
+    assert!(full.net.w_plastic != full.net.initial_weights().0, "training moved nothing");
+    // A state from another configuration is refused.
+    let mut other = Trainer::new(&cfg, read_targets(&path).unwrap(), &mut |_| {}).unwrap();
+    let err = load_state(&state, &mut other.net, &mut other.learner, "other")
+        .err()
+        .expect("mismatched config must be refused")
+        .to_string();
+    assert!(err.contains("different configuration"), "{err}");
+}
+
+#[test]
+fn malformed_target_files_are_refused_with_the_dataset_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.h5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        f.new_attr::<f64>()
+            .create("bin_ms")
+            .unwrap()
+            .write_scalar(&20.0)
+            .unwrap();
+        f.new_dataset::<f64>()
+            .shape([4, BINS])
+            .create("utarg_lickright")
+            .unwrap()
+            .write_raw(&vec![0.5; 4 * BINS])
+            .unwrap();
+    }
+    let err = read_targets(&path).err().unwrap().to_string();
+    assert!(err.contains("utarg_lickleft"), "{err}");
+    // Shapes that disagree, and NaN.
+    {
+        let f = hdf5::File::open_rw(&path).unwrap();
+        f.new_dataset::<f64>()
+            .shape([5, BINS])
+            .create("utarg_lickleft")
+            .unwrap()
+            .write_raw(&vec![0.5; 5 * BINS])
+            .unwrap();
+    }
+    let err = read_targets(&path).err().unwrap().to_string();
+    assert!(err.contains("shape"), "{err}");
+    let nan = dir.path().join("nan.h5");
+    write_targets(&nan, 3);
+    {
+        let f = hdf5::File::open_rw(&nan).unwrap();
+        let mut v = vec![0.5; 3 * BINS];
+        v[7] = f64::NAN;
+        f.dataset("rate_hz_lickleft").unwrap().write_raw(&v).unwrap();
+    }
+    let err = read_targets(&nan).err().unwrap().to_string();
+    assert!(err.contains("non-finite") && err.contains("rate_hz_lickleft"), "{err}");
+    // Too few bins for the window.
+    write_targets(&dir.path().join("ok.h5"), 20);
+    let t: Targets = read_targets(&dir.path().join("ok.h5")).unwrap();
+    let mut cfg = small_config(&dir.path().join("ok.h5"));
+    cfg.train_ms = 2000.0;
+    let err = Trainer::new(&cfg, t, &mut |_| {}).err().unwrap().to_string();
+    assert!(err.contains("bins"), "{err}");
+}
