@@ -1,0 +1,9 @@
+//! Connectivity optimisation through surrogate neurons: the surrogate network engine (same spec and
+//! connectome as the exact engine, differentiable spikes), objectives on the population signal, and the
+//! Adam loop over connection gains.
+
+pub mod engine;
+pub mod objective;
+
+pub use engine::{CellType, Gains, Run, SpikeMode, SurrogateNetwork};
+pub use objective::{ObjectiveConfig, Spectrum};

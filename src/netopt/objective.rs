@@ -1,0 +1,171 @@
+//! Objectives on the population signal, differentiable inside burn: a one-sided periodogram with a Hann
+//! window computed as a DFT matrix product (the same estimator as `signal::welch_psd` with one segment),
+//! band fraction and band power, a penalty on log-gains and bounds on population rates.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// What to optimise, as written in the `[objective]` table of an optimisation experiment.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    /// Target band (Hz).
+    pub band_hz: (f64, f64),
+    /// `band_fraction` (power in the band over all power above DC; cannot win by getting louder) or
+    /// `log_band_power`.
+    pub kind: String,
+    /// Weight of `sum(log_gain^2)`.
+    pub l2: f64,
+    /// Every population's rate (Hz) should stay inside these bounds...
+    pub rate_bounds_hz: (f64, f64),
+    /// ...with this weight on the squared log-distance outside them.
+    pub rate_weight: f64,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        ObjectiveConfig {
+            band_hz: (15.0, 60.0),
+            kind: "band_fraction".into(),
+            l2: 0.01,
+            rate_bounds_hz: (0.5, 50.0),
+            rate_weight: 1.0,
+        }
+    }
+}
+
+/// DFT of a window of `len` samples at `fs_hz`, restricted to the one-sided frequencies.
+pub struct Spectrum {
+    pub freqs_hz: Vec<f64>,
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    window: Tensor<1>,
+    /// One-sided folding (2 except DC and Nyquist) over `fs * sum(window^2)`: density scaling.
+    scale: Tensor<2>,
+    len: usize,
+}
+
+impl Spectrum {
+    pub fn new(len: usize, fs_hz: f64, device: &Device) -> Self {
+        let nf = len / 2 + 1;
+        let mut c = vec![0f32; len * nf];
+        let mut s = vec![0f32; len * nf];
+        for t in 0..len {
+            for k in 0..nf {
+                let ph = std::f64::consts::TAU * (t * k % len) as f64 / len as f64;
+                c[t * nf + k] = ph.cos() as f32;
+                s[t * nf + k] = ph.sin() as f32;
+            }
+        }
+        let w: Vec<f64> = (0..len)
+            .map(|i| 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / len as f64).cos())
+            .collect();
+        let w2: f64 = w.iter().map(|x| x * x).sum();
+        let scale: Vec<f32> = (0..nf)
+            .map(|k| {
+                let fold = if k == 0 || (len % 2 == 0 && k == len / 2) { 1.0 } else { 2.0 };
+                (fold / (fs_hz * w2)) as f32
+            })
+            .collect();
+        Spectrum {
+            freqs_hz: (0..nf).map(|k| k as f64 * fs_hz / len as f64).collect(),
+            cos: Tensor::from_data(TensorData::new(c, [len, nf]), device),
+            sin: Tensor::from_data(TensorData::new(s, [len, nf]), device),
+            window: Tensor::from_data(
+                TensorData::new(w.iter().map(|&x| x as f32).collect::<Vec<_>>(), [len]),
+                device,
+            ),
+            scale: Tensor::from_data(TensorData::new(scale, [1, nf]), device),
+            len,
+        }
+    }
+
+    /// Power spectral density `[1, F]` of `x` (`[len]`), mean removed, Hann window.
+    pub fn psd(&self, x: Tensor<1>) -> Tensor<2> {
+        let m = x.clone().mean();
+        let xw = ((x - m) * self.window.clone()).reshape([1, self.len]);
+        let re = xw.clone().matmul(self.cos.clone());
+        let im = xw.matmul(self.sin.clone());
+        (re.clone() * re + im.clone() * im) * self.scale.clone()
+    }
+
+    /// 0/1 mask `[1, F]` of the bins in `[lo, hi]` Hz (DC never included).
+    pub fn mask(&self, lo: f64, hi: f64, device: &Device) -> Tensor<2> {
+        let m: Vec<f32> = self
+            .freqs_hz
+            .iter()
+            .enumerate()
+            .map(|(k, &f)| if k > 0 && f >= lo && f <= hi { 1.0 } else { 0.0 })
+            .collect();
+        let nf = m.len();
+        Tensor::from_data(TensorData::new(m, [1, nf]), device)
+    }
+
+    /// Fraction of the power above DC that lies in `[lo, hi]` Hz.
+    pub fn band_fraction(&self, psd: Tensor<2>, lo: f64, hi: f64, device: &Device) -> Tensor<1> {
+        let band = (psd.clone() * self.mask(lo, hi, device)).sum();
+        let total = (psd * self.mask(f64::MIN_POSITIVE, f64::INFINITY, device)).sum();
+        band / total
+    }
+
+    /// Power in `[lo, hi]` Hz (rectangle rule, as `Psd::band_power`).
+    pub fn band_power(&self, psd: Tensor<2>, lo: f64, hi: f64, device: &Device) -> Tensor<1> {
+        let df = self.freqs_hz.get(1).copied().unwrap_or(1.0);
+        (psd * self.mask(lo, hi, device)).sum().mul_scalar(df)
+    }
+}
+
+/// The loss to minimise and its parts, for one window.
+pub struct Loss {
+    pub total: Tensor<1>,
+    pub band_score: f64,
+    pub rate_penalty: f64,
+    pub l2_penalty: f64,
+}
+
+/// `-score(band) + rate_weight * sum_p outside(rate_p)^2 + l2 * |log_gain|^2`, where `outside` is the
+/// log-distance of a rate outside the bounds.
+pub fn loss(
+    cfg: &ObjectiveConfig,
+    spectrum: &Spectrum,
+    signal: Tensor<1>,
+    rates_hz: &[Tensor<1>],
+    log_gain: Tensor<1>,
+    device: &Device,
+) -> Loss {
+    let psd = spectrum.psd(signal);
+    let score = if cfg.kind == "log_band_power" {
+        spectrum
+            .band_power(psd, cfg.band_hz.0, cfg.band_hz.1, device)
+            .add_scalar(1e-12)
+            .log()
+    } else {
+        spectrum.band_fraction(psd, cfg.band_hz.0, cfg.band_hz.1, device)
+    };
+    let (lo, hi) = (cfg.rate_bounds_hz.0.ln(), cfg.rate_bounds_hz.1.ln());
+    let mut rate_pen: Option<Tensor<1>> = None;
+    for r in rates_hz {
+        let lr = r.clone().add_scalar(1e-3).log();
+        let below = lr.clone().neg().add_scalar(lo).clamp_min(0.0);
+        let above = lr.sub_scalar(hi).clamp_min(0.0);
+        let p = below.clone() * below + above.clone() * above;
+        rate_pen = Some(match rate_pen {
+            Some(a) => a + p,
+            None => p,
+        });
+    }
+    let rate_pen = rate_pen.unwrap_or_else(|| Tensor::zeros([1], device));
+    let l2 = (log_gain.clone() * log_gain).sum();
+    let scalar = |t: &Tensor<1>| -> f64 {
+        t.clone().into_data().try_to_vec::<f32>().expect("f32")[0] as f64
+    };
+    let band_score = scalar(&score);
+    let rate_penalty = scalar(&rate_pen);
+    let l2_penalty = scalar(&l2);
+    let total = score.neg() + rate_pen.mul_scalar(cfg.rate_weight) + l2.mul_scalar(cfg.l2);
+    Loss {
+        total,
+        band_score,
+        rate_penalty,
+        l2_penalty,
+    }
+}
