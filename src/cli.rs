@@ -128,6 +128,31 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Fit connection gains by gradient descent through surrogate neurons to a target band, then re-check
+    /// the result in the exact engine on held-out seeds.
+    Optimize {
+        /// Optimisation experiment (network, cell types, objective, optimizer, re-check).
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder with one surrogate checkpoint per cell type (`<checkpoint>/<type>/`).
+        #[arg(long, default_value = "checkpoints/lif-default")]
+        checkpoint: PathBuf,
+        /// flex (CPU, default), ndarray or wgpu (when built with those features).
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Output folder [default: experiments/out/<config name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the number of iterations.
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Continue the run in --out from its last iteration.
+        #[arg(long)]
+        resume: bool,
+        /// Start over even if --out holds a run.
+        #[arg(long)]
+        force: bool,
+    },
     /// Work with dataset files.
     Data {
         #[command(subcommand)]
@@ -413,6 +438,23 @@ pub fn run() -> Result<()> {
             println!("metrics: {}", dir.join("metrics.json").display());
             Ok(())
         }
+        Command::Optimize {
+            config,
+            checkpoint,
+            backend,
+            out,
+            iterations,
+            resume,
+            force,
+        } => crate::optimize_cli::run(crate::optimize_cli::Args {
+            config,
+            checkpoint,
+            backend,
+            out,
+            iterations,
+            resume,
+            force,
+        }),
         Command::Rls {
             part,
             config,

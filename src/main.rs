@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod optimize_cli;
 mod rls_balanced;
 
 fn main() -> std::process::ExitCode {

@@ -7,3 +7,4 @@ pub mod objective;
 
 pub use engine::{CellType, Gains, Run, SpikeMode, SurrogateNetwork};
 pub use objective::{ObjectiveConfig, Spectrum};
+pub mod optimize;

@@ -1,0 +1,391 @@
+//! The Adam loop over connection gains, and the re-check of its result in the exact engine.
+
+use super::engine::{CellType, Gains, SpikeMode, SurrogateNetwork};
+use super::objective::{self, ObjectiveConfig, Spectrum};
+use crate::error::{Result, SurgeError};
+use crate::experiment::signal_psd;
+use crate::spec::{Connectome, NetworkSpec};
+use crate::surrogate::train::load_checkpoint;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An optimisation experiment (`experiments/alpha_to_beta.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeConfig {
+    /// The network (relative paths: against the working directory, then this file's folder).
+    pub network: String,
+    /// Cell type -> populations it stands for; the surrogate of type T is `<checkpoint>/T/`.
+    pub cells: BTreeMap<String, Vec<String>>,
+    /// Populations whose mean somatic voltage is the population signal.
+    #[serde(default = "d_signal")]
+    pub signal: Vec<String>,
+    #[serde(default)]
+    pub objective: ObjectiveConfig,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub recheck: RecheckConfig,
+}
+
+fn d_signal() -> Vec<String> {
+    vec!["L5_pyr".into()]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub iterations: usize,
+    pub lr: f64,
+    /// Scored window per iteration, after a warm-up that is simulated but not scored (ms).
+    pub window_ms: f64,
+    pub warmup_ms: f64,
+    /// Scale of the spike surrogate gradient: `sigmoid(beta * logit)`.
+    pub spike_beta: f32,
+    /// Largest gradient norm Adam sees.
+    pub clip_norm: f32,
+    /// Log-gains are kept within +-this.
+    pub max_abs_log_gain: f32,
+    pub seed: u64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            iterations: 40,
+            lr: 0.05,
+            window_ms: 500.0,
+            warmup_ms: 100.0,
+            spike_beta: 1.0,
+            clip_norm: 1.0,
+            max_abs_log_gain: 2.0,
+            seed: 17,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecheckConfig {
+    /// Held-out seeds: each is a new instance of the network (connectome and drive).
+    pub seeds: Vec<u64>,
+    pub duration_ms: f64,
+    /// Simulated but not analysed at the start (ms).
+    pub warmup_ms: f64,
+}
+
+impl Default for RecheckConfig {
+    fn default() -> Self {
+        RecheckConfig {
+            seeds: vec![101, 102, 103],
+            duration_ms: 3000.0,
+            warmup_ms: 200.0,
+        }
+    }
+}
+
+impl OptimizeConfig {
+    pub fn load(path: &Path) -> Result<(Self, NetworkSpec, String)> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SurgeError::io("cannot read", path, e))?;
+        let cfg: OptimizeConfig = toml::from_str(&text).map_err(|e| SurgeError::Toml {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let net_path = resolve(&cfg.network, path);
+        let (spec, _) = NetworkSpec::load(&net_path)?;
+        cfg.validate(&spec)?;
+        Ok((cfg, spec, text))
+    }
+
+    pub fn validate(&self, spec: &NetworkSpec) -> Result<()> {
+        for (t, pops) in &self.cells {
+            for p in pops {
+                if spec.population_index(p).is_none() {
+                    return Err(SurgeError::spec(
+                        format!("cells.{t}"),
+                        format!("no population `{p}` in the network"),
+                        "use the population names of the network file",
+                    ));
+                }
+            }
+        }
+        for p in &self.signal {
+            if spec.population_index(p).is_none() {
+                return Err(SurgeError::spec(
+                    "signal",
+                    format!("no population `{p}` in the network"),
+                    "name populations of the network file",
+                ));
+            }
+        }
+        let (lo, hi) = self.objective.band_hz;
+        if !(lo > 0.0 && hi > lo) {
+            return Err(SurgeError::spec(
+                "objective.band_hz",
+                format!("[{lo}, {hi}] is not a band"),
+                "give [low, high] with 0 < low < high (Hz)",
+            ));
+        }
+        if !matches!(self.objective.kind.as_str(), "band_fraction" | "log_band_power") {
+            return Err(SurgeError::spec(
+                "objective.kind",
+                format!("unknown objective `{}`", self.objective.kind),
+                "use band_fraction or log_band_power",
+            ));
+        }
+        let o = &self.optimizer;
+        if o.iterations == 0 || !(o.lr > 0.0) || !(o.window_ms >= 50.0) || o.warmup_ms < 0.0 {
+            return Err(SurgeError::spec(
+                "optimizer",
+                "needs iterations >= 1, lr > 0, window_ms >= 50 and warmup_ms >= 0",
+                "fix the [optimizer] table",
+            ));
+        }
+        if self.recheck.seeds.is_empty() || self.recheck.duration_ms <= self.recheck.warmup_ms + 500.0 {
+            return Err(SurgeError::spec(
+                "recheck",
+                "needs at least one seed and duration_ms at least 500 ms longer than warmup_ms",
+                "fix the [recheck] table",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A relative path resolved against the working directory first, then `origin`'s folder.
+pub fn resolve(p: &str, origin: &Path) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    origin.parent().map_or(path.to_path_buf(), |d| d.join(path))
+}
+
+/// Loads `<checkpoint>/<type>/` for every cell type and wires the surrogate network.
+pub fn build_network(
+    cfg: &OptimizeConfig,
+    spec: &NetworkSpec,
+    conn: &Connectome,
+    checkpoint: &Path,
+    device: &Device,
+) -> Result<SurrogateNetwork> {
+    let mut types = Vec::new();
+    for (name, pops) in &cfg.cells {
+        let dir = checkpoint.join(name);
+        let (model, meta) = load_checkpoint(&dir, device)?;
+        let populations = pops
+            .iter()
+            .map(|p| spec.population_index(p).expect("validated"))
+            .collect();
+        types.push(CellType {
+            name: name.clone(),
+            model: model.no_grad(),
+            meta,
+            populations,
+        });
+    }
+    SurrogateNetwork::new(spec, conn, types, device)
+}
+
+/// One iteration's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationRecord {
+    pub iteration: usize,
+    pub loss: f64,
+    pub band_score: f64,
+    pub peak_hz: Option<f64>,
+    pub rates_hz: Vec<f64>,
+    pub rate_penalty: f64,
+    pub log_gains: Vec<f32>,
+    pub seconds: f64,
+}
+
+/// Simulates a window in the surrogate network and scores it; returns the loss tensor, the record
+/// and the periodogram (Hz, power).
+pub fn evaluate(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    gains: &Gains,
+    noise: u64,
+    device: &Device,
+    record_raster: bool,
+) -> (Tensor<1>, IterationRecord, (Vec<f64>, Vec<f64>), Option<Vec<Vec<u32>>>) {
+    let bin = net.bin_ms();
+    let warm = (cfg.optimizer.warmup_ms / bin).round() as usize;
+    let win = (cfg.optimizer.window_ms / bin).round() as usize;
+    let signal_pops: Vec<usize> = cfg
+        .signal
+        .iter()
+        .map(|p| net.spec.population_index(p).expect("validated"))
+        .collect();
+    let run = net.run(
+        gains,
+        warm + win,
+        noise,
+        SpikeMode::StraightThrough {
+            beta: cfg.optimizer.spike_beta,
+        },
+        &signal_pops,
+        record_raster,
+        &mut |_, _| {},
+    );
+    let secs = (warm + win) as f64 * bin / 1000.0;
+    let rates: Vec<Tensor<1>> = run
+        .pop_spikes
+        .iter()
+        .zip(&net.spec.populations)
+        .map(|(s, p)| s.clone().div_scalar(p.size as f64 * secs))
+        .collect();
+    let spectrum = Spectrum::new(win, 1000.0 / bin, device);
+    let signal = run.signal.narrow(0, warm, win);
+    let psd: Vec<f64> = spectrum
+        .psd(signal.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32")
+        .into_iter()
+        .map(|x| x as f64)
+        .collect();
+    let l = objective::loss(
+        &cfg.objective,
+        &spectrum,
+        signal,
+        &rates,
+        gains.log_gain.val(),
+        device,
+    );
+    let peak = crate::signal::Psd {
+        freqs_hz: spectrum.freqs_hz.clone(),
+        power: psd.clone(),
+    }
+    .peak_hz(2.0, 100.0);
+    let rec = IterationRecord {
+        iteration: 0,
+        loss: scalar(&l.total),
+        band_score: l.band_score,
+        peak_hz: peak,
+        rates_hz: rates.iter().map(scalar).collect(),
+        rate_penalty: l.rate_penalty,
+        log_gains: gains.values(),
+        seconds: 0.0,
+    };
+    (l.total, rec, (spectrum.freqs_hz.clone(), psd), run.raster)
+}
+
+fn scalar(t: &Tensor<1>) -> f64 {
+    t.clone().into_data().try_to_vec::<f32>().expect("f32")[0] as f64
+}
+
+/// Runs Adam for the configured iterations, calling `on_iter` after each; returns the final gains.
+/// `start` continues from saved gains (resume).
+pub fn optimize(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    start: &[f32],
+    first_iteration: usize,
+    device: &Device,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let mut gains = Gains::new(start, device);
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
+            cfg.optimizer.clip_norm,
+        )))
+        .init();
+    let m = cfg.optimizer.max_abs_log_gain;
+    for it in first_iteration..cfg.optimizer.iterations {
+        let t0 = std::time::Instant::now();
+        let (loss, mut rec, _, _) = evaluate(net, cfg, &gains, it as u64, device, false);
+        if !rec.loss.is_finite() {
+            return Err(SurgeError::Diverged {
+                what: format!("the objective at iteration {it}"),
+                value: rec.loss,
+                t_ms: 0.0,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &gains);
+        gains = optim.step(cfg.optimizer.lr, gains, grads);
+        // Keep the gains in a sane range (the surrogate was trained on a bounded input range).
+        let clamped: Vec<f32> = gains.values().iter().map(|g| g.clamp(-m, m)).collect();
+        gains = Gains::new(&clamped, device);
+        rec.iteration = it;
+        rec.log_gains = clamped;
+        rec.seconds = t0.elapsed().as_secs_f64();
+        on_iter(&rec)?;
+    }
+    Ok(gains.values())
+}
+
+/// The exact engine on one held-out seed: band fraction, peak and population rates of the signal.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExactCheck {
+    pub seed: u64,
+    pub band_fraction: f64,
+    pub peak_hz: Option<f64>,
+    pub rates_hz: Vec<f64>,
+    pub freqs_hz: Vec<f64>,
+    pub power: Vec<f64>,
+}
+
+/// `spec` with every connection group's gain multiplied by `exp(log_gain)`.
+pub fn apply_gains(spec: &NetworkSpec, log_gains: &[f32]) -> NetworkSpec {
+    let mut s = spec.clone();
+    for (c, &g) in s.connections.iter_mut().zip(log_gains) {
+        c.gain *= (g as f64).exp();
+    }
+    s
+}
+
+/// Runs the exact engine with `log_gains` applied on `seed` and analyses the signal the objective uses.
+pub fn exact_check(
+    spec: &NetworkSpec,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+    seed: u64,
+) -> Result<ExactCheck> {
+    let mut s = apply_gains(spec, log_gains);
+    s.simulation.seed = Some(seed);
+    s.simulation.duration_ms = cfg.recheck.duration_ms;
+    let signal_pops: Vec<usize> = cfg
+        .signal
+        .iter()
+        .map(|p| s.population_index(p).expect("validated"))
+        .collect();
+    // Record exactly the objective's signal: the mean voltage of the signal populations.
+    s.recording.signals = vec![crate::spec::SignalSpec {
+        name: "objective_signal".into(),
+        kind: crate::spec::SignalKind::MeanVoltage,
+        populations: cfg.signal.clone(),
+    }];
+    let conn = Connectome::build(&s);
+    let res = crate::exact::simulate(&s, &conn, &mut |_, _| {})?;
+    let dt = s.simulation.dt_ms;
+    let skip = (cfg.recheck.warmup_ms / dt).round() as usize;
+    let values = &res.signals[0].values[skip.min(res.signals[0].values.len())..];
+    let psd = signal_psd(values, dt);
+    let analysed_s = (cfg.recheck.duration_ms - cfg.recheck.warmup_ms) / 1000.0;
+    let mut counts = vec![0usize; s.populations.len()];
+    for (&t, &c) in res.spike_times_ms.iter().zip(&res.spike_cells) {
+        if t >= cfg.recheck.warmup_ms {
+            counts[conn.population_of(c as usize)] += 1;
+        }
+    }
+    let _ = signal_pops;
+    Ok(ExactCheck {
+        seed,
+        band_fraction: psd.band_fraction(cfg.objective.band_hz.0, cfg.objective.band_hz.1),
+        peak_hz: psd.peak_hz(2.0, 100.0),
+        rates_hz: counts
+            .iter()
+            .zip(&s.populations)
+            .map(|(&n, p)| n as f64 / p.size as f64 / analysed_s)
+            .collect(),
+        freqs_hz: psd.freqs_hz,
+        power: psd.power,
+    })
+}

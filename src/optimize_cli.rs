@@ -1,0 +1,197 @@
+//! `surge optimize`: Adam over connection gains through the surrogate network, then the exact re-check
+//! on held-out seeds; writes metrics.json (one record per iteration, before/after in both engines),
+//! gains.json, and figures (objective curve, spectra before/after in both engines, gains).
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use surge::netopt::optimize::{self, ExactCheck, IterationRecord, OptimizeConfig};
+use surge::plot::{self, Lines};
+use surge::spec::Connectome;
+
+pub struct Args {
+    pub config: PathBuf,
+    pub checkpoint: PathBuf,
+    pub backend: String,
+    pub out: Option<PathBuf>,
+    pub iterations: Option<usize>,
+    pub resume: bool,
+    pub force: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Progress {
+    iterations_done: usize,
+    log_gains: Vec<f32>,
+    records: serde_json::Value,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (mut cfg, spec, text) = OptimizeConfig::load(&args.config)?;
+    if let Some(i) = args.iterations {
+        cfg.optimizer.iterations = i;
+    }
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let stem = args.config.file_stem().map_or("optimize".into(), |s| s.to_string_lossy().into_owned());
+        Path::new("experiments/out").join(stem)
+    });
+    let progress_path = dir.join("progress.json");
+    if !args.resume && (dir.join("metrics.json").exists() || progress_path.exists()) && !args.force {
+        anyhow::bail!(
+            "{} already holds an optimisation. Fix: --resume to continue it, --force to start over, or another --out",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let device = surge::surrogate::backend::device(&args.backend)?.autodiff();
+    let conn = Connectome::build(&spec);
+    let net = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &device)
+        .with_context(|| format!("loading surrogates from {}", args.checkpoint.display()))?;
+    let n_groups = spec.connections.len();
+    let (mut start, mut records, first) = (vec![0.0f32; n_groups], Vec::<IterationRecord>::new(), 0usize);
+    let mut first = first;
+    let mut prior: Vec<serde_json::Value> = Vec::new();
+    if args.resume {
+        let t = std::fs::read_to_string(&progress_path).with_context(|| {
+            format!("{} has no progress.json to resume from. Fix: drop --resume", dir.display())
+        })?;
+        let p: Progress = serde_json::from_str(&t).context("progress.json is corrupt; start over with --force")?;
+        anyhow::ensure!(p.log_gains.len() == n_groups, "progress.json has {} gains, the network {n_groups} groups. Fix: start over with --force", p.log_gains.len());
+        start = p.log_gains;
+        first = p.iterations_done;
+        prior = serde_json::from_value(p.records).unwrap_or_default();
+        println!("resuming {} after iteration {first}", dir.display());
+    }
+    let t0 = std::time::Instant::now();
+    // Surrogate before: the initial gains on a fixed evaluation noise stream.
+    let eval_noise = u64::MAX - 3;
+    let zeros = vec![0.0f32; n_groups];
+    let (_, before_sur, before_psd, _) = optimize::evaluate(&net, &cfg, &surge::netopt::Gains::new(&zeros, &device), eval_noise, &device, false);
+    let pb = crate::cli::bar(cfg.optimizer.iterations as u64, "optimize");
+    pb.set_position(first as u64);
+    let final_gains = optimize::optimize(&net, &cfg, &start, first, &device, &mut |rec| {
+        pb.set_message(format!(
+            "score {:.3} peak {}",
+            rec.band_score,
+            rec.peak_hz.map_or("-".into(), |p| format!("{p:.0} Hz"))
+        ));
+        pb.set_position(rec.iteration as u64 + 1);
+        records.push(rec.clone());
+        let mut all = prior.clone();
+        all.extend(records.iter().map(|r| serde_json::to_value(r).expect("record")));
+        let p = Progress {
+            iterations_done: rec.iteration + 1,
+            log_gains: rec.log_gains.clone(),
+            records: serde_json::Value::Array(all),
+        };
+        surge::results::atomic_write(&progress_path, serde_json::to_string(&p).expect("json").as_bytes())?;
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    let opt_s = t0.elapsed().as_secs_f64();
+    let gains_net = surge::netopt::Gains::new(&final_gains, &device);
+    let (_, after_sur, after_psd, _) = optimize::evaluate(&net, &cfg, &gains_net, eval_noise, &device, false);
+    // Exact engine, held-out seeds, before and after.
+    let t1 = std::time::Instant::now();
+    let pb = crate::cli::bar(2 * cfg.recheck.seeds.len() as u64, "exact check");
+    let mut before_exact = Vec::new();
+    let mut after_exact = Vec::new();
+    for &seed in &cfg.recheck.seeds {
+        before_exact.push(optimize::exact_check(&spec, &cfg, &zeros, seed)?);
+        pb.inc(1);
+        after_exact.push(optimize::exact_check(&spec, &cfg, &final_gains, seed)?);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let exact_s = t1.elapsed().as_secs_f64();
+    let (lo, hi) = cfg.objective.band_hz;
+    let in_band = |c: &ExactCheck| c.peak_hz.is_some_and(|p| p >= lo && p <= hi);
+    let rates_ok = |c: &ExactCheck| c.rates_hz.iter().all(|&r| (0.5..=50.0).contains(&r));
+    let passed: Vec<bool> = before_exact
+        .iter()
+        .zip(&after_exact)
+        .map(|(b, a)| in_band(a) && a.band_fraction >= 2.0 * b.band_fraction && rates_ok(a))
+        .collect();
+    let group_names: Vec<String> = spec
+        .connections
+        .iter()
+        .map(|c| format!("{}->{} {}", c.pre, c.post, c.channel))
+        .collect();
+    let summary = |c: &ExactCheck| serde_json::json!({"seed": c.seed, "band_fraction": c.band_fraction, "peak_hz": c.peak_hz, "rates_hz": c.rates_hz});
+    let mut all_records = prior;
+    all_records.extend(records.iter().map(|r| serde_json::to_value(r).expect("record")));
+    let metrics = serde_json::json!({
+        "config": cfg,
+        "config_text": text,
+        "checkpoint": args.checkpoint.display().to_string(),
+        "backend": args.backend,
+        "band_hz": [lo, hi],
+        "iterations": all_records,
+        "groups": group_names,
+        "log_gains": final_gains,
+        "surrogate": {
+            "before": { "band_score": before_sur.band_score, "peak_hz": before_sur.peak_hz, "rates_hz": before_sur.rates_hz },
+            "after": { "band_score": after_sur.band_score, "peak_hz": after_sur.peak_hz, "rates_hz": after_sur.rates_hz },
+        },
+        "exact": {
+            "before": before_exact.iter().map(summary).collect::<Vec<_>>(),
+            "after": after_exact.iter().map(summary).collect::<Vec<_>>(),
+            "seeds_passing_bar": passed.iter().filter(|&&p| p).count(),
+            "bar": "peak moves into the band, band fraction at least doubles, all population rates within 0.5-50 Hz",
+        },
+        "wall_clock_s": { "optimize": opt_s, "exact_check": exact_s },
+        "populations": spec.populations.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+    });
+    surge::results::atomic_write(&dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    let gains_json = serde_json::json!(group_names.iter().zip(&final_gains).map(|(n, g)| serde_json::json!({"group": n, "log_gain": g, "gain": (*g as f64).exp()})).collect::<Vec<_>>());
+    surge::results::atomic_write(&dir.join("gains.json"), serde_json::to_string_pretty(&gains_json)?.as_bytes())?;
+    figures(&dir, &cfg, &all_records, &before_psd, &after_psd, &before_exact, &after_exact, &group_names, &final_gains)?;
+    println!("surrogate engine ({} iterations, {opt_s:.0} s): band score {:.3} -> {:.3}, peak {} -> {}",
+        cfg.optimizer.iterations, before_sur.band_score, after_sur.band_score, fmt_hz(before_sur.peak_hz), fmt_hz(after_sur.peak_hz));
+    println!("exact engine, held-out seeds ({exact_s:.0} s), band {lo}-{hi} Hz:");
+    println!("{:>6} {:>14} {:>14} {:>10} {:>10}  rates after (Hz)", "seed", "fraction before", "fraction after", "peak bef.", "peak aft.");
+    for ((b, a), ok) in before_exact.iter().zip(&after_exact).zip(&passed) {
+        println!("{:>6} {:>14.3} {:>14.3} {:>10} {:>10}  {:?} {}", b.seed, b.band_fraction, a.band_fraction, fmt_hz(b.peak_hz), fmt_hz(a.peak_hz),
+            a.rates_hz.iter().map(|r| (r * 10.0).round() / 10.0).collect::<Vec<_>>(), if *ok { "passes" } else { "fails" });
+    }
+    println!("bar met on {} of {} held-out seeds", passed.iter().filter(|&&p| p).count(), passed.len());
+    println!("metrics: {}\ngains:   {}", dir.join("metrics.json").display(), dir.join("gains.json").display());
+    Ok(())
+}
+
+fn fmt_hz(p: Option<f64>) -> String {
+    p.map_or("-".into(), |p| format!("{p:.0} Hz"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    dir: &Path,
+    cfg: &OptimizeConfig,
+    records: &[serde_json::Value],
+    before_psd: &(Vec<f64>, Vec<f64>),
+    after_psd: &(Vec<f64>, Vec<f64>),
+    before_exact: &[ExactCheck],
+    after_exact: &[ExactCheck],
+    names: &[String],
+    gains: &[f32],
+) -> Result<()> {
+    let it: Vec<f64> = records.iter().filter_map(|r| r["iteration"].as_f64()).collect();
+    let score: Vec<f64> = records.iter().filter_map(|r| r["band_score"].as_f64()).collect();
+    let loss: Vec<f64> = records.iter().filter_map(|r| r["loss"].as_f64()).collect();
+    plot::save(&Lines { title: format!("Optimisation: {} in {:?} Hz (surrogate engine)", cfg.objective.kind, cfg.objective.band_hz), x_desc: "iteration".into(), y_desc: "value".into(),
+        series: vec![("band score".into(), it.as_slice(), score.as_slice()), ("loss".into(), it.as_slice(), loss.as_slice())], log_y: false, x_range: None }, &dir.join("objective"))?;
+    plot::save(&Lines { title: "Surrogate engine: spectrum of the population signal".into(), x_desc: "frequency (Hz)".into(), y_desc: "power (mV^2/Hz)".into(),
+        series: vec![("before".into(), before_psd.0.as_slice(), before_psd.1.as_slice()), ("after".into(), after_psd.0.as_slice(), after_psd.1.as_slice())], log_y: true, x_range: Some((1.0, 100.0)) }, &dir.join("spectrum_surrogate"))?;
+    let mut series = Vec::new();
+    for (b, a) in before_exact.iter().zip(after_exact) {
+        series.push((format!("seed {} before", b.seed), b.freqs_hz.as_slice(), b.power.as_slice()));
+        series.push((format!("seed {} after", a.seed), a.freqs_hz.as_slice(), a.power.as_slice()));
+    }
+    plot::save(&Lines { title: "Exact engine, held-out seeds: spectrum of the population signal".into(), x_desc: "frequency (Hz)".into(), y_desc: "power (mV^2/Hz)".into(),
+        series, log_y: true, x_range: Some((1.0, 100.0)) }, &dir.join("spectrum_exact"))?;
+    let idx: Vec<f64> = (0..gains.len()).map(|i| i as f64).collect();
+    let g: Vec<f64> = gains.iter().map(|&x| x as f64).collect();
+    let zero = vec![0.0; gains.len()];
+    plot::save(&Lines { title: format!("Log-gains per connection group (0..{}: {})", names.len().saturating_sub(1), names.join(", ")), x_desc: "group".into(), y_desc: "log gain".into(),
+        series: vec![("optimised".into(), idx.as_slice(), g.as_slice()), ("start".into(), idx.as_slice(), zero.as_slice())], log_y: false, x_range: None }, &dir.join("gains"))?;
+    Ok(())
+}
