@@ -24,8 +24,12 @@ enum Command {
     /// Run an experiment in the exact engine; writes results.h5, metrics.json and figures.
     Simulate {
         /// Experiment file (TOML).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "weights")]
+        config: Option<PathBuf>,
+        /// Re-run a network trained by `surge rls balanced` from its trained.h5 (config and weights
+        /// come from the file): test trials of both types, correlation with the targets, rates.
+        #[arg(long, conflicts_with = "config")]
+        weights: Option<PathBuf>,
         /// Output folder [default: experiments/out/<name>/].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -199,11 +203,20 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Simulate {
             config,
+            weights,
             out,
             seed,
             duration_ms,
             force,
         } => {
+            if let Some(w) = weights {
+                anyhow::ensure!(
+                    seed.is_none() && duration_ms.is_none(),
+                    "--seed and --duration-ms do not apply to --weights (the trained network's config is fixed). Fix: drop them"
+                );
+                return crate::rls_balanced::rerun(&w, out, force);
+            }
+            let config = config.expect("clap requires --config without --weights");
             let (spec, text) = load(&config, seed, duration_ms)?;
             let dir = out.unwrap_or_else(|| Path::new("experiments/out").join(&spec.name));
             run_experiment(&spec, &text, &dir, force)

@@ -207,7 +207,10 @@ fn report(
         target: [net.binned_targets(&tr.targets, 0), net.binned_targets(&tr.targets, 1)],
         r: r_test.clone(),
     };
-    files::write_trained(&dir.join("trained.h5"), net, &test_tr, text, tr.loops_done)?;
+    // The effective config (overrides and resolved paths applied) so that the file re-runs by itself.
+    let effective = toml::to_string(cfg).context("serialising the config")?;
+    let _ = text;
+    files::write_trained(&dir.join("trained.h5"), net, &test_tr, &effective, tr.loops_done)?;
     surge::results::atomic_write(
         &dir.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
@@ -323,5 +326,62 @@ fn report(
     for f in ["metrics.json", "trained.h5", "correlation.png", "traces.png", "raster.png", "pca.png"] {
         println!("wrote {}", dir.join(f).display());
     }
+    Ok(())
+}
+
+/// `surge simulate --weights DIR/trained.h5`: rebuilds the network from the config stored in the file,
+/// loads its plastic weights and runs the test trials; writes `rerun.json` into `out` (default: the
+/// file's folder).
+pub fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
+    let file = hdf5::File::open(weights)
+        .with_context(|| format!("cannot open {} as HDF5", weights.display()))?;
+    let text: String = file
+        .attr("config")
+        .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
+        .map(|v| v.as_str().to_string())
+        .with_context(|| format!("{} has no `config` attribute. Fix: pass the trained.h5 of `surge rls balanced`", weights.display()))?;
+    drop(file);
+    let dir = out.unwrap_or_else(|| weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let target = dir.join("rerun.json");
+    anyhow::ensure!(force || !target.exists(), "{} exists. Fix: pass --force or another --out", target.display());
+    let mut cfg: BalancedConfig = toml::from_str(&text).context("the stored config does not parse")?;
+    // The stored target path may be relative to where the run started; try the file's folder too.
+    if !Path::new(&cfg.targets).exists()
+        && let Some(d) = weights.parent()
+        && d.join(&cfg.targets).exists()
+    {
+        cfg.targets = d.join(&cfg.targets).display().to_string();
+    }
+    let targets = files::read_targets(Path::new(&cfg.targets))
+        .with_context(|| format!("reading the targets `{}` named in the stored config", cfg.targets))?;
+    let pb = crate::cli::bar(1, "rebuild");
+    let mut tr = Trainer::new(&cfg, targets, &mut |m| pb.set_message(m.to_string()))?;
+    pb.set_message("load weights");
+    files::load_trained_weights(weights, &mut tr.net)?;
+    pb.set_message("test trials");
+    let test = tr.test()?;
+    pb.finish_and_clear();
+    let (ne, n) = (cfg.n_e, cfg.n_e + cfg.n_i);
+    let r = [0, 1].map(|tt| mean(&tr.net.correlations(&test[tt], &tr.targets, tt)));
+    let rs = [0, 1].map(|tt| mean(&tr.net.correlations_smoothed(&test[tt], &tr.targets, tt, 2)));
+    let rate = |c: std::ops::Range<usize>| 0.5 * (test[0].rate_hz(c.clone(), cfg.update_every_ms) + test[1].rate_hz(c, cfg.update_every_ms));
+    let json = serde_json::json!({
+        "weights": weights.display().to_string(),
+        "test_mean_r": 0.5 * (r[0] + r[1]),
+        "test_mean_r_per_type": { TRIAL_TYPES[0]: r[0], TRIAL_TYPES[1]: r[1] },
+        "test_mean_r_100ms_average": 0.5 * (rs[0] + rs[1]),
+        "rates_hz": { "E": rate(0..ne), "I": rate(ne..n) },
+    });
+    std::fs::create_dir_all(&dir)?;
+    surge::results::atomic_write(&target, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    println!(
+        "re-ran {}: test-trial mean r {:.3} (100 ms average {:.3}), rates E {:.2} Hz, I {:.2} Hz\nwrote {}",
+        weights.display(),
+        0.5 * (r[0] + r[1]),
+        0.5 * (rs[0] + rs[1]),
+        rate(0..ne),
+        rate(ne..n),
+        target.display()
+    );
     Ok(())
 }
