@@ -42,10 +42,14 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let device = surge::surrogate::backend::device(&args.backend)?.autodiff();
+    // Forward-only evaluations run on the plain device: a forward graph on the autodiff device that is
+    // never back-propagated is freed by burn 0.22 one layer of roots at a time, quadratically.
+    let plain = surge::surrogate::backend::device(&args.backend)?;
+    let device = plain.clone().autodiff();
     let conn = Connectome::build(&spec);
     let net = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &device)
         .with_context(|| format!("loading surrogates from {}", args.checkpoint.display()))?;
+    let net_eval = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &plain)?;
     let n_groups = spec.connections.len();
     let (mut start, mut records, first) = (vec![0.0f32; n_groups], Vec::<IterationRecord>::new(), 0usize);
     let mut first = first;
@@ -65,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
     // Surrogate before: the initial gains on a fixed evaluation noise stream.
     let eval_noise = u64::MAX - 3;
     let zeros = vec![0.0f32; n_groups];
-    let (_, before_sur, before_psd, _) = optimize::evaluate(&net, &cfg, &surge::netopt::Gains::new(&zeros, &device), eval_noise, &device, false);
+    let (_, before_sur, before_psd, _) = optimize::evaluate(&net_eval, &cfg, &surge::netopt::Gains::new(&zeros, &plain), eval_noise, &plain, false);
     let pb = crate::cli::bar(cfg.optimizer.iterations as u64, "optimize");
     pb.set_position(first as u64);
     let final_gains = optimize::optimize(&net, &cfg, &start, first, &device, &mut |rec| {
@@ -88,8 +92,8 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let opt_s = t0.elapsed().as_secs_f64();
-    let gains_net = surge::netopt::Gains::new(&final_gains, &device);
-    let (_, after_sur, after_psd, _) = optimize::evaluate(&net, &cfg, &gains_net, eval_noise, &device, false);
+    let gains_net = surge::netopt::Gains::new(&final_gains, &plain);
+    let (_, after_sur, after_psd, _) = optimize::evaluate(&net_eval, &cfg, &gains_net, eval_noise, &plain, false);
     // Exact engine, held-out seeds, before and after.
     let t1 = std::time::Instant::now();
     let pb = crate::cli::bar(2 * cfg.recheck.seeds.len() as u64, "exact check");

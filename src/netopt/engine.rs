@@ -52,6 +52,14 @@ pub enum SpikeMode {
     Smooth { beta: f32 },
 }
 
+impl SpikeMode {
+    fn beta(self) -> f32 {
+        match self {
+            SpikeMode::StraightThrough { beta } | SpikeMode::Smooth { beta } => beta,
+        }
+    }
+}
+
 /// A surrogate per cell type and the populations it stands for.
 pub struct CellType {
     pub name: String,
@@ -333,6 +341,8 @@ impl SurrogateNetwork {
         let mut signal = Vec::with_capacity(bins);
         let mut pop_spikes: Vec<Option<Tensor<1>>> = vec![None; self.spec.populations.len()];
         let mut raster = record.then(Vec::new);
+        // Previous bin's (soft, hard) spike state per cell type, for onset detection.
+        let mut prev: Vec<Option<(Tensor<1>, Tensor<1>)>> = vec![None; self.cell_types.len()];
         for (t, drive_t) in drive.into_iter().enumerate() {
             let mut x = drive_t;
             for (d, m) in &coupling {
@@ -348,13 +358,24 @@ impl SurrogateNetwork {
                 let scaled = xi.clone().sign() * (xi.abs() / scales[k].clone()).add_scalar(1.0).log();
                 let (v_std, logit) = states[k].step(&ct.model, scaled);
                 let v = v_std.mul_scalar(ct.meta.scaling.v_std).add_scalar(ct.meta.scaling.v_mean);
+                // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them:
+                // the logit stays high for a few bins around each spike.
+                let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
+                let (soft_prev, hard_prev) = prev[k].take().unwrap_or_else(|| {
+                    (Tensor::zeros(soft.dims(), dev), Tensor::zeros(soft.dims(), dev))
+                });
+                let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
                 let s = match mode {
-                    SpikeMode::StraightThrough { beta } => {
-                        let soft = sigmoid(logit.clone().mul_scalar(beta));
+                    SpikeMode::StraightThrough { .. } => {
                         let hard = logit.greater_elem(0.0).float();
-                        hard + soft.clone() - soft.detach()
+                        let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
+                        prev[k] = Some((soft, hard));
+                        hard_onset + soft_onset.clone() - soft_onset.detach()
                     }
-                    SpikeMode::Smooth { beta } => sigmoid(logit.mul_scalar(beta)),
+                    SpikeMode::Smooth { .. } => {
+                        prev[k] = Some((soft.clone(), soft));
+                        soft_onset
+                    }
                 };
                 spikes.push(s);
                 volts.push(v);
