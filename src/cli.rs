@@ -157,6 +157,26 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Surrogate vs exact engine on the same network and connectome.
+    Compare {
+        /// `network`.
+        what: String,
+        /// Optimisation experiment naming the network and its cell types.
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = "checkpoints/lif-default")]
+        checkpoint: PathBuf,
+        /// gains.json written by `surge optimize` [default: the network as written].
+        #[arg(long)]
+        gains: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Output folder [default: experiments/out/compare-network/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Work with dataset files.
     Data {
         #[command(subcommand)]
@@ -450,6 +470,28 @@ pub fn run() -> Result<()> {
             }
             println!("metrics: {}", dir.join("metrics.json").display());
             Ok(())
+        }
+        Command::Compare {
+            what,
+            config,
+            checkpoint,
+            gains,
+            backend,
+            out,
+            force,
+        } => {
+            anyhow::ensure!(
+                what == "network",
+                "unknown comparison `{what}`. Fix: use `surge compare network` (single cells: `surge eval`)"
+            );
+            crate::optimize_cli::compare_network(
+                &config,
+                &checkpoint,
+                &backend,
+                gains.as_deref(),
+                out,
+                force,
+            )
         }
         Command::Optimize {
             config,

@@ -31,11 +31,15 @@ pub fn run(args: Args) -> Result<()> {
         cfg.optimizer.iterations = i;
     }
     let dir = args.out.clone().unwrap_or_else(|| {
-        let stem = args.config.file_stem().map_or("optimize".into(), |s| s.to_string_lossy().into_owned());
+        let stem = args
+            .config
+            .file_stem()
+            .map_or("optimize".into(), |s| s.to_string_lossy().into_owned());
         Path::new("experiments/out").join(stem)
     });
     let progress_path = dir.join("progress.json");
-    if !args.resume && (dir.join("metrics.json").exists() || progress_path.exists()) && !args.force {
+    if !args.resume && (dir.join("metrics.json").exists() || progress_path.exists()) && !args.force
+    {
         anyhow::bail!(
             "{} already holds an optimisation. Fix: --resume to continue it, --force to start over, or another --out",
             dir.display()
@@ -51,15 +55,27 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("loading surrogates from {}", args.checkpoint.display()))?;
     let net_eval = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &plain)?;
     let n_groups = spec.connections.len();
-    let (mut start, mut records, first) = (vec![0.0f32; n_groups], Vec::<IterationRecord>::new(), 0usize);
+    let (mut start, mut records, first) = (
+        vec![0.0f32; n_groups],
+        Vec::<IterationRecord>::new(),
+        0usize,
+    );
     let mut first = first;
     let mut prior: Vec<serde_json::Value> = Vec::new();
     if args.resume {
         let t = std::fs::read_to_string(&progress_path).with_context(|| {
-            format!("{} has no progress.json to resume from. Fix: drop --resume", dir.display())
+            format!(
+                "{} has no progress.json to resume from. Fix: drop --resume",
+                dir.display()
+            )
         })?;
-        let p: Progress = serde_json::from_str(&t).context("progress.json is corrupt; start over with --force")?;
-        anyhow::ensure!(p.log_gains.len() == n_groups, "progress.json has {} gains, the network {n_groups} groups. Fix: start over with --force", p.log_gains.len());
+        let p: Progress = serde_json::from_str(&t)
+            .context("progress.json is corrupt; start over with --force")?;
+        anyhow::ensure!(
+            p.log_gains.len() == n_groups,
+            "progress.json has {} gains, the network {n_groups} groups. Fix: start over with --force",
+            p.log_gains.len()
+        );
         start = p.log_gains;
         first = p.iterations_done;
         prior = serde_json::from_value(p.records).unwrap_or_default();
@@ -69,7 +85,14 @@ pub fn run(args: Args) -> Result<()> {
     // Surrogate before: the initial gains on a fixed evaluation noise stream.
     let eval_noise = u64::MAX - 3;
     let zeros = vec![0.0f32; n_groups];
-    let (_, before_sur, before_psd, _) = optimize::evaluate(&net_eval, &cfg, &surge::netopt::Gains::new(&zeros, &plain), eval_noise, &plain, false);
+    let (_, before_sur, before_psd, _) = optimize::evaluate(
+        &net_eval,
+        &cfg,
+        &surge::netopt::Gains::new(&zeros, &plain),
+        eval_noise,
+        &plain,
+        false,
+    );
     let pb = crate::cli::bar(cfg.optimizer.iterations as u64, "optimize");
     pb.set_position(first as u64);
     let final_gains = optimize::optimize(&net, &cfg, &start, first, &device, &mut |rec| {
@@ -81,19 +104,27 @@ pub fn run(args: Args) -> Result<()> {
         pb.set_position(rec.iteration as u64 + 1);
         records.push(rec.clone());
         let mut all = prior.clone();
-        all.extend(records.iter().map(|r| serde_json::to_value(r).expect("record")));
+        all.extend(
+            records
+                .iter()
+                .map(|r| serde_json::to_value(r).expect("record")),
+        );
         let p = Progress {
             iterations_done: rec.iteration + 1,
             log_gains: rec.log_gains.clone(),
             records: serde_json::Value::Array(all),
         };
-        surge::results::atomic_write(&progress_path, serde_json::to_string(&p).expect("json").as_bytes())?;
+        surge::results::atomic_write(
+            &progress_path,
+            serde_json::to_string(&p).expect("json").as_bytes(),
+        )?;
         Ok(())
     })?;
     pb.finish_and_clear();
     let opt_s = t0.elapsed().as_secs_f64();
     let gains_net = surge::netopt::Gains::new(&final_gains, &plain);
-    let (_, after_sur, after_psd, _) = optimize::evaluate(&net_eval, &cfg, &gains_net, eval_noise, &plain, false);
+    let (_, after_sur, after_psd, _) =
+        optimize::evaluate(&net_eval, &cfg, &gains_net, eval_noise, &plain, false);
     // Exact engine, held-out seeds, before and after.
     let t1 = std::time::Instant::now();
     let pb = crate::cli::bar(2 * cfg.recheck.seeds.len() as u64, "exact check");
@@ -122,7 +153,11 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     let summary = |c: &ExactCheck| serde_json::json!({"seed": c.seed, "band_fraction": c.band_fraction, "peak_hz": c.peak_hz, "rates_hz": c.rates_hz});
     let mut all_records = prior;
-    all_records.extend(records.iter().map(|r| serde_json::to_value(r).expect("record")));
+    all_records.extend(
+        records
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("record")),
+    );
     let metrics = serde_json::json!({
         "config": cfg,
         "config_text": text,
@@ -145,20 +180,70 @@ pub fn run(args: Args) -> Result<()> {
         "wall_clock_s": { "optimize": opt_s, "exact_check": exact_s },
         "populations": spec.populations.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
     });
-    surge::results::atomic_write(&dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-    let gains_json = serde_json::json!(group_names.iter().zip(&final_gains).map(|(n, g)| serde_json::json!({"group": n, "log_gain": g, "gain": (*g as f64).exp()})).collect::<Vec<_>>());
-    surge::results::atomic_write(&dir.join("gains.json"), serde_json::to_string_pretty(&gains_json)?.as_bytes())?;
-    figures(&dir, &cfg, &all_records, &before_psd, &after_psd, &before_exact, &after_exact, &group_names, &final_gains)?;
-    println!("surrogate engine ({} iterations, {opt_s:.0} s): band score {:.3} -> {:.3}, peak {} -> {}",
-        cfg.optimizer.iterations, before_sur.band_score, after_sur.band_score, fmt_hz(before_sur.peak_hz), fmt_hz(after_sur.peak_hz));
+    surge::results::atomic_write(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+    let gains_json = serde_json::json!(
+        group_names
+            .iter()
+            .zip(&final_gains)
+            .map(|(n, g)| serde_json::json!({"group": n, "log_gain": g, "gain": (*g as f64).exp()}))
+            .collect::<Vec<_>>()
+    );
+    surge::results::atomic_write(
+        &dir.join("gains.json"),
+        serde_json::to_string_pretty(&gains_json)?.as_bytes(),
+    )?;
+    figures(
+        &dir,
+        &cfg,
+        &all_records,
+        &before_psd,
+        &after_psd,
+        &before_exact,
+        &after_exact,
+        &group_names,
+        &final_gains,
+    )?;
+    println!(
+        "surrogate engine ({} iterations, {opt_s:.0} s): band score {:.3} -> {:.3}, peak {} -> {}",
+        cfg.optimizer.iterations,
+        before_sur.band_score,
+        after_sur.band_score,
+        fmt_hz(before_sur.peak_hz),
+        fmt_hz(after_sur.peak_hz)
+    );
     println!("exact engine, held-out seeds ({exact_s:.0} s), band {lo}-{hi} Hz:");
-    println!("{:>6} {:>14} {:>14} {:>10} {:>10}  rates after (Hz)", "seed", "fraction before", "fraction after", "peak bef.", "peak aft.");
+    println!(
+        "{:>6} {:>14} {:>14} {:>10} {:>10}  rates after (Hz)",
+        "seed", "fraction before", "fraction after", "peak bef.", "peak aft."
+    );
     for ((b, a), ok) in before_exact.iter().zip(&after_exact).zip(&passed) {
-        println!("{:>6} {:>14.3} {:>14.3} {:>10} {:>10}  {:?} {}", b.seed, b.band_fraction, a.band_fraction, fmt_hz(b.peak_hz), fmt_hz(a.peak_hz),
-            a.rates_hz.iter().map(|r| (r * 10.0).round() / 10.0).collect::<Vec<_>>(), if *ok { "passes" } else { "fails" });
+        println!(
+            "{:>6} {:>14.3} {:>14.3} {:>10} {:>10}  {:?} {}",
+            b.seed,
+            b.band_fraction,
+            a.band_fraction,
+            fmt_hz(b.peak_hz),
+            fmt_hz(a.peak_hz),
+            a.rates_hz
+                .iter()
+                .map(|r| (r * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
+            if *ok { "passes" } else { "fails" }
+        );
     }
-    println!("bar met on {} of {} held-out seeds", passed.iter().filter(|&&p| p).count(), passed.len());
-    println!("metrics: {}\ngains:   {}", dir.join("metrics.json").display(), dir.join("gains.json").display());
+    println!(
+        "bar met on {} of {} held-out seeds",
+        passed.iter().filter(|&&p| p).count(),
+        passed.len()
+    );
+    println!(
+        "metrics: {}\ngains:   {}",
+        dir.join("metrics.json").display(),
+        dir.join("gains.json").display()
+    );
     Ok(())
 }
 
@@ -178,24 +263,259 @@ fn figures(
     names: &[String],
     gains: &[f32],
 ) -> Result<()> {
-    let it: Vec<f64> = records.iter().filter_map(|r| r["iteration"].as_f64()).collect();
-    let score: Vec<f64> = records.iter().filter_map(|r| r["band_score"].as_f64()).collect();
+    let it: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r["iteration"].as_f64())
+        .collect();
+    let score: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r["band_score"].as_f64())
+        .collect();
     let loss: Vec<f64> = records.iter().filter_map(|r| r["loss"].as_f64()).collect();
-    plot::save(&Lines { title: format!("Optimisation: {} in {:?} Hz (surrogate engine)", cfg.objective.kind, cfg.objective.band_hz), x_desc: "iteration".into(), y_desc: "value".into(),
-        series: vec![("band score".into(), it.as_slice(), score.as_slice()), ("loss".into(), it.as_slice(), loss.as_slice())], log_y: false, x_range: None }, &dir.join("objective"))?;
-    plot::save(&Lines { title: "Surrogate engine: spectrum of the population signal".into(), x_desc: "frequency (Hz)".into(), y_desc: "power (mV^2/Hz)".into(),
-        series: vec![("before".into(), before_psd.0.as_slice(), before_psd.1.as_slice()), ("after".into(), after_psd.0.as_slice(), after_psd.1.as_slice())], log_y: true, x_range: Some((1.0, 100.0)) }, &dir.join("spectrum_surrogate"))?;
+    plot::save(
+        &Lines {
+            title: format!(
+                "Optimisation: {} in {:?} Hz (surrogate engine)",
+                cfg.objective.kind, cfg.objective.band_hz
+            ),
+            x_desc: "iteration".into(),
+            y_desc: "value".into(),
+            series: vec![
+                ("band score".into(), it.as_slice(), score.as_slice()),
+                ("loss".into(), it.as_slice(), loss.as_slice()),
+            ],
+            log_y: false,
+            x_range: None,
+        },
+        &dir.join("objective"),
+    )?;
+    plot::save(
+        &Lines {
+            title: "Surrogate engine: spectrum of the population signal".into(),
+            x_desc: "frequency (Hz)".into(),
+            y_desc: "power (mV^2/Hz)".into(),
+            series: vec![
+                (
+                    "before".into(),
+                    before_psd.0.as_slice(),
+                    before_psd.1.as_slice(),
+                ),
+                (
+                    "after".into(),
+                    after_psd.0.as_slice(),
+                    after_psd.1.as_slice(),
+                ),
+            ],
+            log_y: true,
+            x_range: Some((1.0, 100.0)),
+        },
+        &dir.join("spectrum_surrogate"),
+    )?;
     let mut series = Vec::new();
     for (b, a) in before_exact.iter().zip(after_exact) {
-        series.push((format!("seed {} before", b.seed), b.freqs_hz.as_slice(), b.power.as_slice()));
-        series.push((format!("seed {} after", a.seed), a.freqs_hz.as_slice(), a.power.as_slice()));
+        series.push((
+            format!("seed {} before", b.seed),
+            b.freqs_hz.as_slice(),
+            b.power.as_slice(),
+        ));
+        series.push((
+            format!("seed {} after", a.seed),
+            a.freqs_hz.as_slice(),
+            a.power.as_slice(),
+        ));
     }
-    plot::save(&Lines { title: "Exact engine, held-out seeds: spectrum of the population signal".into(), x_desc: "frequency (Hz)".into(), y_desc: "power (mV^2/Hz)".into(),
-        series, log_y: true, x_range: Some((1.0, 100.0)) }, &dir.join("spectrum_exact"))?;
+    plot::save(
+        &Lines {
+            title: "Exact engine, held-out seeds: spectrum of the population signal".into(),
+            x_desc: "frequency (Hz)".into(),
+            y_desc: "power (mV^2/Hz)".into(),
+            series,
+            log_y: true,
+            x_range: Some((1.0, 100.0)),
+        },
+        &dir.join("spectrum_exact"),
+    )?;
     let idx: Vec<f64> = (0..gains.len()).map(|i| i as f64).collect();
     let g: Vec<f64> = gains.iter().map(|&x| x as f64).collect();
     let zero = vec![0.0; gains.len()];
-    plot::save(&Lines { title: format!("Log-gains per connection group (0..{}: {})", names.len().saturating_sub(1), names.join(", ")), x_desc: "group".into(), y_desc: "log gain".into(),
-        series: vec![("optimised".into(), idx.as_slice(), g.as_slice()), ("start".into(), idx.as_slice(), zero.as_slice())], log_y: false, x_range: None }, &dir.join("gains"))?;
+    plot::save(
+        &Lines {
+            title: format!(
+                "Log-gains per connection group (0..{}: {})",
+                names.len().saturating_sub(1),
+                names.join(", ")
+            ),
+            x_desc: "group".into(),
+            y_desc: "log gain".into(),
+            series: vec![
+                ("optimised".into(), idx.as_slice(), g.as_slice()),
+                ("start".into(), idx.as_slice(), zero.as_slice()),
+            ],
+            log_y: false,
+            x_range: None,
+        },
+        &dir.join("gains"),
+    )?;
+    Ok(())
+}
+
+/// `surge compare network`: the same spec and connectome (the network's own seed) in both engines, with
+/// optional gains; rates, spectral peak and band fractions side by side, wall times, figures.
+pub fn compare_network(
+    config: &Path,
+    checkpoint: &Path,
+    backend: &str,
+    gains: Option<&Path>,
+    out: Option<PathBuf>,
+    force: bool,
+) -> Result<()> {
+    let (cfg, spec, _) = OptimizeConfig::load(config)?;
+    let dir = out.unwrap_or_else(|| Path::new("experiments/out").join("compare-network"));
+    anyhow::ensure!(
+        force || !dir.join("report.json").exists(),
+        "{} already holds a report. Fix: --force or another --out",
+        dir.display()
+    );
+    std::fs::create_dir_all(&dir)?;
+    let n_groups = spec.connections.len();
+    let log_gains: Vec<f32> = match gains {
+        None => vec![0.0; n_groups],
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .with_context(|| {
+                format!(
+                    "{} is not JSON. Fix: pass the gains.json written by `surge optimize`",
+                    p.display()
+                )
+            })?;
+            let g: Vec<f32> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["log_gain"].as_f64())
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            anyhow::ensure!(
+                g.len() == n_groups,
+                "{} holds {} gains but the network has {n_groups} connection groups. Fix: pass the gains.json of an optimisation of this network",
+                p.display(),
+                g.len()
+            );
+            g
+        }
+    };
+    let plain = surge::surrogate::backend::device(backend)?;
+    let conn = Connectome::build(&spec);
+    let net = optimize::build_network(&cfg, &spec, &conn, checkpoint, &plain)
+        .with_context(|| format!("loading surrogates from {}", checkpoint.display()))?;
+    let seed = spec.seed();
+    let t0 = std::time::Instant::now();
+    let (sur, raster) = optimize::surrogate_check(&net, &cfg, &log_gains, seed, &plain);
+    let sur_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    let exact = optimize::exact_check(&spec, &cfg, &log_gains, seed)?;
+    let exact_s = t1.elapsed().as_secs_f64();
+    let alpha = |c: &ExactCheck| {
+        surge::signal::Psd {
+            freqs_hz: c.freqs_hz.clone(),
+            power: c.power.clone(),
+        }
+        .band_fraction(8.0, 12.0)
+    };
+    let names: Vec<String> = spec.populations.iter().map(|p| p.name.clone()).collect();
+    let side = |c: &ExactCheck, s: f64| {
+        serde_json::json!({
+            "rates_hz": names.iter().zip(&c.rates_hz).map(|(n, r)| (n.clone(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
+            "peak_hz": c.peak_hz, "band_fraction": c.band_fraction, "alpha_fraction_8_12": alpha(c), "wall_s": s,
+        })
+    };
+    let report = serde_json::json!({
+        "network": cfg.network, "seed": seed, "duration_ms": cfg.recheck.duration_ms, "analysed_after_ms": cfg.recheck.warmup_ms,
+        "band_hz": cfg.objective.band_hz, "log_gains": log_gains,
+        "signal": format!("mean somatic voltage of {:?}", cfg.signal),
+        "exact": side(&exact, exact_s), "surrogate": side(&sur, sur_s),
+    });
+    surge::results::atomic_write(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    plot::save(
+        &Lines {
+            title: "Population signal spectrum: exact vs surrogate engine".into(),
+            x_desc: "frequency (Hz)".into(),
+            y_desc: "power (mV^2/Hz)".into(),
+            series: vec![
+                (
+                    "exact".into(),
+                    exact.freqs_hz.as_slice(),
+                    exact.power.as_slice(),
+                ),
+                (
+                    "surrogate".into(),
+                    sur.freqs_hz.as_slice(),
+                    sur.power.as_slice(),
+                ),
+            ],
+            log_y: true,
+            x_range: Some((1.0, 100.0)),
+        },
+        &dir.join("spectra"),
+    )?;
+    // Surrogate raster in global cell order, for a side-by-side look with the exact engine's.
+    let mut global_of = vec![0u32; conn.n_cells];
+    for c in 0..conn.n_cells {
+        global_of[net.engine_index(c)] = c as u32;
+    }
+    let (mut times, mut cells) = (Vec::new(), Vec::new());
+    for (b, sp) in raster.iter().enumerate() {
+        for &e in sp {
+            times.push(b as f64 * net.bin_ms());
+            cells.push(global_of[e as usize]);
+        }
+    }
+    plot::save(
+        &surge::plot::Raster {
+            title: "Surrogate engine raster".into(),
+            times_ms: &times,
+            cells: &cells,
+            pop_names: &names,
+            pop_offsets: &conn.pop_offsets,
+            duration_ms: cfg.recheck.duration_ms,
+            max_per_pop: 100,
+        },
+        &dir.join("raster_surrogate"),
+    )?;
+    println!("{:<12} {:>22} {:>22}", "", "exact", "surrogate");
+    for (i, n) in names.iter().enumerate() {
+        println!(
+            "{:<12} {:>19.2} Hz {:>19.2} Hz",
+            n, exact.rates_hz[i], sur.rates_hz[i]
+        );
+    }
+    println!(
+        "{:<12} {:>22} {:>22}",
+        "peak",
+        fmt_hz(exact.peak_hz),
+        fmt_hz(sur.peak_hz)
+    );
+    println!(
+        "{:<12} {:>22.3} {:>22.3}",
+        "alpha 8-12",
+        alpha(&exact),
+        alpha(&sur)
+    );
+    println!(
+        "{:<12} {:>22.3} {:>22.3}",
+        format!("{}-{} Hz", cfg.objective.band_hz.0, cfg.objective.band_hz.1),
+        exact.band_fraction,
+        sur.band_fraction
+    );
+    println!("{:<12} {:>20.1} s {:>20.1} s", "wall time", exact_s, sur_s);
+    println!("report: {}", dir.join("report.json").display());
     Ok(())
 }

@@ -123,7 +123,14 @@ pub fn run(args: Args) -> Result<()> {
         if cfg.checkpoint_every > 0
             && (tr.loops_done.is_multiple_of(cfg.checkpoint_every) || tr.loops_done == cfg.loops)
         {
-            files::save_state(&state_path, &tr.net, &tr.learner, tr.loops_done, &tr.train_r, &ident)?;
+            files::save_state(
+                &state_path,
+                &tr.net,
+                &tr.learner,
+                tr.loops_done,
+                &tr.train_r,
+                &ident,
+            )?;
         }
     }
     let train_s = t_train.elapsed().as_secs_f64();
@@ -131,7 +138,9 @@ pub fn run(args: Args) -> Result<()> {
     let test = tr.test()?;
     pb.finish_and_clear();
     let wall = t0.elapsed().as_secs_f64();
-    report(&tr, &cfg, &text, dir, &before, &test, wall, build_s, train_s, start_loop)
+    report(
+        &tr, &cfg, &text, dir, &before, &test, wall, build_s, train_s, start_loop,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -204,13 +213,22 @@ fn report(
     });
     let mut test_tr = TestTraces {
         input: [test[0].input.clone(), test[1].input.clone()],
-        target: [net.binned_targets(&tr.targets, 0), net.binned_targets(&tr.targets, 1)],
+        target: [
+            net.binned_targets(&tr.targets, 0),
+            net.binned_targets(&tr.targets, 1),
+        ],
         r: r_test.clone(),
     };
     // The effective config (overrides and resolved paths applied) so that the file re-runs by itself.
     let effective = toml::to_string(cfg).context("serialising the config")?;
     let _ = text;
-    files::write_trained(&dir.join("trained.h5"), net, &test_tr, &effective, tr.loops_done)?;
+    files::write_trained(
+        &dir.join("trained.h5"),
+        net,
+        &test_tr,
+        &effective,
+        tr.loops_done,
+    )?;
     surge::results::atomic_write(
         &dir.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
@@ -238,13 +256,20 @@ fn report(
     // Three sample neurons: the best, the median and a poor one by test correlation (lick-right).
     let mut order: Vec<usize> = (0..net.trained.len()).collect();
     order.sort_by(|&a, &b| r_test[0][b].total_cmp(&r_test[0][a]));
-    let picks = [order[0], order[order.len() / 2], order[order.len() * 9 / 10]];
+    let picks = [
+        order[0],
+        order[order.len() / 2],
+        order[order.len() * 9 / 10],
+    ];
     let slices: Vec<(String, Vec<f64>)> = picks
         .iter()
         .flat_map(|&t| {
             let s = |v: &[f64]| v[t * bins..(t + 1) * bins].to_vec();
             [
-                (format!("cell {} target", net.trained[t]), s(&test_tr.target[0])),
+                (
+                    format!("cell {} target", net.trained[t]),
+                    s(&test_tr.target[0]),
+                ),
                 (
                     format!("cell {} trained (r {:.2})", net.trained[t], r_test[0][t]),
                     s(&test_tr.input[0]),
@@ -271,7 +296,11 @@ fn report(
         .iter()
         .filter(|s| (s.1 as usize) < 200 || (s.1 as usize >= ne && (s.1 as usize) < ne + 200))
         .map(|s| {
-            let c = if (s.1 as usize) < ne { s.1 } else { s.1 - ne as u32 + 200 };
+            let c = if (s.1 as usize) < ne {
+                s.1
+            } else {
+                s.1 - ne as u32 + 200
+            };
             (s.0 as f64, c)
         })
         .unzip();
@@ -289,7 +318,11 @@ fn report(
     )?;
     let tx: Vec<f64> = (0..2 * bins).map(|b| (b as f64 + 0.5) * bin_ms).collect();
     // Align the arbitrary signs of the two components for display.
-    let sign = if surge::signal::pearson(&pc_e, &pc_i) < 0.0 { -1.0 } else { 1.0 };
+    let sign = if surge::signal::pearson(&pc_e, &pc_i) < 0.0 {
+        -1.0
+    } else {
+        1.0
+    };
     let pc_i_s: Vec<f64> = pc_i.iter().map(|x| sign * x).collect();
     plot::save(
         &Lines {
@@ -323,7 +356,14 @@ fn report(
         train_s / (tr.loops_done - start_loop).max(1) as f64,
         peak_rss_mb().unwrap_or(f64::NAN)
     );
-    for f in ["metrics.json", "trained.h5", "correlation.png", "traces.png", "raster.png", "pca.png"] {
+    for f in [
+        "metrics.json",
+        "trained.h5",
+        "correlation.png",
+        "traces.png",
+        "raster.png",
+        "pca.png",
+    ] {
         println!("wrote {}", dir.join(f).display());
     }
     Ok(())
@@ -339,12 +379,22 @@ pub fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
         .attr("config")
         .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
         .map(|v| v.as_str().to_string())
-        .with_context(|| format!("{} has no `config` attribute. Fix: pass the trained.h5 of `surge rls balanced`", weights.display()))?;
+        .with_context(|| {
+            format!(
+                "{} has no `config` attribute. Fix: pass the trained.h5 of `surge rls balanced`",
+                weights.display()
+            )
+        })?;
     drop(file);
     let dir = out.unwrap_or_else(|| weights.parent().unwrap_or(Path::new(".")).to_path_buf());
     let target = dir.join("rerun.json");
-    anyhow::ensure!(force || !target.exists(), "{} exists. Fix: pass --force or another --out", target.display());
-    let mut cfg: BalancedConfig = toml::from_str(&text).context("the stored config does not parse")?;
+    anyhow::ensure!(
+        force || !target.exists(),
+        "{} exists. Fix: pass --force or another --out",
+        target.display()
+    );
+    let mut cfg: BalancedConfig =
+        toml::from_str(&text).context("the stored config does not parse")?;
     // The stored target path may be relative to where the run started; try the file's folder too.
     if !Path::new(&cfg.targets).exists()
         && let Some(d) = weights.parent()
@@ -352,8 +402,12 @@ pub fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
     {
         cfg.targets = d.join(&cfg.targets).display().to_string();
     }
-    let targets = files::read_targets(Path::new(&cfg.targets))
-        .with_context(|| format!("reading the targets `{}` named in the stored config", cfg.targets))?;
+    let targets = files::read_targets(Path::new(&cfg.targets)).with_context(|| {
+        format!(
+            "reading the targets `{}` named in the stored config",
+            cfg.targets
+        )
+    })?;
     let pb = crate::cli::bar(1, "rebuild");
     let mut tr = Trainer::new(&cfg, targets, &mut |m| pb.set_message(m.to_string()))?;
     pb.set_message("load weights");
@@ -364,7 +418,10 @@ pub fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
     let (ne, n) = (cfg.n_e, cfg.n_e + cfg.n_i);
     let r = [0, 1].map(|tt| mean(&tr.net.correlations(&test[tt], &tr.targets, tt)));
     let rs = [0, 1].map(|tt| mean(&tr.net.correlations_smoothed(&test[tt], &tr.targets, tt, 2)));
-    let rate = |c: std::ops::Range<usize>| 0.5 * (test[0].rate_hz(c.clone(), cfg.update_every_ms) + test[1].rate_hz(c, cfg.update_every_ms));
+    let rate = |c: std::ops::Range<usize>| {
+        0.5 * (test[0].rate_hz(c.clone(), cfg.update_every_ms)
+            + test[1].rate_hz(c, cfg.update_every_ms))
+    };
     let json = serde_json::json!({
         "weights": weights.display().to_string(),
         "test_mean_r": 0.5 * (r[0] + r[1]),

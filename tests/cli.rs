@@ -172,8 +172,8 @@ fn rls_spiking_runs_from_its_experiment_file_and_reports_the_test_correlation() 
     assert!(r > 0.9, "test r after 3 loops {r}");
     assert_eq!(m["result"]["train_r"].as_array().unwrap().len(), 3);
     surge()
-        .args(["rls", "balanced"])
+        .args(["rls", "hopfield"])
         .assert()
         .failure()
-        .stderr(predicates::str::contains("rate"));
+        .stderr(predicates::str::contains("balanced"));
 }

@@ -35,7 +35,10 @@ fn write_targets(path: &Path, n: usize) {
                 rate.push(6.0 + 4.0 * x);
             }
         }
-        for (ds, v) in [(format!("utarg_{name}"), &u), (format!("rate_hz_{name}"), &rate)] {
+        for (ds, v) in [
+            (format!("utarg_{name}"), &u),
+            (format!("rate_hz_{name}"), &rate),
+        ] {
             f.new_dataset::<f64>()
                 .shape([n, BINS])
                 .create(ds.as_str())
@@ -80,7 +83,10 @@ fn small_balanced_network_learns_its_targets_and_stays_balanced() {
         before[0].rate_hz(cfg.n_e..cfg.n_e + cfg.n_i, 20.0),
     );
     // Untrained: the balanced state (E a few Hz, I faster), no correlation with the targets.
-    assert!(e0 > 1.0 && e0 < 20.0 && i0 > e0, "untrained E {e0} Hz, I {i0} Hz");
+    assert!(
+        e0 > 1.0 && e0 < 20.0 && i0 > e0,
+        "untrained E {e0} Hz, I {i0} Hz"
+    );
     assert!(r0.abs() < 0.2, "untrained correlation {r0}");
     for _ in 0..cfg.loops {
         tr.train_loop().unwrap();
@@ -96,7 +102,11 @@ fn small_balanced_network_learns_its_targets_and_stays_balanced() {
         / 2.0;
     // The input of a balanced-network neuron is dominated by fast fluctuations; the slow target is
     // learned in its 100 ms average (r about 0.43 here, 0.27 in 20 ms bins).
-    assert!(r1 > 0.15 && r1s > 0.3, "after {} loops the test correlation is {r1} ({r1s} averaged)", cfg.loops);
+    assert!(
+        r1 > 0.15 && r1s > 0.3,
+        "after {} loops the test correlation is {r1} ({r1s} averaged)",
+        cfg.loops
+    );
     let e1 = after[0].rate_hz(0..cfg.n_e, 20.0);
     let i1 = after[0].rate_hz(cfg.n_e..cfg.n_e + cfg.n_i, 20.0);
     assert!(
@@ -138,12 +148,14 @@ fn resumed_training_gives_the_same_weights_as_an_uninterrupted_run() {
     assert_eq!(resumed.net.w_plastic, full.net.w_plastic);
     assert_eq!(resumed.net.w_ffwd, full.net.w_ffwd);
     assert_eq!(resumed.train_r, full.train_r);
-    assert!(full.net.w_plastic != full.net.initial_weights().0, "training moved nothing");
+    assert!(
+        full.net.w_plastic != full.net.initial_weights().0,
+        "training moved nothing"
+    );
     // A state from another configuration is refused.
     let mut other = Trainer::new(&cfg, read_targets(&path).unwrap(), &mut |_| {}).unwrap();
     let err = load_state(&state, &mut other.net, &mut other.learner, "other")
-        .err()
-        .expect("mismatched config must be refused")
+        .expect_err("mismatched config must be refused")
         .to_string();
     assert!(err.contains("different configuration"), "{err}");
 }
@@ -187,16 +199,25 @@ fn malformed_target_files_are_refused_with_the_dataset_named() {
         let f = hdf5::File::open_rw(&nan).unwrap();
         let mut v = vec![0.5; 3 * BINS];
         v[7] = f64::NAN;
-        f.dataset("rate_hz_lickleft").unwrap().write_raw(&v).unwrap();
+        f.dataset("rate_hz_lickleft")
+            .unwrap()
+            .write_raw(&v)
+            .unwrap();
     }
     let err = read_targets(&nan).err().unwrap().to_string();
-    assert!(err.contains("non-finite") && err.contains("rate_hz_lickleft"), "{err}");
+    assert!(
+        err.contains("non-finite") && err.contains("rate_hz_lickleft"),
+        "{err}"
+    );
     // Too few bins for the window.
     write_targets(&dir.path().join("ok.h5"), 20);
     let t: Targets = read_targets(&dir.path().join("ok.h5")).unwrap();
     let mut cfg = small_config(&dir.path().join("ok.h5"));
     cfg.train_ms = 2000.0;
-    let err = Trainer::new(&cfg, t, &mut |_| {}).err().unwrap().to_string();
+    let err = Trainer::new(&cfg, t, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("bins"), "{err}");
 }
 
@@ -228,7 +249,14 @@ fn cli_trains_resumes_and_reruns_from_trained_h5() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["loops_done"], 2);
-    for f in ["trained.h5", "state.h5", "correlation.png", "traces.png", "raster.png", "pca.png"] {
+    for f in [
+        "trained.h5",
+        "state.h5",
+        "correlation.png",
+        "traces.png",
+        "raster.png",
+        "pca.png",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     // A second run into the same folder is refused; --resume continues to more loops.

@@ -222,7 +222,11 @@ impl Targets {
         self.utarg[tt][i * self.bins + b]
     }
     fn mean_rate(&self, i: usize) -> f64 {
-        let r = |tt: usize| self.rate_hz[tt][i * self.bins..(i + 1) * self.bins].iter().sum::<f64>();
+        let r = |tt: usize| {
+            self.rate_hz[tt][i * self.bins..(i + 1) * self.bins]
+                .iter()
+                .sum::<f64>()
+        };
         (r(0) + r(1)) / (2 * self.bins) as f64
     }
 }
@@ -289,7 +293,11 @@ pub struct Learner {
 impl BalancedNet {
     /// Builds the static network, runs it untrained, matches every target neuron to the E neuron with the
     /// closest untrained rate, and wires the plastic inputs.
-    pub fn build(cfg: &BalancedConfig, targets: &Targets, progress: &mut dyn FnMut(&str)) -> Result<Self> {
+    pub fn build(
+        cfg: &BalancedConfig,
+        targets: &Targets,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Self> {
         cfg.validate()?;
         let expect_bins = cfg.updates() + 1;
         if targets.bins < expect_bins {
@@ -327,7 +335,10 @@ impl BalancedNet {
         if cfg.plastic_e >= n_tr.max(1) {
             return Err(SurgeError::spec(
                 "plastic_e",
-                format!("needs more than {} trained neurons, there are {n_tr}", cfg.plastic_e),
+                format!(
+                    "needs more than {} trained neurons, there are {n_tr}",
+                    cfg.plastic_e
+                ),
                 "lower plastic_e or train more neurons",
             ));
         }
@@ -370,7 +381,13 @@ impl BalancedNet {
         }
         let mu_i = cfg.jx * cfg.sqrt_k();
         let mu: Vec<f64> = (0..n)
-            .map(|c| if c < n_e { cfg.e_drive_factor * mu_i } else { mu_i })
+            .map(|c| {
+                if c < n_e {
+                    cfg.e_drive_factor * mu_i
+                } else {
+                    mu_i
+                }
+            })
             .collect();
         let stim = [0, 1].map(|tt| {
             let mut rng = rng_for(cfg.seed, &[stream::DRIVE_TARGETS, STIM, tt]);
@@ -508,7 +525,13 @@ impl BalancedNet {
         let n_tr = self.trained.len();
         let wp = cfg.je() * 4.0 / 6.0;
         let w = (0..n_tr * l)
-            .map(|f| if f % l < cfg.plastic_e { wp } else { -wp * 6.5 / 12.0 })
+            .map(|f| {
+                if f % l < cfg.plastic_e {
+                    wp
+                } else {
+                    -wp * 6.5 / 12.0
+                }
+            })
             .collect();
         (w, [vec![0.0; n_tr * cfg.ffwd], vec![0.0; n_tr * cfg.ffwd]])
     }
@@ -652,9 +675,22 @@ impl BalancedNet {
             for (range, w_e, w_i) in [(0..n_e, w_ee, w_ei), (n_e..n, w_ie, w_ii)] {
                 let lo = range.start;
                 let len = range.len();
-                let (xe, xi, xp) = (&mut xe[range.clone()], &mut xi[range.clone()], &mut xp[range.clone()]);
-                let (ce, ci, acc) = (&mut ce[range.clone()], &mut ci[range.clone()], &mut acc_p[range.clone()]);
-                let (mu, st, v, su) = (&self.mu[range.clone()], &stim_now[range.clone()], &mut v[range.clone()], &mut sum_u[range]);
+                let (xe, xi, xp) = (
+                    &mut xe[range.clone()],
+                    &mut xi[range.clone()],
+                    &mut xp[range.clone()],
+                );
+                let (ce, ci, acc) = (
+                    &mut ce[range.clone()],
+                    &mut ci[range.clone()],
+                    &mut acc_p[range.clone()],
+                );
+                let (mu, st, v, su) = (
+                    &self.mu[range.clone()],
+                    &stim_now[range.clone()],
+                    &mut v[range.clone()],
+                    &mut sum_u[range],
+                );
                 // A branch-free pass the compiler can vectorise, then a scan for threshold crossings.
                 for k in 0..len {
                     let e_c = xe[k] * p_s + ce[k] as f64 * w_e;
@@ -767,7 +803,8 @@ impl BalancedNet {
         for (&row, &off) in self.target_row.iter().zip(&self.target_offset) {
             for b in 0..bins {
                 out.push(
-                    0.5 * (targets.u(tt, row as usize, b) + targets.u(tt, row as usize, b + 1)) + off,
+                    0.5 * (targets.u(tt, row as usize, b) + targets.u(tt, row as usize, b + 1))
+                        + off,
                 );
             }
         }
@@ -782,7 +819,13 @@ impl BalancedNet {
     /// As [`Self::correlations`] after a centred moving average of `2 half + 1` bins on the input (the
     /// edges, where the window does not fit, are left out). The tutorial's published figure uses a
     /// 100 ms average (`half = 2` at 20 ms bins).
-    pub fn correlations_smoothed(&self, out: &TrialOut, targets: &Targets, tt: usize, half: usize) -> Vec<f64> {
+    pub fn correlations_smoothed(
+        &self,
+        out: &TrialOut,
+        targets: &Targets,
+        tt: usize,
+        half: usize,
+    ) -> Vec<f64> {
         let tg = self.binned_targets(targets, tt);
         let b = out.bins;
         let w = 2 * half + 1;
@@ -790,7 +833,10 @@ impl BalancedNet {
             .map(|t| {
                 let x = &out.input[t * b..(t + 1) * b];
                 let y = &tg[t * b + half..(t + 1) * b - half];
-                let xs: Vec<f64> = x.windows(w).map(|v| v.iter().sum::<f64>() / w as f64).collect();
+                let xs: Vec<f64> = x
+                    .windows(w)
+                    .map(|v| v.iter().sum::<f64>() / w as f64)
+                    .collect();
                 pearson(&xs, y)
             })
             .collect()
@@ -846,7 +892,11 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(cfg: &BalancedConfig, targets: Targets, progress: &mut dyn FnMut(&str)) -> Result<Self> {
+    pub fn new(
+        cfg: &BalancedConfig,
+        targets: Targets,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Self> {
         let net = BalancedNet::build(cfg, &targets, progress)?;
         let learner = net.learner()?;
         Ok(Trainer {

@@ -16,10 +16,10 @@ fn h5<T>(path: &Path, r: hdf5::Result<T>) -> Result<T> {
 
 /// Reads `utarg_<type>` and `rate_hz_<type>` (neurons x bins, same shape) and the `bin_ms` attribute.
 pub fn read_targets(path: &Path) -> Result<Targets> {
-    let fix = "pass a file laid out like ../shared/data/alm/alm_pyramidal_rates.h5 (see its README)";
-    let file = hdf5::File::open(path).map_err(|e| {
-        SurgeError::data(path, format!("cannot be opened as HDF5 ({e})"), fix)
-    })?;
+    let fix =
+        "pass a file laid out like ../shared/data/alm/alm_pyramidal_rates.h5 (see its README)";
+    let file = hdf5::File::open(path)
+        .map_err(|e| SurgeError::data(path, format!("cannot be opened as HDF5 ({e})"), fix))?;
     let bin_ms: f64 = file
         .attr("bin_ms")
         .and_then(|a| a.read_scalar())
@@ -113,7 +113,10 @@ impl Writer<'_> {
     fn data<T: hdf5::H5Type>(&self, name: &str, v: &[T], shape: &[usize]) -> Result<()> {
         let ds = h5(
             self.path,
-            self.file.new_dataset::<T>().shape(shape.to_vec()).create(name),
+            self.file
+                .new_dataset::<T>()
+                .shape(shape.to_vec())
+                .create(name),
         )?;
         h5(self.path, ds.write_raw(v))
     }
@@ -154,7 +157,11 @@ pub fn save_state(
         let flat: Vec<f64> = train_r.iter().flatten().copied().collect();
         w.data("train_r", &flat, &[train_r.len(), 2])?;
         w.data("s_inv", &learner.shared.s_inv, &[nff, nff])?;
-        let m_inv: Vec<f64> = learner.blocks.iter().flat_map(|b| b.m_inv.iter().copied()).collect();
+        let m_inv: Vec<f64> = learner
+            .blocks
+            .iter()
+            .flat_map(|b| b.m_inv.iter().copied())
+            .collect();
         w.data("m_inv", &m_inv, &[n_tr, l, l])?;
         let g: Vec<f64> = learner.blocks.iter().flat_map(|b| b.g.to_f64()).collect();
         w.data("g", &g, &[n_tr, l, nff])?;
@@ -265,7 +272,11 @@ pub fn write_trained(
         w.data("target_offset", &net.target_offset, &[n_tr])?;
         for (tt, name) in TRIAL_TYPES.iter().enumerate() {
             w.data(&format!("w_ffwd_{name}"), &net.w_ffwd[tt], &[n_tr, nff])?;
-            w.data(&format!("test_input_{name}"), &test.input[tt], &[n_tr, bins])?;
+            w.data(
+                &format!("test_input_{name}"),
+                &test.input[tt],
+                &[n_tr, bins],
+            )?;
             w.data(&format!("target_{name}"), &test.target[tt], &[n_tr, bins])?;
             w.data(&format!("test_r_{name}"), &test.r[tt], &[n_tr])?;
         }
@@ -284,7 +295,11 @@ pub fn load_trained_weights(path: &Path, net: &mut BalancedNet) -> Result<String
         .map(|v| v.as_str().to_string())
         .map_err(|_| SurgeError::data(path, "has no `schema` attribute", fix))?;
     if schema != TRAINED_SCHEMA {
-        return Err(SurgeError::data(path, format!("schema is `{schema}`, not `{TRAINED_SCHEMA}`"), fix));
+        return Err(SurgeError::data(
+            path,
+            format!("schema is `{schema}`, not `{TRAINED_SCHEMA}`"),
+            fix,
+        ));
     }
     let read_u32 = |name: &str| -> Result<Vec<u32>> {
         file.dataset(name)
@@ -307,7 +322,11 @@ pub fn load_trained_weights(path: &Path, net: &mut BalancedNet) -> Result<String
     for (tt, name) in TRIAL_TYPES.iter().enumerate() {
         let w = read_f64(&format!("w_ffwd_{name}"))?;
         if w.len() != net.w_ffwd[tt].len() {
-            return Err(SurgeError::data(path, format!("/w_ffwd_{name} has the wrong size"), fix));
+            return Err(SurgeError::data(
+                path,
+                format!("/w_ffwd_{name} has the wrong size"),
+                fix,
+            ));
         }
         net.w_ffwd[tt] = w;
     }

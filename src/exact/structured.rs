@@ -99,7 +99,15 @@ fn sub_g_s<T: Elem>(g: &[T], n: usize, s: &[f64], d: &mut [f64]) {
 
 /// `z_s -= G^T z_r` and `G += gamma d u^T` in one pass.
 #[inline(always)]
-fn fused_pass<T: Elem>(g: &mut [T], n: usize, z_r: &[f64], d: &[f64], gamma: f64, u: &[f64], z_s: &mut [f64]) {
+fn fused_pass<T: Elem>(
+    g: &mut [T],
+    n: usize,
+    z_r: &[f64],
+    d: &[f64],
+    gamma: f64,
+    u: &[f64],
+    z_s: &mut [f64],
+) {
     for ((row, &zi), &di) in g.chunks_exact_mut(n).zip(z_r).zip(d) {
         let gd = gamma * di;
         for ((gj, zs), &uj) in row.iter_mut().zip(z_s.iter_mut()).zip(u) {
@@ -170,6 +178,7 @@ impl NeuronBlock {
     /// One RLS step with private input `r`, shared input `s` (prepared in `step`), and error `e`
     /// of the readout before the step. Moves the private weights `w_r` and shared weights `w_s` and
     /// updates the blocks. Returns `c = 1 / (1 + x.P x)` (in (0, 1] while `P` stays positive definite).
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
         r: &[f64],
@@ -380,7 +389,9 @@ mod tests {
     /// A full `(m + n)^2` RLS with a block-diagonal prior, the reference the structured form must equal.
     fn full_rls_step(p: &mut [f64], x: &[f64], w: &mut [f64], target: f64) {
         let dim = x.len();
-        let k: Vec<f64> = (0..dim).map(|i| dot(&p[i * dim..(i + 1) * dim], x)).collect();
+        let k: Vec<f64> = (0..dim)
+            .map(|i| dot(&p[i * dim..(i + 1) * dim], x))
+            .collect();
         let c = 1.0 / (1.0 + dot(x, &k));
         let e = dot(w, x) - target;
         for i in 0..dim {
@@ -459,11 +470,18 @@ mod tests {
                 }
             }
         }
-        assert!(worst < 1e-9, "structured RLS differs from full P by {worst:e}");
+        assert!(
+            worst < 1e-9,
+            "structured RLS differs from full P by {worst:e}"
+        );
         // With G stored in f32 the weights agree to single precision.
         let mut worst32: f64 = 0.0;
         for i in 0..neurons {
-            let w: Vec<f64> = w_r[i + neurons].iter().chain(&w_s[i + neurons]).copied().collect();
+            let w: Vec<f64> = w_r[i + neurons]
+                .iter()
+                .chain(&w_s[i + neurons])
+                .copied()
+                .collect();
             for (a, b) in w.iter().zip(&w_full[i]) {
                 worst32 = worst32.max((a - b).abs() / b.abs().max(1.0));
             }

@@ -120,7 +120,10 @@ impl SurrogateNetwork {
                 if type_of[p].replace(t).is_some() {
                     return Err(SurgeError::spec(
                         "cells",
-                        format!("population `{}` has two cell types", spec.populations[p].name),
+                        format!(
+                            "population `{}` has two cell types",
+                            spec.populations[p].name
+                        ),
                         "list every population under exactly one cell type",
                     ));
                 }
@@ -152,7 +155,10 @@ impl SurrogateNetwork {
             if (ct.meta.bin_ms - bin_ms).abs() > 1e-12 {
                 return Err(SurgeError::spec(
                     format!("cells.{}", ct.name),
-                    format!("bin {} ms, but another cell type uses {bin_ms} ms", ct.meta.bin_ms),
+                    format!(
+                        "bin {} ms, but another cell type uses {bin_ms} ms",
+                        ct.meta.bin_ms
+                    ),
                     "use surrogates trained at one bin width",
                 ));
             }
@@ -193,7 +199,8 @@ impl SurrogateNetwork {
                     .or_insert_with(|| vec![0.0; n * n * nc]);
                 for s in seg.start..seg.end {
                     let post = engine_of[conn.targets[s] as usize];
-                    m[engine_of[pre] * n * nc + post * nc + seg.channel as usize] += conn.weights[s];
+                    m[engine_of[pre] * n * nc + post * nc + seg.channel as usize] +=
+                        conn.weights[s];
                 }
             }
         }
@@ -213,17 +220,18 @@ impl SurrogateNetwork {
                     let ch = drive.channel.as_deref().unwrap_or_default();
                     for &cell in &conn.drive_targets[d] {
                         let p = conn.population_of(cell as usize);
-                        let c = spec.populations[p].neuron.channel_index(ch).ok_or_else(|| {
-                            SurgeError::spec(
-                                format!("drives.{}.channel", drive.name),
-                                format!("unknown channel `{ch}`"),
-                                "use a receptor channel of the target population",
-                            )
-                        })?;
-                        let expected = drive.n_sources as f64
-                            * drive.rate_hz.unwrap_or(0.0)
-                            * bin_ms
-                            / 1000.0;
+                        let c = spec.populations[p]
+                            .neuron
+                            .channel_index(ch)
+                            .ok_or_else(|| {
+                                SurgeError::spec(
+                                    format!("drives.{}.channel", drive.name),
+                                    format!("unknown channel `{ch}`"),
+                                    "use a receptor channel of the target population",
+                                )
+                            })?;
+                        let expected =
+                            drive.n_sources as f64 * drive.rate_hz.unwrap_or(0.0) * bin_ms / 1000.0;
                         drives.push((
                             engine_of[cell as usize],
                             c,
@@ -277,17 +285,23 @@ impl SurrogateNetwork {
             buf.iter_mut().for_each(|x| *x = 0.0);
             for &(cell, c, lambda, w) in &self.drives {
                 if lambda > 0.0 {
-                    let k: f64 = Poisson::new(lambda).expect("positive rate").sample(&mut rng);
+                    let k: f64 = Poisson::new(lambda)
+                        .expect("positive rate")
+                        .sample(&mut rng);
                     buf[cell * nc + c] += (k * w) as f32;
                 }
             }
-            out.push(Tensor::from_data(TensorData::new(buf.clone(), [n, nc]), &self.device));
+            out.push(Tensor::from_data(
+                TensorData::new(buf.clone(), [n, nc]),
+                &self.device,
+            ));
         }
         out
     }
 
     /// Runs `bins` bins with the gains, drive noise stream `noise`; `signal_pops` are averaged (mean
     /// somatic voltage, mV) into the population signal.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         gains: &Gains,
@@ -355,14 +369,20 @@ impl SurrogateNetwork {
                 let r = &self.type_range[k];
                 let xi = x.clone().narrow(0, r.start, r.len());
                 // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
-                let scaled = xi.clone().sign() * (xi.abs() / scales[k].clone()).add_scalar(1.0).log();
+                let scaled =
+                    xi.clone().sign() * (xi.abs() / scales[k].clone()).add_scalar(1.0).log();
                 let (v_std, logit) = states[k].step(&ct.model, scaled);
-                let v = v_std.mul_scalar(ct.meta.scaling.v_std).add_scalar(ct.meta.scaling.v_mean);
+                let v = v_std
+                    .mul_scalar(ct.meta.scaling.v_std)
+                    .add_scalar(ct.meta.scaling.v_mean);
                 // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them:
                 // the logit stays high for a few bins around each spike.
                 let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
                 let (soft_prev, hard_prev) = prev[k].take().unwrap_or_else(|| {
-                    (Tensor::zeros(soft.dims(), dev), Tensor::zeros(soft.dims(), dev))
+                    (
+                        Tensor::zeros(soft.dims(), dev),
+                        Tensor::zeros(soft.dims(), dev),
+                    )
                 });
                 let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
                 let s = match mode {

@@ -62,7 +62,11 @@ impl Spectrum {
         let w2: f64 = w.iter().map(|x| x * x).sum();
         let scale: Vec<f32> = (0..nf)
             .map(|k| {
-                let fold = if k == 0 || (len % 2 == 0 && k == len / 2) { 1.0 } else { 2.0 };
+                let fold = if k == 0 || (len.is_multiple_of(2) && k == len / 2) {
+                    1.0
+                } else {
+                    2.0
+                };
                 (fold / (fs_hz * w2)) as f32
             })
             .collect();
@@ -94,7 +98,13 @@ impl Spectrum {
             .freqs_hz
             .iter()
             .enumerate()
-            .map(|(k, &f)| if k > 0 && f >= lo && f <= hi { 1.0 } else { 0.0 })
+            .map(|(k, &f)| {
+                if k > 0 && f >= lo && f <= hi {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let nf = m.len();
         Tensor::from_data(TensorData::new(m, [1, nf]), device)

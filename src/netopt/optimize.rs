@@ -90,8 +90,8 @@ impl Default for RecheckConfig {
 
 impl OptimizeConfig {
     pub fn load(path: &Path) -> Result<(Self, NetworkSpec, String)> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SurgeError::io("cannot read", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| SurgeError::io("cannot read", path, e))?;
         let cfg: OptimizeConfig = toml::from_str(&text).map_err(|e| SurgeError::Toml {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -131,7 +131,10 @@ impl OptimizeConfig {
                 "give [low, high] with 0 < low < high (Hz)",
             ));
         }
-        if !matches!(self.objective.kind.as_str(), "band_fraction" | "log_band_power") {
+        if !matches!(
+            self.objective.kind.as_str(),
+            "band_fraction" | "log_band_power"
+        ) {
             return Err(SurgeError::spec(
                 "objective.kind",
                 format!("unknown objective `{}`", self.objective.kind),
@@ -139,14 +142,21 @@ impl OptimizeConfig {
             ));
         }
         let o = &self.optimizer;
-        if o.iterations == 0 || !(o.lr > 0.0) || !(o.window_ms >= 50.0) || o.warmup_ms < 0.0 {
+        let bad = |x: f64, min: f64| x.is_nan() || x < min;
+        if o.iterations == 0
+            || bad(o.lr, f64::MIN_POSITIVE)
+            || bad(o.window_ms, 50.0)
+            || bad(o.warmup_ms, 0.0)
+        {
             return Err(SurgeError::spec(
                 "optimizer",
                 "needs iterations >= 1, lr > 0, window_ms >= 50 and warmup_ms >= 0",
                 "fix the [optimizer] table",
             ));
         }
-        if self.recheck.seeds.is_empty() || self.recheck.duration_ms <= self.recheck.warmup_ms + 500.0 {
+        if self.recheck.seeds.is_empty()
+            || self.recheck.duration_ms <= self.recheck.warmup_ms + 500.0
+        {
             return Err(SurgeError::spec(
                 "recheck",
                 "needs at least one seed and duration_ms at least 500 ms longer than warmup_ms",
@@ -205,6 +215,14 @@ pub struct IterationRecord {
     pub seconds: f64,
 }
 
+/// Loss tensor, record, periodogram (Hz, power) and, if asked, the raster of one evaluation.
+pub type Evaluation = (
+    Tensor<1>,
+    IterationRecord,
+    (Vec<f64>, Vec<f64>),
+    Option<Vec<Vec<u32>>>,
+);
+
 /// Simulates a window in the surrogate network and scores it; returns the loss tensor, the record
 /// and the periodogram (Hz, power).
 pub fn evaluate(
@@ -214,7 +232,7 @@ pub fn evaluate(
     noise: u64,
     device: &Device,
     record_raster: bool,
-) -> (Tensor<1>, IterationRecord, (Vec<f64>, Vec<f64>), Option<Vec<Vec<u32>>>) {
+) -> Evaluation {
     let bin = net.bin_ms();
     let warm = (cfg.optimizer.warmup_ms / bin).round() as usize;
     let win = (cfg.optimizer.window_ms / bin).round() as usize;
@@ -388,4 +406,69 @@ pub fn exact_check(
         freqs_hz: psd.freqs_hz,
         power: psd.power,
     })
+}
+
+/// The surrogate engine analysed like [`exact_check`]: a `duration_ms` run (forward only, use a plain
+/// device) with drive noise stream `noise`; the signal is binned to 1 ms and its Welch PSD taken with the
+/// exact engine's estimator, so both engines are scored on one definition.
+pub fn surrogate_check(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+    noise: u64,
+    device: &Device,
+) -> (ExactCheck, Vec<Vec<u32>>) {
+    let bin = net.bin_ms();
+    let bins = (cfg.recheck.duration_ms / bin).round() as usize;
+    let skip = (cfg.recheck.warmup_ms / bin).round() as usize;
+    let signal_pops: Vec<usize> = cfg
+        .signal
+        .iter()
+        .map(|p| net.spec.population_index(p).expect("validated"))
+        .collect();
+    let gains = Gains::new(log_gains, device);
+    let run = net.run(
+        &gains,
+        bins,
+        noise,
+        SpikeMode::StraightThrough { beta: 1.0 },
+        &signal_pops,
+        true,
+        &mut |_, _| {},
+    );
+    let values: Vec<f64> = run
+        .signal
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32")
+        .into_iter()
+        .map(|x| x as f64)
+        .collect();
+    let psd = signal_psd(&values[skip.min(values.len())..], bin);
+    let raster = run.raster.unwrap_or_default();
+    let mut counts = vec![0usize; net.spec.populations.len()];
+    for spikes in raster.iter().skip(skip) {
+        for &e in spikes {
+            let p = net
+                .pop_range
+                .iter()
+                .position(|r| r.contains(&(e as usize)))
+                .expect("every engine cell is in a population");
+            counts[p] += 1;
+        }
+    }
+    let secs = (bins - skip.min(bins)) as f64 * bin / 1000.0;
+    let check = ExactCheck {
+        seed: noise,
+        band_fraction: psd.band_fraction(cfg.objective.band_hz.0, cfg.objective.band_hz.1),
+        peak_hz: psd.peak_hz(2.0, 100.0),
+        rates_hz: counts
+            .iter()
+            .zip(&net.spec.populations)
+            .map(|(&n, p)| n as f64 / p.size as f64 / secs)
+            .collect(),
+        freqs_hz: psd.freqs_hz,
+        power: psd.power,
+    };
+    (check, raster)
 }

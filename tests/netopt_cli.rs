@@ -1,0 +1,178 @@
+//! `surge optimize` and `surge compare network` end to end on the shipped alpha column with small random
+//! surrogates (the science of the gradients is in netopt_grad.rs): files, resume, clear refusals.
+
+use assert_cmd::Command;
+use burn::tensor::Device;
+use std::path::Path;
+use surge::spec::NetworkSpec;
+use surge::surrogate::SurrogateArch;
+use surge::surrogate::train::{Scaling, SurrogateMeta, TrainConfig, save_checkpoint};
+
+fn write_checkpoints(dir: &Path) {
+    let device = Device::flex();
+    device.seed(11);
+    let (spec, _) = NetworkSpec::load(Path::new("experiments/hnn_alpha.toml")).unwrap();
+    let channels = spec.populations[0].neuron.channel_names();
+    for name in ["pyramidal", "basket"] {
+        let arch = SurrogateArch {
+            n_inputs: channels.len(),
+            tcn_channels: 4,
+            kernel: 2,
+            dilations: vec![1],
+            lstm_hidden: 4,
+        };
+        let meta = SurrogateMeta {
+            arch: arch.clone(),
+            channel_names: channels.clone(),
+            scaling: Scaling {
+                input_scale: vec![1.0; channels.len()],
+                v_mean: -65.0,
+                v_std: 3.0,
+            },
+            bin_ms: 0.5,
+            neuron_model: String::new(),
+            datasets: Vec::new(),
+            training: serde_json::from_str::<TrainConfig>(r#"{"seed": 1}"#).unwrap(),
+            epochs: Vec::new(),
+            best_epoch: 0,
+            surge_version: String::new(),
+        };
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        save_checkpoint(&arch.init(&device), &meta, &d).unwrap();
+    }
+}
+
+fn small_config(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("experiments/alpha_to_beta.toml")
+        .unwrap()
+        .replace(
+            "network = \"hnn_alpha.toml\"",
+            &format!(
+                "network = \"{}\"",
+                std::fs::canonicalize("experiments/hnn_alpha.toml")
+                    .unwrap()
+                    .display()
+            ),
+        )
+        .replace("iterations = 40", "iterations = 2")
+        .replace("window_ms = 500.0", "window_ms = 60.0")
+        .replace("warmup_ms = 100.0", "warmup_ms = 10.0")
+        .replace("seeds = [101, 102, 103]", "seeds = [101]")
+        .replace("duration_ms = 3000.0", "duration_ms = 800.0");
+    let p = dir.join("opt.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn optimize_writes_its_records_resumes_and_compare_reads_the_gains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    write_checkpoints(&ck);
+    let cfg = small_config(tmp.path());
+    let out = tmp.path().join("opt");
+    let surge = || Command::cargo_bin("surge").unwrap();
+    surge()
+        .args(["optimize", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let its = m["iterations"].as_array().unwrap();
+    assert_eq!(its.len(), 2);
+    assert!(its.iter().all(|r| r["loss"].as_f64().unwrap().is_finite()));
+    assert_eq!(m["log_gains"].as_array().unwrap().len(), 15);
+    assert_eq!(m["exact"]["before"].as_array().unwrap().len(), 1);
+    for f in [
+        "gains.json",
+        "objective.png",
+        "spectrum_surrogate.png",
+        "spectrum_exact.png",
+        "gains.png",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // Refuses to overwrite; resumes to more iterations.
+    surge()
+        .args(["optimize", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure();
+    surge()
+        .args(["optimize", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--out")
+        .arg(&out)
+        .args(["--resume", "--iterations", "3"])
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["iterations"].as_array().unwrap().len(), 3);
+    // The comparison applies the optimised gains in both engines.
+    let cmp = tmp.path().join("cmp");
+    surge()
+        .args(["compare", "network", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--gains")
+        .arg(out.join("gains.json"))
+        .arg("--out")
+        .arg(&cmp)
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cmp.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["log_gains"], m["log_gains"]);
+    assert_eq!(r["exact"]["rates_hz"].as_object().unwrap().len(), 4);
+}
+
+#[test]
+fn optimize_refuses_missing_checkpoints_and_bad_objectives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small_config(tmp.path());
+    let a = Command::cargo_bin("surge")
+        .unwrap()
+        .args(["optimize", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(tmp.path().join("nowhere"))
+        .arg("--out")
+        .arg(tmp.path().join("o"))
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("surrogate.json") || err.contains("nowhere"),
+        "{err}"
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("band_hz = [15.0, 60.0]", "band_hz = [60.0, 15.0]"),
+    )
+    .unwrap();
+    let a = Command::cargo_bin("surge")
+        .unwrap()
+        .args(["optimize", "--config"])
+        .arg(&bad)
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("objective.band_hz"), "{err}");
+}
