@@ -175,8 +175,20 @@ fn gradients_match_central_finite_differences_of_the_smooth_network() {
         up[k] += eps;
         let mut dn = g0;
         dn[k] -= eps;
-        let fu = value(objective(&net, &Gains::new(&up, &device), mode, &spectrum, &device));
-        let fd = value(objective(&net, &Gains::new(&dn, &device), mode, &spectrum, &device));
+        let fu = value(objective(
+            &net,
+            &Gains::new(&up, &device),
+            mode,
+            &spectrum,
+            &device,
+        ));
+        let fd = value(objective(
+            &net,
+            &Gains::new(&dn, &device),
+            mode,
+            &spectrum,
+            &device,
+        ));
         (fu - fd) / (2.0 * eps as f64)
     };
     for k in 0..3 {
