@@ -71,6 +71,24 @@ enum Command {
         /// Write only shard i of n (disjoint, reproducible pieces of the same set), e.g. 0/4.
         #[arg(long)]
         shard: Option<String>,
+        /// Draw the inputs from the cells of a network instead (run in the exact engine with random
+        /// connection gains, each cell's arriving input binned, replayed through the dataset's neuron).
+        #[arg(
+            long,
+            value_name = "NETWORK.toml",
+            requires = "populations",
+            conflicts_with = "shard"
+        )]
+        from_network: Option<PathBuf>,
+        /// (with --from-network) Populations whose cells are recorded, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        populations: Vec<String>,
+        /// (with --from-network) Log-gains per connection group are drawn uniformly in +-this.
+        #[arg(long, default_value_t = 1.0)]
+        max_abs_log_gain: f64,
+        /// (with --from-network) Cells recorded per network run.
+        #[arg(long, default_value_t = 32)]
+        per_run: usize,
         /// Overwrite an existing output file.
         #[arg(long)]
         force: bool,
@@ -290,6 +308,10 @@ pub fn run() -> Result<()> {
             traces,
             seed,
             shard,
+            from_network,
+            populations,
+            max_abs_log_gain,
+            per_run,
             force,
         } => {
             let (mut cfg, _) = DatasetConfig::load(&config)?;
@@ -307,6 +329,34 @@ pub fn run() -> Result<()> {
             };
             refuse_existing(&out, force)?;
             let text = toml::to_string(&cfg).context("serialising the dataset config")?;
+            if let Some(net) = from_network {
+                let (spec, net_text) = NetworkSpec::load(&net)?;
+                let stored = format!(
+                    "{text}\n# ---- inputs from network {} (populations {:?}, log-gains +-{max_abs_log_gain}, {per_run} cells per run) ----\n# {}\n",
+                    net.display(),
+                    populations,
+                    net_text.replace('\n', "\n# ")
+                );
+                let pb = bar(cfg.dataset.traces as u64, "gen");
+                let path = surge::data::network::generate_from_network(
+                    &cfg,
+                    &stored,
+                    &spec,
+                    &populations,
+                    max_abs_log_gain,
+                    per_run,
+                    &out,
+                    &mut |d, _| pb.set_position(d),
+                )?;
+                pb.finish_and_clear();
+                println!(
+                    "wrote {} traces drawn from {} to {}",
+                    cfg.dataset.traces,
+                    net.display(),
+                    path.display()
+                );
+                return Ok(());
+            }
             let (first, end) = {
                 let total = cfg.dataset.traces as u64;
                 (

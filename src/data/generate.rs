@@ -281,6 +281,7 @@ pub fn simulate_inputs(cfg: &DatasetConfig, n: usize, inputs: &[f32]) -> Result<
     let sampling = Sampling {
         every_steps: bin_steps,
         channels: false,
+        input_bin_steps: 0,
     };
     let res = simulate_with_input(&spec, &conn, Some(&ext), sampling, &mut |_, _| {})?;
     let voltage = res.recorded.iter().map(|r| r.v.clone()).collect();

@@ -6,6 +6,7 @@ pub mod config;
 pub mod generate;
 pub mod h5;
 pub mod input;
+pub mod network;
 
 pub use config::{ChannelSource, DatasetConfig, Regime};
 pub use generate::{Trace, generate_traces};

@@ -53,6 +53,11 @@ pub struct SimResult {
     pub signals: Vec<NamedSignal>,
     /// Number of synaptic events delivered (spikes times out-degree).
     pub synaptic_events: u64,
+    /// With `Sampling::input_bin_steps`: `[cell][bin][channel]` arriving input (channels padded to the
+    /// largest count of any population), `input_bins` bins of `input_channels` channels.
+    pub binned_inputs: Vec<f32>,
+    pub input_bins: usize,
+    pub input_channels: usize,
 }
 
 enum Dynamics {
@@ -151,6 +156,9 @@ pub struct ExternalInput<'a> {
 pub struct Sampling {
     pub every_steps: usize,
     pub channels: bool,
+    /// If non-zero: sum every cell's arriving synaptic input (weights, per channel) over bins of this
+    /// many steps into [`SimResult::binned_inputs`] (the surrogate's input, as the datasets define it).
+    pub input_bin_steps: usize,
 }
 
 impl Default for Sampling {
@@ -158,6 +166,7 @@ impl Default for Sampling {
         Sampling {
             every_steps: 1,
             channels: true,
+            input_bin_steps: 0,
         }
     }
 }
@@ -269,6 +278,9 @@ pub fn simulate_with_input(
         in_base += nch * p.size;
     }
     let row = in_base.max(1);
+    let input_bins = steps.checked_div(sampling.input_bin_steps).unwrap_or(0);
+    let input_channels = pops.iter().map(|p| p.n_channels).max().unwrap_or(0);
+    let mut binned_inputs = vec![0f32; conn.n_cells * input_bins * input_channels];
     let n_slots = conn.max_delay_steps() as usize + 2;
     let mut ring = vec![0.0f64; n_slots * row];
 
@@ -479,8 +491,24 @@ pub fn simulate_with_input(
 
         spiked.clear();
         let mut bad = false;
+        let in_bin = if input_bins > 0 {
+            Some(n / sampling.input_bin_steps).filter(|&b| b < input_bins)
+        } else {
+            None
+        };
         for p in pops.iter_mut() {
             let inputs = &mut ring[now + p.in_base..now + p.in_base + p.n_channels * p.size];
+            if let Some(b) = in_bin {
+                for c in 0..p.n_channels {
+                    for (i, &x) in inputs[c * p.size..(c + 1) * p.size].iter().enumerate() {
+                        if x != 0.0 {
+                            binned_inputs
+                                [((p.offset + i) * input_bins + b) * input_channels + c] +=
+                                x as f32;
+                        }
+                    }
+                }
+            }
             p.v_sum = 0.0;
             p.current_sum = 0.0;
             p.n_spikes = 0;
@@ -714,5 +742,8 @@ pub fn simulate_with_input(
         recorded,
         signals,
         synaptic_events,
+        binned_inputs,
+        input_bins,
+        input_channels,
     })
 }
