@@ -175,6 +175,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Set a checkpoint's spike threshold so that it calls as many spikes as the exact neuron on
+    /// training data (the class-weighted loss biases the spike logit upwards).
+    Calibrate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Training data (not the held-out set).
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// At most this many traces are used.
+        #[arg(long, default_value_t = 256)]
+        traces: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+    },
     /// Surrogate vs exact engine on the same network and connectome.
     Compare {
         /// `network`.
@@ -519,6 +533,21 @@ pub fn run() -> Result<()> {
                 println!("figure: {}", figs[1].display());
             }
             println!("metrics: {}", dir.join("metrics.json").display());
+            Ok(())
+        }
+        Command::Calibrate {
+            checkpoint,
+            data,
+            traces,
+            backend,
+        } => {
+            let device = surge::surrogate::backend::device(&backend)?;
+            let (thr, exact, at_zero) =
+                surge::surrogate::eval::calibrate(&checkpoint, &data, traces, &device)?;
+            println!(
+                "spike-logit threshold {thr:.3}: {exact} exact spikes; at threshold 0 the surrogate called {at_zero}. Saved in {}",
+                checkpoint.join("surrogate.json").display()
+            );
             Ok(())
         }
         Command::Compare {

@@ -36,6 +36,7 @@ fn write_checkpoints(dir: &Path) {
             epochs: Vec::new(),
             best_epoch: 0,
             surge_version: String::new(),
+            spike_logit_threshold: 0.0,
         };
         let d = dir.join(name);
         std::fs::create_dir_all(&d).unwrap();

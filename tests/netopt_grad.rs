@@ -98,6 +98,7 @@ fn network(device: &Device) -> SurrogateNetwork {
         epochs: Vec::new(),
         best_epoch: 0,
         surge_version: String::new(),
+        spike_logit_threshold: 0.0,
     };
     let cell = CellType {
         name: "cell".into(),

@@ -113,6 +113,18 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
             && m.voltage_rmse_mv.is_finite()
             && m.subthreshold_rmse_mv <= m.voltage_rmse_mv
     );
+    // Calibration on the training set makes the surrogate call as many spikes there as the exact cell.
+    let (thr, exact, _) =
+        surge::surrogate::eval::calibrate(&out, std::slice::from_ref(&data), 64, &device).unwrap();
+    let (mt, _) =
+        surge::surrogate::eval::evaluate(&out, std::slice::from_ref(&data), &device).unwrap();
+    assert!(thr.is_finite() && exact > 0);
+    assert!(
+        (mt.rate_predicted_hz - mt.rate_exact_hz).abs() <= 0.1 * mt.rate_exact_hz + 0.5,
+        "calibrated rate {} Hz vs exact {} Hz (threshold {thr})",
+        mt.rate_predicted_hz,
+        mt.rate_exact_hz
+    );
     // A set of another neuron (other channels) is refused.
     let other = SET.replace("model = \"lif_conductance\"", "model = \"lif_current\"\nv_threshold_mv = 20.0\nv_reset_mv = 10.0\nchannels = [{ name = \"ampa\", tau_ms = 5.0 }, { name = \"gabaa\", tau_ms = 5.0 }]");
     let ocfg = DatasetConfig::from_toml_str(&other, "other").unwrap();

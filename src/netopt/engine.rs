@@ -372,6 +372,7 @@ impl SurrogateNetwork {
                 let scaled =
                     xi.clone().sign() * (xi.abs() / scales[k].clone()).add_scalar(1.0).log();
                 let (v_std, logit) = states[k].step(&ct.model, scaled);
+                let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
                 let v = v_std
                     .mul_scalar(ct.meta.scaling.v_std)
                     .add_scalar(ct.meta.scaling.v_mean);

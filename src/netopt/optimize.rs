@@ -62,7 +62,7 @@ impl Default for OptimizerConfig {
             warmup_ms: 100.0,
             spike_beta: 1.0,
             clip_norm: 1.0,
-            max_abs_log_gain: 2.0,
+            max_abs_log_gain: 1.0,
             seed: 17,
         }
     }

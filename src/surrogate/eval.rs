@@ -99,11 +99,12 @@ pub fn predict(
                 .collect();
             let mut spikes_ms = Vec::new();
             let mut above = false;
+            let thr = 1.0 / (1.0 + (-meta.spike_logit_threshold).exp());
             for (b, &q) in p[i * bins..(i + 1) * bins].iter().enumerate() {
-                if q > 0.5 && !above {
+                if q > thr && !above {
                     spikes_ms.push((b as f64 + 0.5) * meta.bin_ms);
                 }
-                above = q > 0.5;
+                above = q > thr;
             }
             Prediction { voltage, spikes_ms }
         })
@@ -227,4 +228,74 @@ pub fn evaluate(
         },
         kept,
     ))
+}
+
+/// Onsets of runs of `logits` above `thr`.
+fn onsets(logits: &[f32], thr: f32) -> usize {
+    let mut above = false;
+    let mut n = 0;
+    for &l in logits {
+        if l > thr && !above {
+            n += 1;
+        }
+        above = l > thr;
+    }
+    n
+}
+
+/// Sets the checkpoint's spike-logit threshold so that the onsets it calls on `files` (use training
+/// data, not the held-out set) number as many as the exact spikes, and rewrites its sidecar.
+/// Returns (threshold, exact spikes, spikes called at threshold 0).
+pub fn calibrate(
+    ckpt: &Path,
+    files: &[PathBuf],
+    max_traces: usize,
+    device: &Device,
+) -> Result<(f32, usize, usize)> {
+    let (model, mut meta) = load_checkpoint(ckpt, device)?;
+    let reader = DatasetReader::open(files)?;
+    check_compatible(&meta, &reader, ckpt)?;
+    let skip = meta.arch.receptive_field() - 1;
+    let nch = meta.channel_names.len();
+    let n = reader.n_traces().min(max_traces.max(1));
+    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(n);
+    let mut exact = 0usize;
+    for start in (0..n).step_by(16) {
+        let traces: Vec<TraceData> = (start..(start + 16).min(n))
+            .map(|i| reader.read(i))
+            .collect::<Result<_>>()?;
+        let bins = traces[0].voltage.len();
+        let x: Vec<f32> = traces
+            .iter()
+            .flat_map(|t| {
+                t.inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &a)| meta.scaling.input(a, k % nch))
+            })
+            .collect();
+        let x = Tensor::<3>::from_data(TensorData::new(x, [traces.len(), bins, nch]), device);
+        let (_, l) = model.forward(x);
+        let l: Vec<f32> = l.into_data().try_to_vec().unwrap_or_default();
+        for (i, t) in traces.iter().enumerate() {
+            logits.push(l[i * bins + skip..(i + 1) * bins].to_vec());
+            exact += t.spikes[skip..].iter().map(|&s| s as usize).sum::<usize>();
+        }
+    }
+    let count = |thr: f32| logits.iter().map(|l| onsets(l, thr)).sum::<usize>();
+    let at_zero = count(0.0);
+    // Onset counts fall (not always strictly) as the threshold rises: bisect on the count.
+    let (mut lo, mut hi) = (-20.0f32, 20.0f32);
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if count(mid) > exact {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    meta.spike_logit_threshold = 0.5 * (lo + hi);
+    let json = serde_json::to_string_pretty(&meta).expect("serialisable");
+    crate::results::atomic_write(&ckpt.join("surrogate.json"), json.as_bytes())?;
+    Ok((meta.spike_logit_threshold, exact, at_zero))
 }

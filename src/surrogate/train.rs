@@ -225,6 +225,11 @@ pub struct SurrogateMeta {
     pub epochs: Vec<EpochMetrics>,
     pub best_epoch: usize,
     pub surge_version: String,
+    /// A spike is the onset of a run of bins whose spike logit exceeds this. The class-weighted loss
+    /// biases the logit upwards, so `surge calibrate` sets it to match the spike count of training data;
+    /// 0 (probability one half) until then and for sidecars written before this field.
+    #[serde(default)]
+    pub spike_logit_threshold: f32,
 }
 
 /// Traces in memory, scaled.
@@ -484,6 +489,7 @@ pub fn train(
         epochs: Vec::new(),
         best_epoch: 0,
         surge_version: env!("CARGO_PKG_VERSION").to_string(),
+        spike_logit_threshold: 0.0,
     };
     let mut best = f64::INFINITY;
     let mut since_best = 0;
