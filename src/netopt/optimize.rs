@@ -57,12 +57,12 @@ impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig {
             iterations: 40,
-            lr: 0.05,
+            lr: 0.1,
             window_ms: 500.0,
             warmup_ms: 100.0,
             spike_beta: 1.0,
             clip_norm: 1.0,
-            max_abs_log_gain: 1.0,
+            max_abs_log_gain: 2.0,
             seed: 17,
         }
     }

@@ -284,17 +284,17 @@ pub fn calibrate(
     }
     let count = |thr: f32| logits.iter().map(|l| onsets(l, thr)).sum::<usize>();
     let at_zero = count(0.0);
-    // Onset counts fall (not always strictly) as the threshold rises: bisect on the count.
-    let (mut lo, mut hi) = (-20.0f32, 20.0f32);
-    for _ in 0..40 {
-        let mid = 0.5 * (lo + hi);
-        if count(mid) > exact {
-            lo = mid;
-        } else {
-            hi = mid;
+    // Onset counts are not monotonic in the threshold (a low threshold merges runs), so scan a grid and
+    // keep the threshold whose count is closest to the exact one (the one nearest 0 among ties).
+    let mut best = (usize::MAX, f32::INFINITY, 0.0f32);
+    for i in 0..=600 {
+        let thr = -10.0 + 0.05 * i as f32;
+        let miss = count(thr).abs_diff(exact);
+        if (miss, thr.abs()) < (best.0, best.1) {
+            best = (miss, thr.abs(), thr);
         }
     }
-    meta.spike_logit_threshold = 0.5 * (lo + hi);
+    meta.spike_logit_threshold = best.2;
     let json = serde_json::to_string_pretty(&meta).expect("serialisable");
     crate::results::atomic_write(&ckpt.join("surrogate.json"), json.as_bytes())?;
     Ok((meta.spike_logit_threshold, exact, at_zero))
