@@ -219,25 +219,71 @@ fn brian2(duration_ms: f64) -> Result<Row> {
     })
 }
 
+/// One optimisation iteration (forward + backward through the surrogate column) of the shipped
+/// alpha-to-beta experiment for a scored window of `window_ms` (plus its 100 ms warm-up). Peak memory is a
+/// high-water mark, so run windows in increasing order to see how back-propagation memory grows.
+fn optimize_iteration(window_ms: f64) -> Result<Row> {
+    use surge::netopt::optimize::{self, OptimizeConfig};
+    let path = Path::new("experiments/alpha_to_beta.toml");
+    let (mut cfg, spec, _) = OptimizeConfig::load(path).context(
+        "the optimize benchmark runs the shipped experiment. Fix: run it from the repository root",
+    )?;
+    cfg.optimizer.window_ms = window_ms;
+    let device = burn::tensor::Device::flex().autodiff();
+    let t0 = Instant::now();
+    let conn = Connectome::build(&spec);
+    let net = optimize::build_network(
+        &cfg,
+        &spec,
+        &conn,
+        Path::new("checkpoints/lif-default"),
+        &device,
+    )?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let gains = surge::netopt::Gains::new(&vec![0.0; spec.connections.len()], &device);
+    let t1 = Instant::now();
+    let (loss, _, _, _) = optimize::evaluate(&net, &cfg, &gains, 0, &device, false);
+    let grads = loss.backward();
+    drop(grads);
+    let simulate_s = t1.elapsed().as_secs_f64();
+    let bio = (window_ms + cfg.optimizer.warmup_ms) / 1000.0;
+    Ok(Row {
+        case: format!("optimize iteration ({window_ms:.0} ms window)"),
+        build_s,
+        simulate_s,
+        biological_s: bio,
+        realtime_factor: simulate_s / bio,
+        synaptic_events_per_s: 0.0,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
     let mut rows = match case {
         "brunel" => vec![brunel(duration_ms)?],
-        "gen" | "rls" | "train" | "stream" if reference.is_some() => bail!(
+        "gen" | "rls" | "train" | "stream" | "optimize" if reference.is_some() => bail!(
             "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
         ),
         "gen" => vec![generation()?],
         "train" => vec![train_step()?],
         "stream" => vec![stream()?],
         "rls" => vec![force()?],
+        "optimize" => vec![
+            optimize_iteration(250.0)?,
+            optimize_iteration(500.0)?,
+            optimize_iteration(1000.0)?,
+        ],
         "all" => vec![
             brunel(duration_ms)?,
             generation()?,
             force()?,
             train_step()?,
             stream()?,
+            optimize_iteration(500.0)?,
         ],
         other => bail!(
-            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, all"
+            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, optimize, all"
         ),
     };
     match reference {

@@ -216,7 +216,7 @@ enum Command {
     },
     /// Measure speed on fixed seeds and print one table.
     Bench {
-        /// Which case: brunel, gen, rls, train, stream or all.
+        /// Which case: brunel, gen, rls, train, stream, optimize or all.
         #[arg(default_value = "all")]
         case: String,
         /// Print JSON instead of a table.
