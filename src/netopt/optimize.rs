@@ -167,6 +167,16 @@ impl OptimizeConfig {
     }
 }
 
+impl OptimizeConfig {
+    /// Indices of the populations whose mean voltage is the signal (names checked by `validate`).
+    pub fn signal_populations(&self, spec: &NetworkSpec) -> Vec<usize> {
+        self.signal
+            .iter()
+            .map(|p| spec.population_index(p).expect("validated"))
+            .collect()
+    }
+}
+
 /// A relative path resolved against the working directory first, then `origin`'s folder.
 pub fn resolve(p: &str, origin: &Path) -> PathBuf {
     let path = Path::new(p);
@@ -236,11 +246,7 @@ pub fn evaluate(
     let bin = net.bin_ms();
     let warm = (cfg.optimizer.warmup_ms / bin).round() as usize;
     let win = (cfg.optimizer.window_ms / bin).round() as usize;
-    let signal_pops: Vec<usize> = cfg
-        .signal
-        .iter()
-        .map(|p| net.spec.population_index(p).expect("validated"))
-        .collect();
+    let signal_pops = cfg.signal_populations(&net.spec);
     let run = net.run(
         gains,
         warm + win,
@@ -369,11 +375,6 @@ pub fn exact_check(
     let mut s = apply_gains(spec, log_gains);
     s.simulation.seed = Some(seed);
     s.simulation.duration_ms = cfg.recheck.duration_ms;
-    let signal_pops: Vec<usize> = cfg
-        .signal
-        .iter()
-        .map(|p| s.population_index(p).expect("validated"))
-        .collect();
     // Record exactly the objective's signal: the mean voltage of the signal populations.
     s.recording.signals = vec![crate::spec::SignalSpec {
         name: "objective_signal".into(),
@@ -393,7 +394,6 @@ pub fn exact_check(
             counts[conn.population_of(c as usize)] += 1;
         }
     }
-    let _ = signal_pops;
     Ok(ExactCheck {
         seed,
         band_fraction: psd.band_fraction(cfg.objective.band_hz.0, cfg.objective.band_hz.1),
@@ -421,11 +421,7 @@ pub fn surrogate_check(
     let bin = net.bin_ms();
     let bins = (cfg.recheck.duration_ms / bin).round() as usize;
     let skip = (cfg.recheck.warmup_ms / bin).round() as usize;
-    let signal_pops: Vec<usize> = cfg
-        .signal
-        .iter()
-        .map(|p| net.spec.population_index(p).expect("validated"))
-        .collect();
+    let signal_pops = cfg.signal_populations(&net.spec);
     let gains = Gains::new(log_gains, device);
     let run = net.run(
         &gains,

@@ -69,13 +69,8 @@ pub fn check_compatible(meta: &SurrogateMeta, reader: &DatasetReader, ckpt: &Pat
     Ok(())
 }
 
-/// Runs the model on whole traces.
-pub fn predict(
-    model: &Surrogate,
-    meta: &SurrogateMeta,
-    traces: &[TraceData],
-    device: &Device,
-) -> Vec<Prediction> {
+/// The traces' inputs under the checkpoint's input transform, `[trace, bin, channel]`.
+fn scaled_inputs(meta: &SurrogateMeta, traces: &[TraceData], device: &Device) -> Tensor<3> {
     let nch = meta.channel_names.len();
     let bins = traces.first().map_or(0, |t| t.voltage.len());
     let x: Vec<f32> = traces
@@ -87,8 +82,18 @@ pub fn predict(
                 .map(|(k, &a)| meta.scaling.input(a, k % nch))
         })
         .collect();
-    let x = Tensor::<3>::from_data(TensorData::new(x, [traces.len(), bins, nch]), device);
-    let (v, logit) = model.forward(x);
+    Tensor::<3>::from_data(TensorData::new(x, [traces.len(), bins, nch]), device)
+}
+
+/// Runs the model on whole traces.
+pub fn predict(
+    model: &Surrogate,
+    meta: &SurrogateMeta,
+    traces: &[TraceData],
+    device: &Device,
+) -> Vec<Prediction> {
+    let bins = traces.first().map_or(0, |t| t.voltage.len());
+    let (v, logit) = model.forward(scaled_inputs(meta, traces, device));
     let v: Vec<f32> = v.into_data().try_to_vec().unwrap_or_default();
     let p: Vec<f32> = sigmoid(logit).into_data().try_to_vec().unwrap_or_default();
     (0..traces.len())
@@ -256,7 +261,6 @@ pub fn calibrate(
     let reader = DatasetReader::open(files)?;
     check_compatible(&meta, &reader, ckpt)?;
     let skip = meta.arch.receptive_field() - 1;
-    let nch = meta.channel_names.len();
     let n = reader.n_traces().min(max_traces.max(1));
     let mut logits: Vec<Vec<f32>> = Vec::with_capacity(n);
     let mut exact = 0usize;
@@ -265,17 +269,7 @@ pub fn calibrate(
             .map(|i| reader.read(i))
             .collect::<Result<_>>()?;
         let bins = traces[0].voltage.len();
-        let x: Vec<f32> = traces
-            .iter()
-            .flat_map(|t| {
-                t.inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &a)| meta.scaling.input(a, k % nch))
-            })
-            .collect();
-        let x = Tensor::<3>::from_data(TensorData::new(x, [traces.len(), bins, nch]), device);
-        let (_, l) = model.forward(x);
+        let (_, l) = model.forward(scaled_inputs(&meta, &traces, device));
         let l: Vec<f32> = l.into_data().try_to_vec().unwrap_or_default();
         for (i, t) in traces.iter().enumerate() {
             logits.push(l[i * bins + skip..(i + 1) * bins].to_vec());
