@@ -52,6 +52,9 @@ pub enum SurgeError {
         "{path} already exists. Fix: choose another output path or pass --force to overwrite it"
     )]
     Exists { path: PathBuf },
+    /// A trained quantity became NaN or infinite; the last saved state is kept.
+    #[error("{what} became non-finite; nothing of this step was saved. Fix: {fix}")]
+    NotFinite { what: String, fix: String },
     /// RLS lost the positive definiteness of its inverse correlation matrix.
     #[error(
         "RLS became unstable: the gain 1 / (1 + x.P x) was {c} at t = {t_ms} ms, so P is no longer positive definite; the weights of this loop are discarded and the last saved state is kept. Fix: raise the prior precisions (lambda, lambda_sum, lambda_ffwd) and resume"

@@ -55,12 +55,9 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("loading surrogates from {}", args.checkpoint.display()))?;
     let net_eval = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &plain)?;
     let n_groups = spec.connections.len();
-    let (mut start, mut records, first) = (
-        vec![0.0f32; n_groups],
-        Vec::<IterationRecord>::new(),
-        0usize,
-    );
-    let mut first = first;
+    let mut start = vec![0.0f32; n_groups];
+    let mut records = Vec::<IterationRecord>::new();
+    let mut first = 0usize;
     let mut prior: Vec<serde_json::Value> = Vec::new();
     if args.resume {
         let t = std::fs::read_to_string(&progress_path).with_context(|| {

@@ -15,13 +15,6 @@ pub struct Args {
     pub force: bool,
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// The config as read, with the target path resolved (cwd first, then the config file's folder).
 pub fn load_config(path: Option<&Path>, loops: Option<usize>) -> Result<(BalancedConfig, String)> {
     let (text, origin) = match path {
@@ -208,7 +201,7 @@ fn report(
         "build_s": build_s,
         "train_s_this_run": train_s,
         "s_per_loop": train_s / (tr.loops_done - start_loop).max(1) as f64,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": crate::bench::peak_rss_mb(),
         "smallest_rls_gain_in_test": test[0].c_min.min(test[1].c_min),
     });
     let mut test_tr = TestTraces {
@@ -220,8 +213,12 @@ fn report(
         r: r_test.clone(),
     };
     // The effective config (overrides and resolved paths applied) so that the file re-runs by itself.
-    let effective = toml::to_string(cfg).context("serialising the config")?;
-    let _ = text;
+    // The source file follows as TOML comments, so the stored text still parses.
+    let effective = format!(
+        "{}\n# ---- source file as written ----\n# {}\n",
+        toml::to_string(cfg).context("serialising the config")?,
+        text.replace('\n', "\n# ")
+    );
     files::write_trained(
         &dir.join("trained.h5"),
         net,
@@ -354,7 +351,7 @@ fn report(
     println!(
         "rates: E {e0:.2} -> {e1:.2} Hz, I {i0:.2} -> {i1:.2} Hz; PC1 |r| trained E vs untrained I {pc_corr:.2}; {wall:.0} s ({:.2} s per loop), peak RSS {:.0} MB",
         train_s / (tr.loops_done - start_loop).max(1) as f64,
-        peak_rss_mb().unwrap_or(f64::NAN)
+        crate::bench::peak_rss_mb().unwrap_or(f64::NAN)
     );
     for f in [
         "metrics.json",

@@ -919,10 +919,9 @@ impl Trainer {
             *r = mean(&self.net.correlations(&out, &self.targets, tt));
         }
         if self.net.w_plastic.iter().any(|w| !w.is_finite()) {
-            return Err(SurgeError::Diverged {
-                what: "a plastic weight".into(),
-                value: f64::NAN,
-                t_ms: 0.0,
+            return Err(SurgeError::NotFinite {
+                what: format!("a plastic weight in loop {}", self.loops_done + 1),
+                fix: "raise the prior precisions (lambda, lambda_sum, lambda_ffwd) and continue from the last saved state with --resume".into(),
             });
         }
         self.loops_done += 1;

@@ -171,7 +171,7 @@ impl SurrogateNetwork {
         let mut type_range = Vec::new();
         let mut engine_of = vec![0usize; conn.n_cells];
         let mut next = 0;
-        for (t, ct) in cell_types.iter().enumerate() {
+        for t in 0..cell_types.len() {
             let start = next;
             for p in 0..npop {
                 if type_of[p] == Some(t) {
@@ -184,7 +184,6 @@ impl SurrogateNetwork {
                     next += size;
                 }
             }
-            let _ = ct;
             type_range.push(start..next);
         }
         let n = next;

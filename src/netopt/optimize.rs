@@ -326,10 +326,9 @@ pub fn optimize(
         let t0 = std::time::Instant::now();
         let (loss, mut rec, _, _) = evaluate(net, cfg, &gains, it as u64, device, false);
         if !rec.loss.is_finite() {
-            return Err(SurgeError::Diverged {
-                what: format!("the objective at iteration {it}"),
-                value: rec.loss,
-                t_ms: 0.0,
+            return Err(SurgeError::NotFinite {
+                what: format!("the objective at iteration {it} ({})", rec.loss),
+                fix: "lower optimizer.lr or optimizer.max_abs_log_gain; the last good gains are in progress.json, continue with --resume".into(),
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &gains);
