@@ -48,7 +48,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run the shipped examples on their defaults (the Brunel network, a small training set) into experiments/out/demo/.
+    /// The whole loop on shipped defaults in a few minutes: training sets, fine-tune and evaluate a surrogate,
+    /// the alpha column in both engines, a short alpha -> 15-60 Hz optimisation with its exact re-check, RLS.
+    /// Run it from the root of the sources (it uses checkpoints/ and experiments/).
     Demo {
         /// Output folder (its previous demo results are replaced).
         #[arg(long, default_value = "experiments/out/demo")]
@@ -116,6 +118,10 @@ enum Command {
         /// Continue an interrupted run in --out from its last finished epoch.
         #[arg(long)]
         resume: bool,
+        /// Fine-tune this checkpoint folder (its architecture, scaling and weights) instead of starting
+        /// from a fresh model; the data must have its channels and bin width.
+        #[arg(long)]
+        init: Option<PathBuf>,
     },
     /// Measure a checkpoint on held-out traces (voltage RMSE and r, spike F1 and coincidence factor).
     Eval {
@@ -290,32 +296,7 @@ pub fn run() -> Result<()> {
             );
             Ok(())
         }
-        Command::Demo { out } => {
-            let spec = NetworkSpec::from_toml_str(
-                surge::shipped::BRUNEL,
-                "shipped experiments/brunel.toml",
-            )?;
-            println!("Surge demo 1/2: the Brunel (2000) balanced network in the exact engine.");
-            run_experiment(&spec, surge::shipped::BRUNEL, &out, true)?;
-            println!(
-                "\nSurge demo 2/2: a small surrogate training set (64 traces of the conductance LIF)."
-            );
-            let mut cfg = DatasetConfig::from_toml_str(
-                surge::shipped::DATASET_LIF,
-                "shipped experiments/dataset_lif.toml",
-            )?;
-            cfg.dataset.traces = 64;
-            let text = toml::to_string(&cfg).context("serialising the dataset config")?;
-            let path = out.join("dataset.h5");
-            let pb = bar(64, "gen");
-            let path = surge::data::generate_to_file(&cfg, &text, &path, (0, 1), &mut |d, _| {
-                pb.set_position(d)
-            })?;
-            pb.finish_and_clear();
-            print_info(&DatasetReader::open_unchecked(std::slice::from_ref(&path))?.info()?);
-            println!("dataset: {}", path.display());
-            Ok(())
-        }
+        Command::Demo { out } => crate::demo::run(&out),
         Command::Gen {
             config,
             out,
@@ -404,137 +385,16 @@ pub fn run() -> Result<()> {
             config,
             backend,
             epochs,
+            init,
             force,
             resume,
-        } => {
-            let (arch, mut tc) = match &config {
-                Some(p) => {
-                    let e = surge::surrogate::train::SurrogateExperiment::load(p)?;
-                    (e.arch, e.training)
-                }
-                None => (None, surge::surrogate::train::TrainConfig::new(1)),
-            };
-            if let Some(e) = epochs {
-                tc.epochs = e;
-            }
-            tc.validate()?;
-            if out.join("model.bpk").exists() && !force {
-                anyhow::bail!(
-                    "{} already holds a checkpoint. Fix: choose another --out or pass --force",
-                    out.display()
-                );
-            }
-            let device = surge::surrogate::backend::device(&backend)?;
-            let pb = bar(tc.epochs as u64, "train");
-            let meta = surge::surrogate::train::train(
-                &data,
-                arch,
-                &tc,
-                &out,
-                &device,
-                resume,
-                &mut |e, _, vl| {
-                    pb.set_position(e as u64);
-                    pb.set_message(format!("val {vl:.4}"));
-                    true
-                },
-            )?;
-            pb.finish_and_clear();
-            let xs: Vec<f64> = meta.epochs.iter().map(|e| e.epoch as f64).collect();
-            let tr: Vec<f64> = meta.epochs.iter().map(|e| e.train_loss).collect();
-            let va: Vec<f64> = meta.epochs.iter().map(|e| e.val_loss).collect();
-            let figs = surge::plot::save(
-                &surge::plot::Lines {
-                    title: "surrogate learning curve".into(),
-                    x_desc: "epoch".into(),
-                    y_desc: "loss (MSE + lambda BCE)".into(),
-                    series: vec![
-                        ("train".into(), xs.as_slice(), tr.as_slice()),
-                        ("validation".into(), xs.as_slice(), va.as_slice()),
-                    ],
-                    log_y: true,
-                    x_range: None,
-                },
-                &out.join("learning_curve"),
-            )?;
-            println!(
-                "{:>6} {:>11} {:>11} {:>13} {:>13}",
-                "epoch", "train loss", "val loss", "val V MSE", "val spike BCE"
-            );
-            for e in &meta.epochs {
-                println!(
-                    "{:>6} {:>11.4} {:>11.4} {:>13.4} {:>13.4}",
-                    e.epoch, e.train_loss, e.val_loss, e.val_voltage_mse, e.val_spike_bce
-                );
-            }
-            println!(
-                "best epoch {}; checkpoint {}",
-                meta.best_epoch,
-                out.display()
-            );
-            for f in figs {
-                println!("figure: {}", f.display());
-            }
-            Ok(())
-        }
+        } => train_command(data, out, config, backend, epochs, init, force, resume).map(|_| ()),
         Command::Eval {
             checkpoint,
             data,
             out,
             backend,
-        } => {
-            let device = surge::surrogate::backend::device(&backend)?;
-            let (m, examples) = surge::surrogate::eval::evaluate(&checkpoint, &data, &device)?;
-            let dir = out.unwrap_or_else(|| checkpoint.join("eval"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            surge::results::atomic_write(
-                &dir.join("metrics.json"),
-                serde_json::to_string_pretty(&m)?.as_bytes(),
-            )?;
-            println!("{} held-out traces", m.traces);
-            println!(
-                "voltage RMSE {:.3} mV (subthreshold bins {:.3} mV), r {:.4}",
-                m.voltage_rmse_mv, m.subthreshold_rmse_mv, m.voltage_r
-            );
-            println!(
-                "spikes: precision {:.3}, recall {:.3}, F1 {:.3} at +-{} ms; coincidence factor {:.3}",
-                m.spike_precision,
-                m.spike_recall,
-                m.spike_f1,
-                surge::surrogate::eval::SPIKE_TOL_MS,
-                m.coincidence_gamma
-            );
-            println!(
-                "rate: exact {:.2} Hz, predicted {:.2} Hz, mean |error| {:.2} Hz",
-                m.rate_exact_hz, m.rate_predicted_hz, m.rate_abs_error_hz
-            );
-            for (k, (t, p)) in examples.iter().enumerate() {
-                let bin = m.bin_ms;
-                let xs: Vec<f64> = (0..t.voltage.len())
-                    .map(|b| (b as f64 + 1.0) * bin)
-                    .collect();
-                let ex: Vec<f64> = t.voltage.iter().map(|&x| x as f64).collect();
-                let pr: Vec<f64> = p.voltage.iter().map(|&x| x as f64).collect();
-                let figs = surge::plot::save(
-                    &surge::plot::Lines {
-                        title: format!("trace {} ({:?}): exact vs surrogate", t.index, t.regime),
-                        x_desc: "time (ms)".into(),
-                        y_desc: "voltage (mV)".into(),
-                        series: vec![
-                            ("exact".into(), xs.as_slice(), ex.as_slice()),
-                            ("surrogate".into(), xs.as_slice(), pr.as_slice()),
-                        ],
-                        log_y: false,
-                        x_range: None,
-                    },
-                    &dir.join(format!("trace_{k}")),
-                )?;
-                println!("figure: {}", figs[1].display());
-            }
-            println!("metrics: {}", dir.join("metrics.json").display());
-            Ok(())
-        }
+        } => eval_command(checkpoint, data, out, backend).map(|_| ()),
         Command::Calibrate {
             checkpoint,
             data,
@@ -571,6 +431,7 @@ pub fn run() -> Result<()> {
                 out,
                 force,
             )
+            .map(|_| ())
         }
         Command::Optimize {
             config,
@@ -588,7 +449,8 @@ pub fn run() -> Result<()> {
             iterations,
             resume,
             force,
-        }),
+        })
+        .map(|_| ()),
         Command::Rls {
             part,
             config,
@@ -597,7 +459,6 @@ pub fn run() -> Result<()> {
             resume,
             force,
         } => {
-            use surge::exact::rls;
             if part == "balanced" {
                 let out = resume
                     .clone()
@@ -615,92 +476,7 @@ pub fn run() -> Result<()> {
                 resume.is_none(),
                 "--resume applies to `surge rls balanced` only. Fix: drop --resume (parts 1 and 2 run in seconds)"
             );
-            let text = match &config {
-                Some(p) => std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
-                None => String::new(),
-            };
-            let origin = config
-                .as_ref()
-                .map_or("defaults".to_string(), |p| p.display().to_string());
-            let dir =
-                out.unwrap_or_else(|| Path::new("experiments/out").join(format!("rls-{part}")));
-            let t0 = std::time::Instant::now();
-            let (json, per_loop, test_r) = match part.as_str() {
-                "rate" => {
-                    let mut c: rls::RateRnnConfig =
-                        toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
-                    if let Some(l) = loops {
-                        c.loops = l;
-                    }
-                    anyhow::ensure!(
-                        c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.tau_ms > 0.0,
-                        "invalid rate-network parameters in {origin}. Fix: n >= 2, loops >= 1, dt_ms > 0, tau_ms > 0"
-                    );
-                    let pb = bar(c.loops as u64, "rls rate");
-                    let r = rls::train_rate_rnn(&c, &mut |d, _| pb.set_position(d));
-                    pb.finish_and_clear();
-                    (
-                        serde_json::json!({ "config": c, "result": r }),
-                        Vec::new(),
-                        r.mean_test_r,
-                    )
-                }
-                "spiking" => {
-                    let mut c: rls::SpikingRlsConfig =
-                        toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
-                    if let Some(l) = loops {
-                        c.loops = l;
-                    }
-                    anyhow::ensure!(
-                        c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.bin_ms >= c.dt_ms,
-                        "invalid spiking-network parameters in {origin}. Fix: n >= 2, loops >= 1, 0 < dt_ms <= bin_ms"
-                    );
-                    let pb = bar(c.loops as u64, "rls spiking");
-                    let r = rls::train_spiking(&c, &mut |d, _| pb.set_position(d));
-                    pb.finish_and_clear();
-                    let per = r.train_r.clone();
-                    (
-                        serde_json::json!({ "config": c, "result": r }),
-                        per,
-                        r.mean_test_r,
-                    )
-                }
-                other => anyhow::bail!(
-                    "unknown RLS part `{other}`. Fix: use `rate` (Part 1), `spiking` (Part 2) or `balanced` (Part 3)"
-                ),
-            };
-            let wall = t0.elapsed().as_secs_f64();
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let mut json = json;
-            json["wall_clock_s"] = serde_json::json!(wall);
-            surge::results::atomic_write(
-                &dir.join("metrics.json"),
-                serde_json::to_string_pretty(&json)?.as_bytes(),
-            )?;
-            println!("RLS {part}: test-trial mean Pearson r {test_r:.4} ({wall:.1} s)");
-            if !per_loop.is_empty() {
-                let xs: Vec<f64> = (1..=per_loop.len()).map(|i| i as f64).collect();
-                let figs = surge::plot::save(
-                    &surge::plot::Lines {
-                        title: format!("RLS {part}: training-trial correlation per loop"),
-                        x_desc: "loop".into(),
-                        y_desc: "mean Pearson r".into(),
-                        series: vec![(
-                            "training trials".into(),
-                            xs.as_slice(),
-                            per_loop.as_slice(),
-                        )],
-                        log_y: false,
-                        x_range: None,
-                    },
-                    &dir.join("correlation"),
-                )?;
-                println!("figure:  {}", figs[1].display());
-            }
-            println!("metrics: {}", dir.join("metrics.json").display());
-            Ok(())
+            rls_small(&part, config, out, loops).map(|_| ())
         }
         Command::Data { command } => match command {
             DataCommand::Info { files, json } => {
@@ -887,4 +663,240 @@ fn print_summary(m: &Metrics) {
             s.band_fraction.gamma_30_60
         );
     }
+}
+
+/// `surge train`: trains (or fine-tunes) a surrogate, prints the learning curve, draws it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_command(
+    data: Vec<PathBuf>,
+    out: PathBuf,
+    config: Option<PathBuf>,
+    backend: String,
+    epochs: Option<usize>,
+    init: Option<PathBuf>,
+    force: bool,
+    resume: bool,
+) -> Result<surge::surrogate::train::SurrogateMeta> {
+    let (arch, mut tc) = match &config {
+        Some(p) => {
+            let e = surge::surrogate::train::SurrogateExperiment::load(p)?;
+            (e.arch, e.training)
+        }
+        None => (None, surge::surrogate::train::TrainConfig::new(1)),
+    };
+    if let Some(e) = epochs {
+        tc.epochs = e;
+    }
+    if init.is_some() {
+        tc.init = init;
+    }
+    tc.validate()?;
+    if out.join("model.bpk").exists() && !force && !resume {
+        anyhow::bail!(
+            "{} already holds a checkpoint. Fix: choose another --out or pass --force",
+            out.display()
+        );
+    }
+    let device = surge::surrogate::backend::device(&backend)?;
+    let pb = bar(tc.epochs as u64, "train");
+    let meta = surge::surrogate::train::train(
+        &data,
+        arch,
+        &tc,
+        &out,
+        &device,
+        resume,
+        &mut |e, _, vl| {
+            pb.set_position(e as u64);
+            pb.set_message(format!("val {vl:.4}"));
+            true
+        },
+    )?;
+    pb.finish_and_clear();
+    let xs: Vec<f64> = meta.epochs.iter().map(|e| e.epoch as f64).collect();
+    let tr: Vec<f64> = meta.epochs.iter().map(|e| e.train_loss).collect();
+    let va: Vec<f64> = meta.epochs.iter().map(|e| e.val_loss).collect();
+    let figs = surge::plot::save(
+        &surge::plot::Lines {
+            title: "surrogate learning curve".into(),
+            x_desc: "epoch".into(),
+            y_desc: "loss (MSE + lambda BCE)".into(),
+            series: vec![
+                ("train".into(), xs.as_slice(), tr.as_slice()),
+                ("validation".into(), xs.as_slice(), va.as_slice()),
+            ],
+            log_y: true,
+            x_range: None,
+        },
+        &out.join("learning_curve"),
+    )?;
+    println!(
+        "{:>6} {:>11} {:>11} {:>13} {:>13}",
+        "epoch", "train loss", "val loss", "val V MSE", "val spike BCE"
+    );
+    for e in &meta.epochs {
+        println!(
+            "{:>6} {:>11.4} {:>11.4} {:>13.4} {:>13.4}",
+            e.epoch, e.train_loss, e.val_loss, e.val_voltage_mse, e.val_spike_bce
+        );
+    }
+    println!(
+        "best epoch {}; checkpoint {}",
+        meta.best_epoch,
+        out.display()
+    );
+    for f in figs {
+        println!("figure: {}", f.display());
+    }
+    Ok(meta)
+}
+
+/// `surge eval`: held-out metrics of a checkpoint, written to metrics.json, with trace figures.
+pub(crate) fn eval_command(
+    checkpoint: PathBuf,
+    data: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    backend: String,
+) -> Result<surge::surrogate::eval::EvalMetrics> {
+    let device = surge::surrogate::backend::device(&backend)?;
+    let (m, examples) = surge::surrogate::eval::evaluate(&checkpoint, &data, &device)?;
+    let dir = out.unwrap_or_else(|| checkpoint.join("eval"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    surge::results::atomic_write(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&m)?.as_bytes(),
+    )?;
+    println!("{} held-out traces", m.traces);
+    println!(
+        "voltage RMSE {:.3} mV (subthreshold bins {:.3} mV), r {:.4}",
+        m.voltage_rmse_mv, m.subthreshold_rmse_mv, m.voltage_r
+    );
+    println!(
+        "spikes: precision {:.3}, recall {:.3}, F1 {:.3} at +-{} ms; coincidence factor {:.3}",
+        m.spike_precision,
+        m.spike_recall,
+        m.spike_f1,
+        surge::surrogate::eval::SPIKE_TOL_MS,
+        m.coincidence_gamma
+    );
+    println!(
+        "rate: exact {:.2} Hz, predicted {:.2} Hz, mean |error| {:.2} Hz",
+        m.rate_exact_hz, m.rate_predicted_hz, m.rate_abs_error_hz
+    );
+    for (k, (t, p)) in examples.iter().enumerate() {
+        let bin = m.bin_ms;
+        let xs: Vec<f64> = (0..t.voltage.len())
+            .map(|b| (b as f64 + 1.0) * bin)
+            .collect();
+        let ex: Vec<f64> = t.voltage.iter().map(|&x| x as f64).collect();
+        let pr: Vec<f64> = p.voltage.iter().map(|&x| x as f64).collect();
+        let figs = surge::plot::save(
+            &surge::plot::Lines {
+                title: format!("trace {} ({:?}): exact vs surrogate", t.index, t.regime),
+                x_desc: "time (ms)".into(),
+                y_desc: "voltage (mV)".into(),
+                series: vec![
+                    ("exact".into(), xs.as_slice(), ex.as_slice()),
+                    ("surrogate".into(), xs.as_slice(), pr.as_slice()),
+                ],
+                log_y: false,
+                x_range: None,
+            },
+            &dir.join(format!("trace_{k}")),
+        )?;
+        println!("figure: {}", figs[1].display());
+    }
+    println!("metrics: {}", dir.join("metrics.json").display());
+    Ok(m)
+}
+
+/// `surge rls rate|spiking`: Kim & Chow Parts 1 and 2; returns the test-trial mean Pearson r.
+pub(crate) fn rls_small(
+    part: &str,
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    loops: Option<usize>,
+) -> Result<f64> {
+    use surge::exact::rls;
+    let text = match &config {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
+        None => String::new(),
+    };
+    let origin = config
+        .as_ref()
+        .map_or("defaults".to_string(), |p| p.display().to_string());
+    let dir = out.unwrap_or_else(|| Path::new("experiments/out").join(format!("rls-{part}")));
+    let t0 = std::time::Instant::now();
+    let (json, per_loop, test_r) = match part {
+        "rate" => {
+            let mut c: rls::RateRnnConfig =
+                toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
+            if let Some(l) = loops {
+                c.loops = l;
+            }
+            anyhow::ensure!(
+                c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.tau_ms > 0.0,
+                "invalid rate-network parameters in {origin}. Fix: n >= 2, loops >= 1, dt_ms > 0, tau_ms > 0"
+            );
+            let pb = bar(c.loops as u64, "rls rate");
+            let r = rls::train_rate_rnn(&c, &mut |d, _| pb.set_position(d));
+            pb.finish_and_clear();
+            (
+                serde_json::json!({ "config": c, "result": r }),
+                Vec::new(),
+                r.mean_test_r,
+            )
+        }
+        "spiking" => {
+            let mut c: rls::SpikingRlsConfig =
+                toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
+            if let Some(l) = loops {
+                c.loops = l;
+            }
+            anyhow::ensure!(
+                c.n >= 2 && c.loops >= 1 && c.dt_ms > 0.0 && c.bin_ms >= c.dt_ms,
+                "invalid spiking-network parameters in {origin}. Fix: n >= 2, loops >= 1, 0 < dt_ms <= bin_ms"
+            );
+            let pb = bar(c.loops as u64, "rls spiking");
+            let r = rls::train_spiking(&c, &mut |d, _| pb.set_position(d));
+            pb.finish_and_clear();
+            let per = r.train_r.clone();
+            (
+                serde_json::json!({ "config": c, "result": r }),
+                per,
+                r.mean_test_r,
+            )
+        }
+        other => anyhow::bail!(
+            "unknown RLS part `{other}`. Fix: use `rate` (Part 1), `spiking` (Part 2) or `balanced` (Part 3)"
+        ),
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut json = json;
+    json["wall_clock_s"] = serde_json::json!(wall);
+    surge::results::atomic_write(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    println!("RLS {part}: test-trial mean Pearson r {test_r:.4} ({wall:.1} s)");
+    if !per_loop.is_empty() {
+        let xs: Vec<f64> = (1..=per_loop.len()).map(|i| i as f64).collect();
+        let figs = surge::plot::save(
+            &surge::plot::Lines {
+                title: format!("RLS {part}: training-trial correlation per loop"),
+                x_desc: "loop".into(),
+                y_desc: "mean Pearson r".into(),
+                series: vec![("training trials".into(), xs.as_slice(), per_loop.as_slice())],
+                log_y: false,
+                x_range: None,
+            },
+            &dir.join("correlation"),
+        )?;
+        println!("figure:  {}", figs[1].display());
+    }
+    println!("metrics: {}", dir.join("metrics.json").display());
+    Ok(test_r)
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod demo;
 mod optimize_cli;
 mod rls_balanced;
 

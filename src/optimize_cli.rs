@@ -25,7 +25,29 @@ struct Progress {
     records: serde_json::Value,
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// What an optimisation found, for the demo's summary table.
+pub struct OptimizeSummary {
+    pub iterations: usize,
+    pub surrogate_before: (f64, Option<f64>),
+    pub surrogate_after: (f64, Option<f64>),
+    pub exact_before: Vec<ExactCheck>,
+    pub exact_after: Vec<ExactCheck>,
+    pub seeds_passing: usize,
+    pub optimize_s: f64,
+    pub exact_s: f64,
+    pub gains: PathBuf,
+}
+
+/// Both engines on one network instance, for the demo's summary table.
+pub struct CompareSummary {
+    pub populations: Vec<String>,
+    pub exact: ExactCheck,
+    pub surrogate: ExactCheck,
+    pub exact_s: f64,
+    pub surrogate_s: f64,
+}
+
+pub fn run(args: Args) -> Result<OptimizeSummary> {
     let (mut cfg, spec, text) = OptimizeConfig::load(&args.config)?;
     if let Some(i) = args.iterations {
         cfg.optimizer.iterations = i;
@@ -241,7 +263,17 @@ pub fn run(args: Args) -> Result<()> {
         dir.join("metrics.json").display(),
         dir.join("gains.json").display()
     );
-    Ok(())
+    Ok(OptimizeSummary {
+        iterations: cfg.optimizer.iterations,
+        surrogate_before: (before_sur.band_score, before_sur.peak_hz),
+        surrogate_after: (after_sur.band_score, after_sur.peak_hz),
+        seeds_passing: passed.iter().filter(|&&p| p).count(),
+        exact_before: before_exact,
+        exact_after: after_exact,
+        optimize_s: opt_s,
+        exact_s,
+        gains: dir.join("gains.json"),
+    })
 }
 
 fn fmt_hz(p: Option<f64>) -> String {
@@ -365,7 +397,7 @@ pub fn compare_network(
     gains: Option<&Path>,
     out: Option<PathBuf>,
     force: bool,
-) -> Result<()> {
+) -> Result<CompareSummary> {
     let (cfg, spec, _) = OptimizeConfig::load(config)?;
     let dir = out.unwrap_or_else(|| Path::new("experiments/out").join("compare-network"));
     anyhow::ensure!(
@@ -514,5 +546,11 @@ pub fn compare_network(
     );
     println!("{:<12} {:>20.1} s {:>20.1} s", "wall time", exact_s, sur_s);
     println!("report: {}", dir.join("report.json").display());
-    Ok(())
+    Ok(CompareSummary {
+        populations: names,
+        exact,
+        surrogate: sur,
+        exact_s,
+        surrogate_s: sur_s,
+    })
 }

@@ -88,6 +88,10 @@ pub struct TrainConfig {
     #[serde(default = "d_patience")]
     pub patience: usize,
     pub seed: u64,
+    /// Fine-tune: start from this checkpoint folder (its architecture, input scaling and weights) instead
+    /// of a fresh model. The dataset must have the checkpoint's channels and bin width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 fn d_window() -> usize {
@@ -180,6 +184,7 @@ impl TrainConfig {
             val_fraction: d_val(),
             patience: d_patience(),
             seed,
+            init: None,
         }
     }
 }
@@ -406,7 +411,18 @@ pub fn train(
     progress: &mut dyn FnMut(usize, usize, f64) -> bool,
 ) -> Result<SurrogateMeta> {
     let reader = DatasetReader::open(files)?;
-    let mut arch = arch_template.unwrap_or_else(|| SurrogateArch::new(reader.n_channels()));
+    let init = match &cfg.init {
+        Some(dir) => {
+            let (_, meta) = load_checkpoint(dir, device)?;
+            super::eval::check_compatible(&meta, &reader, dir)?;
+            Some((dir.join("model.bpk"), meta))
+        }
+        None => None,
+    };
+    let mut arch = match &init {
+        Some((_, m)) => m.arch.clone(),
+        None => arch_template.unwrap_or_else(|| SurrogateArch::new(reader.n_channels())),
+    };
     arch.n_inputs = reader.n_channels();
     let rf = arch.receptive_field();
     let skip = cfg.burn_in.max(rf - 1);
@@ -424,7 +440,7 @@ pub fn train(
             ),
         ));
     }
-    let (data, scaling) = load(&reader, None)?;
+    let (data, scaling) = load(&reader, init.as_ref().map(|(_, m)| &m.scaling))?;
     // Split by trace.
     let mut rng = rng_for(cfg.seed, &[SPLIT_STREAM]);
     let mut order: Vec<usize> = (0..data.n).collect();
@@ -469,7 +485,16 @@ pub fn train(
 
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
-    let mut model = arch.init(&ad);
+    let mut model = match &init {
+        Some((path, _)) => arch.init(&ad).try_load_file(path).map_err(|e| {
+            SurgeError::data(
+                path,
+                format!("cannot load the model to fine-tune ({e:?})"),
+                "point training.init (or --init) at a folder written by `surge train`",
+            )
+        })?,
+        None => arch.init(&ad),
+    };
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip_norm)))
         .init();
@@ -489,7 +514,8 @@ pub fn train(
         epochs: Vec::new(),
         best_epoch: 0,
         surge_version: env!("CARGO_PKG_VERSION").to_string(),
-        spike_logit_threshold: 0.0,
+        // A fine-tuned model keeps its parent's threshold until `surge calibrate` is run again.
+        spike_logit_threshold: init.as_ref().map_or(0.0, |(_, m)| m.spike_logit_threshold),
     };
     let mut best = f64::INFINITY;
     let mut since_best = 0;

@@ -1,0 +1,372 @@
+//! `surge demo`: the whole loop on shipped defaults, small enough for a 2-core laptop in a few minutes.
+//! Each step is the same code path as its own command (gen, train --init, calibrate, eval, compare
+//! network, optimize, rls); the demo only chooses small sizes and gathers one summary.
+
+use crate::optimize_cli::{self, CompareSummary, OptimizeSummary};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use surge::data::DatasetConfig;
+use surge::spec::NetworkSpec;
+use surge::surrogate::eval::EvalMetrics;
+
+const CHECKPOINT: &str = "checkpoints/lif-default";
+const NETWORK: &str = "experiments/hnn_alpha.toml";
+const DATASET: &str = "experiments/dataset_pyramidal.toml";
+const FINETUNE: &str = "experiments/surrogate_finetune.toml";
+const OPTIMIZE: &str = "experiments/alpha_to_beta_demo.toml";
+const SHIPPED_GAINS: &str = "experiments/alpha_to_beta_gains.json";
+const RLS: &str = "experiments/rls_part2.toml";
+/// Traces drawn from the network for fine-tuning and for the held-out check (new seeds: the shipped
+/// checkpoint was trained on seed 13).
+const TRAIN_TRACES: usize = 128;
+const HELDOUT_TRACES: usize = 64;
+
+fn header(k: usize, what: &str) {
+    println!("\n==== demo {k}/6: {what}");
+}
+
+/// Generates `traces` pyramidal traces whose inputs the alpha column's pyramidal cells receive.
+fn network_set(traces: usize, seed: u64, path: &Path) -> Result<PathBuf> {
+    let (mut cfg, _) = DatasetConfig::load(Path::new(DATASET))?;
+    cfg.dataset.traces = traces;
+    cfg.dataset.seed = Some(seed);
+    cfg.validate()?;
+    let (spec, net_text) = NetworkSpec::load(Path::new(NETWORK))?;
+    let text = toml::to_string(&cfg).context("serialising the dataset config")?;
+    let stored = format!(
+        "{text}\n# ---- inputs from network {NETWORK} (populations L2_pyr, L5_pyr, log-gains +-2, 32 cells per run) ----\n# {}\n",
+        net_text.replace('\n', "\n# ")
+    );
+    let _ = std::fs::remove_file(path);
+    let pb = crate::cli::bar(traces as u64, "gen");
+    let p = surge::data::network::generate_from_network(
+        &cfg,
+        &stored,
+        &spec,
+        &["L2_pyr".to_string(), "L5_pyr".to_string()],
+        2.0,
+        32,
+        path,
+        &mut |d, _| pb.set_position(d),
+    )?;
+    pb.finish_and_clear();
+    Ok(p)
+}
+
+pub fn run(out: &Path) -> Result<()> {
+    let ckpt = Path::new(CHECKPOINT);
+    for need in [
+        ckpt.join("pyramidal/surrogate.json"),
+        ckpt.join("basket/surrogate.json"),
+        PathBuf::from(OPTIMIZE),
+    ] {
+        anyhow::ensure!(
+            need.exists(),
+            "{} not found. Fix: run the demo from the root of the Surge sources (`cargo run --release -- demo`), where the shipped checkpoints and experiments live",
+            need.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let t_all = Instant::now();
+    let mut walls: Vec<(&str, f64)> = Vec::new();
+
+    header(
+        1,
+        "surrogate training sets: the input the alpha column's pyramidal cells receive, replayed through the exact cell",
+    );
+    let t = Instant::now();
+    let data = out.join("data");
+    std::fs::create_dir_all(&data)?;
+    let train_set = network_set(TRAIN_TRACES, 1013, &data.join("train.h5"))?;
+    let heldout = network_set(HELDOUT_TRACES, 2013, &data.join("heldout.h5"))?;
+    println!(
+        "{TRAIN_TRACES} training traces: {}\n{HELDOUT_TRACES} held-out traces: {}",
+        train_set.display(),
+        heldout.display()
+    );
+    walls.push(("training sets", t.elapsed().as_secs_f64()));
+
+    header(
+        2,
+        "fine-tune the shipped pyramidal surrogate on the new traces; both measured on the held-out set",
+    );
+    let t = Instant::now();
+    let tuned = out.join("pyramidal-finetuned");
+    crate::cli::train_command(
+        vec![train_set.clone()],
+        tuned.clone(),
+        Some(PathBuf::from(FINETUNE)),
+        "flex".into(),
+        None,
+        Some(ckpt.join("pyramidal")),
+        true,
+        false,
+    )?;
+    let device = surge::surrogate::backend::device("flex")?;
+    let (thr, n_exact, _) = surge::surrogate::eval::calibrate(
+        &tuned,
+        std::slice::from_ref(&train_set),
+        TRAIN_TRACES,
+        &device,
+    )?;
+    println!("calibrated spike-logit threshold {thr:.2} ({n_exact} exact spikes)");
+    println!("-- shipped checkpoint on the held-out traces");
+    let shipped_m = crate::cli::eval_command(
+        ckpt.join("pyramidal"),
+        vec![heldout.clone()],
+        Some(out.join("eval-shipped")),
+        "flex".into(),
+    )?;
+    println!("-- fine-tuned checkpoint on the held-out traces");
+    let tuned_m = crate::cli::eval_command(
+        tuned.clone(),
+        vec![heldout],
+        Some(out.join("eval-finetuned")),
+        "flex".into(),
+    )?;
+    walls.push(("fine-tune + eval", t.elapsed().as_secs_f64()));
+
+    header(
+        3,
+        "the alpha column (270 cells, 4 populations) in the exact and the surrogate engine",
+    );
+    let t = Instant::now();
+    let alpha = optimize_cli::compare_network(
+        Path::new(OPTIMIZE),
+        ckpt,
+        "flex",
+        None,
+        Some(out.join("compare-alpha")),
+        true,
+    )?;
+    walls.push(("alpha, both engines", t.elapsed().as_secs_f64()));
+
+    header(
+        4,
+        "alpha -> 15-60 Hz: Adam over the connection gains through the surrogates, then the exact re-check",
+    );
+    let t = Instant::now();
+    let opt = optimize_cli::run(optimize_cli::Args {
+        config: PathBuf::from(OPTIMIZE),
+        checkpoint: ckpt.to_path_buf(),
+        backend: "flex".into(),
+        out: Some(out.join("optimize")),
+        iterations: None,
+        resume: false,
+        force: true,
+    })?;
+    walls.push(("optimise + exact check", t.elapsed().as_secs_f64()));
+
+    header(
+        5,
+        "the shipped result of the full optimisation (experiments/alpha_to_beta.toml, 30 iterations) in both engines",
+    );
+    let t = Instant::now();
+    let full = optimize_cli::compare_network(
+        Path::new(OPTIMIZE),
+        ckpt,
+        "flex",
+        Some(Path::new(SHIPPED_GAINS)),
+        Some(out.join("compare-optimised")),
+        true,
+    )?;
+    walls.push(("shipped gains, both engines", t.elapsed().as_secs_f64()));
+
+    header(
+        6,
+        "exact RLS (Kim & Chow Part 2): 100 LIF neurons learn slow target inputs",
+    );
+    let t = Instant::now();
+    let rls_r = crate::cli::rls_small(
+        "spiking",
+        Some(PathBuf::from(RLS)),
+        Some(out.join("rls-spiking")),
+        None,
+    )?;
+    walls.push(("RLS Part 2", t.elapsed().as_secs_f64()));
+    walls.push(("total", t_all.elapsed().as_secs_f64()));
+
+    let summary = Summary {
+        shipped: &shipped_m,
+        tuned: &tuned_m,
+        alpha: &alpha,
+        opt: &opt,
+        full: &full,
+        rls_r,
+        walls: &walls,
+    };
+    summary.print();
+    surge::results::atomic_write(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary.json())?.as_bytes(),
+    )?;
+    println!("\nEverything is under {}:", out.display());
+    for (what, p) in [
+        ("training sets", "data/{train,heldout}.h5"),
+        (
+            "fine-tuned surrogate",
+            "pyramidal-finetuned/ (model.bpk, surrogate.json, learning_curve.png)",
+        ),
+        (
+            "surrogate vs exact traces",
+            "eval-shipped/, eval-finetuned/ (metrics.json, trace_*.png)",
+        ),
+        (
+            "alpha column, both engines",
+            "compare-alpha/ (report.json, spectra.png, raster_surrogate.png)",
+        ),
+        (
+            "optimisation",
+            "optimize/ (metrics.json, gains.json, objective, spectra and gains figures)",
+        ),
+        (
+            "shipped gains, both engines",
+            "compare-optimised/ (report.json, spectra.png)",
+        ),
+        ("RLS", "rls-spiking/ (metrics.json, correlation.png)"),
+        ("this summary", "summary.json"),
+    ] {
+        println!("  {what:<28} {p}");
+    }
+    Ok(())
+}
+
+struct Summary<'a> {
+    shipped: &'a EvalMetrics,
+    tuned: &'a EvalMetrics,
+    alpha: &'a CompareSummary,
+    opt: &'a OptimizeSummary,
+    full: &'a CompareSummary,
+    rls_r: f64,
+    walls: &'a [(&'a str, f64)],
+}
+
+fn hz(p: Option<f64>) -> String {
+    p.map_or("-".into(), |p| format!("{p:.0} Hz"))
+}
+
+impl Summary<'_> {
+    fn print(&self) {
+        println!("\n==== summary");
+        println!(
+            "\nPyramidal surrogate on {HELDOUT_TRACES} held-out traces (bars: r >= 0.97, subthreshold RMSE <= 0.5 mV, Gamma >= 0.85)"
+        );
+        println!(
+            "{:<12} {:>8} {:>12} {:>8} {:>8} {:>18}",
+            "checkpoint", "r", "sub RMSE mV", "F1", "Gamma", "rate exact/pred"
+        );
+        for (name, m) in [("shipped", self.shipped), ("fine-tuned", self.tuned)] {
+            println!(
+                "{:<12} {:>8.3} {:>12.2} {:>8.2} {:>8.2} {:>8.1} / {:<7.1}",
+                name,
+                m.voltage_r,
+                m.subthreshold_rmse_mv,
+                m.spike_f1,
+                m.coincidence_gamma,
+                m.rate_exact_hz,
+                m.rate_predicted_hz
+            );
+        }
+        for (title, c) in [
+            ("Alpha column, initial gains", self.alpha),
+            ("Alpha column, shipped optimised gains", self.full),
+        ] {
+            println!(
+                "\n{title} (seed {}, both engines)\n{:<14} {:>10} {:>10}",
+                c.exact.seed, "", "exact", "surrogate"
+            );
+            for (i, n) in c.populations.iter().enumerate() {
+                println!(
+                    "{:<14} {:>7.1} Hz {:>7.1} Hz",
+                    n, c.exact.rates_hz[i], c.surrogate.rates_hz[i]
+                );
+            }
+            println!(
+                "{:<14} {:>10} {:>10}",
+                "peak",
+                hz(c.exact.peak_hz),
+                hz(c.surrogate.peak_hz)
+            );
+            println!(
+                "{:<14} {:>10.3} {:>10.3}",
+                "15-60 Hz frac.", c.exact.band_fraction, c.surrogate.band_fraction
+            );
+            println!(
+                "{:<14} {:>8.1} s {:>8.1} s",
+                "wall", c.exact_s, c.surrogate_s
+            );
+        }
+        let o = self.opt;
+        println!(
+            "\nDemo optimisation ({} iterations): surrogate band score {:.3} -> {:.3}, peak {} -> {}",
+            o.iterations,
+            o.surrogate_before.0,
+            o.surrogate_after.0,
+            hz(o.surrogate_before.1),
+            hz(o.surrogate_after.1)
+        );
+        for (b, a) in o.exact_before.iter().zip(&o.exact_after) {
+            println!(
+                "  exact re-check, held-out seed {}: 15-60 Hz fraction {:.3} -> {:.3}, peak {} -> {}",
+                b.seed,
+                b.band_fraction,
+                a.band_fraction,
+                hz(b.peak_hz),
+                hz(a.peak_hz)
+            );
+        }
+        println!(
+            "  {} of {} held-out seeds meet the bar (peak in band, fraction doubled, rates 0.5-50 Hz)",
+            o.seeds_passing,
+            o.exact_after.len()
+        );
+        println!(
+            "Shipped full optimisation, exact engine: 15-60 Hz fraction {:.3} -> {:.3}, peak {} -> {}",
+            self.alpha.exact.band_fraction,
+            self.full.exact.band_fraction,
+            hz(self.alpha.exact.peak_hz),
+            hz(self.full.exact.peak_hz)
+        );
+        println!(
+            "\nExact RLS (Part 2): test-trial mean Pearson r {:.3}",
+            self.rls_r
+        );
+        println!("\nWall time");
+        for (w, s) in self.walls {
+            println!("  {w:<28} {s:>7.1} s");
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let side = |c: &CompareSummary| {
+            let e = |x: &surge::netopt::optimize::ExactCheck, s: f64| {
+                serde_json::json!({
+                    "rates_hz": c.populations.iter().zip(&x.rates_hz).map(|(n, r)| (n.clone(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "peak_hz": x.peak_hz, "band_fraction_15_60": x.band_fraction, "wall_s": s,
+                })
+            };
+            serde_json::json!({"seed": c.exact.seed, "exact": e(&c.exact, c.exact_s), "surrogate": e(&c.surrogate, c.surrogate_s)})
+        };
+        let o = self.opt;
+        serde_json::json!({
+            "surrogate_heldout": {"shipped": self.shipped, "finetuned": self.tuned},
+            "alpha_initial_gains": side(self.alpha),
+            "alpha_shipped_optimised_gains": side(self.full),
+            "demo_optimisation": {
+                "iterations": o.iterations,
+                "surrogate_band_score": [o.surrogate_before.0, o.surrogate_after.0],
+                "surrogate_peak_hz": [o.surrogate_before.1, o.surrogate_after.1],
+                "exact": o.exact_before.iter().zip(&o.exact_after).map(|(b, a)| serde_json::json!({
+                    "seed": b.seed, "band_fraction": [b.band_fraction, a.band_fraction], "peak_hz": [b.peak_hz, a.peak_hz], "rates_after_hz": a.rates_hz,
+                })).collect::<Vec<_>>(),
+                "seeds_passing_bar": o.seeds_passing,
+                "gains": o.gains.display().to_string(),
+                "wall_s": {"optimize": o.optimize_s, "exact_check": o.exact_s},
+            },
+            "rls_part2_test_r": self.rls_r,
+            "wall_s": self.walls.iter().map(|(w, s)| ((*w).to_string(), *s)).collect::<std::collections::BTreeMap<_, _>>(),
+            "surge_version": env!("CARGO_PKG_VERSION"),
+        })
+    }
+}

@@ -1,0 +1,914 @@
+//! The bad-input suite: malformed experiment files, foreign or damaged HDF5 files, broken checkpoints,
+//! mismatched channels, existing or unwritable outputs, across every command. Each must exit non-zero
+//! with a message that names the problem, and leave no output (and no `*.partial*` file) behind.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn surge() -> Command {
+    Command::cargo_bin("surge").unwrap()
+}
+
+/// A small conductance-LIF set: 4 traces of 200 ms.
+const DATA: &str = r#"
+name = "tiny"
+[dataset]
+traces = 4
+duration_ms = 200.0
+bin_ms = 0.5
+seed = 3
+chunk_traces = 2
+mix = { subthreshold = 1.0, suprathreshold = 1.0, network = 1.0 }
+[neuron]
+model = "lif_conductance"
+[[channels]]
+name = "ampa"
+n_sources = 100
+rate_hz = [5.0, 30.0]
+weights = { subthreshold = [0.02, 0.2], suprathreshold = [0.5, 3.0], network = [0.2, 2.0] }
+[[channels]]
+name = "nmda"
+n_sources = 50
+rate_hz = [5.0, 30.0]
+weights = { subthreshold = [0.02, 0.2], suprathreshold = [0.2, 1.0], network = [0.1, 1.0] }
+[[channels]]
+name = "gabaa"
+n_sources = 30
+rate_hz = [5.0, 30.0]
+weights = { subthreshold = [0.05, 0.5], suprathreshold = [0.05, 0.5], network = [0.05, 1.0] }
+[[channels]]
+name = "gabab"
+n_sources = 10
+rate_hz = [1.0, 10.0]
+weights = { subthreshold = [0.01, 0.1], suprathreshold = [0.01, 0.1], network = [0.01, 0.1] }
+"#;
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+fn python(script: &str, args: &[&Path]) {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 with h5py (the CI installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every `*.partial*` file under `dir`.
+fn partials(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(".partial") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    /// Each must appear in stderr (case-insensitive): the field, file or value at fault.
+    expect: Vec<&'static str>,
+    /// Outputs the command would have written: none may exist afterwards.
+    absent: Vec<PathBuf>,
+}
+
+fn case(name: &'static str, args: &[&dyn AsRef<std::ffi::OsStr>], expect: &[&'static str]) -> Case {
+    Case {
+        name,
+        args: args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect(),
+        expect: expect.to_vec(),
+        absent: Vec::new(),
+    }
+}
+
+impl Case {
+    fn absent(mut self, p: &Path) -> Self {
+        self.absent.push(p.to_path_buf());
+        self
+    }
+}
+
+#[test]
+fn every_bad_input_is_refused_by_name_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = |n: &str| d.join(n);
+
+    // ---- fixtures: one good set, then damaged copies of it ----
+    let data_toml = write(&o("tiny.toml"), DATA);
+    let good = o("good.h5");
+    surge()
+        .args(["gen", "--config"])
+        .arg(&data_toml)
+        .arg("--out")
+        .arg(&good)
+        .assert()
+        .success();
+    // A current-based LIF set: one channel, `syn`, where the shipped checkpoint has four receptors.
+    let current = o("current.h5");
+    let current_toml = write(
+        &o("current.toml"),
+        r#"
+name = "current"
+[dataset]
+traces = 4
+duration_ms = 200.0
+bin_ms = 0.5
+seed = 3
+chunk_traces = 2
+mix = { subthreshold = 1.0, suprathreshold = 1.0, network = 1.0 }
+[neuron]
+model = "lif_current"
+v_threshold_mv = 20.0
+v_reset_mv = 10.0
+[[channels]]
+name = "syn"
+n_sources = 100
+rate_hz = [5.0, 30.0]
+weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [0.2, 1.0] }
+"#,
+    );
+    surge()
+        .args(["gen", "--config"])
+        .arg(&current_toml)
+        .arg("--out")
+        .arg(&current)
+        .assert()
+        .success();
+    let coarse = o("coarse.h5");
+    let coarse_toml = write(
+        &o("coarse.toml"),
+        &DATA.replace("bin_ms = 0.5", "bin_ms = 1.0"),
+    );
+    surge()
+        .args(["gen", "--config"])
+        .arg(&coarse_toml)
+        .arg("--out")
+        .arg(&coarse)
+        .assert()
+        .success();
+    let nan = o("nan.h5");
+    std::fs::copy(&good, &nan).unwrap();
+    python(
+        "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); f['voltage'][1, 7] = float('nan'); f.close()",
+        &[&nan],
+    );
+    let nan_input = o("nan_input.h5");
+    std::fs::copy(&good, &nan_input).unwrap();
+    python(
+        "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); f['inputs'][2, 9, 0] = float('inf'); f.close()",
+        &[&nan_input],
+    );
+    let v99 = o("v99.h5");
+    std::fs::copy(&good, &v99).unwrap();
+    python(
+        "import sys, h5py, numpy as np; f = h5py.File(sys.argv[1], 'r+'); f.attrs['schema_version'] = np.uint32(99); f.close()",
+        &[&v99],
+    );
+    let foreign = o("foreign.h5");
+    python(
+        "import sys, h5py; f = h5py.File(sys.argv[1], 'w'); f['x'] = [1, 2, 3]; f.close()",
+        &[&foreign],
+    );
+    let no_voltage = o("no_voltage.h5");
+    std::fs::copy(&good, &no_voltage).unwrap();
+    python(
+        "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); del f['voltage']; f.close()",
+        &[&no_voltage],
+    );
+    let truncated = o("truncated.h5");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let text_h5 = write(&o("text.h5"), "this is not HDF5\n");
+    let other_seed = o("other_seed.h5");
+    let other_seed_toml = write(&o("other_seed.toml"), &DATA.replace("seed = 3", "seed = 4"));
+    surge()
+        .args(["gen", "--config"])
+        .arg(&other_seed_toml)
+        .args(["--shard", "1/2", "--out"])
+        .arg(&other_seed)
+        .assert()
+        .success();
+    let shard0 = o("shard0.h5");
+    surge()
+        .args(["gen", "--config"])
+        .arg(&data_toml)
+        .args(["--shard", "0/2", "--out"])
+        .arg(&shard0)
+        .assert()
+        .success();
+
+    // Checkpoints: the shipped pyramidal surrogate (channels ampa, nmda, gabaa, gabab; 0.5 ms bins), damaged.
+    let shipped = repo("checkpoints/lif-default/pyramidal");
+    let no_sidecar = o("ck_no_sidecar");
+    copy_dir(&shipped, &no_sidecar);
+    std::fs::remove_file(no_sidecar.join("surrogate.json")).unwrap();
+    let bad_sidecar = o("ck_bad_sidecar");
+    copy_dir(&shipped, &bad_sidecar);
+    write(&bad_sidecar.join("surrogate.json"), "{\"arch\": 12");
+    let bad_model = o("ck_bad_model");
+    copy_dir(&shipped, &bad_model);
+    let m = std::fs::read(bad_model.join("model.bpk")).unwrap();
+    std::fs::write(bad_model.join("model.bpk"), &m[..m.len() / 2]).unwrap();
+    let other_arch = o("ck_other_arch");
+    copy_dir(&shipped, &other_arch);
+    let side = std::fs::read_to_string(other_arch.join("surrogate.json")).unwrap();
+    write(
+        &other_arch.join("surrogate.json"),
+        &side.replacen("\"lstm_hidden\": 64", "\"lstm_hidden\": 48", 1),
+    );
+    // A checkpoint folder for the network engine with the basket cell missing.
+    let half = o("ck_half");
+    copy_dir(&shipped, &half.join("pyramidal"));
+
+    // Experiment files.
+    let net_text = std::fs::read_to_string(repo("experiments/ei_small.toml")).unwrap();
+    let net = |name: &str, from: &str, to: &str| {
+        assert!(net_text.contains(from), "{from}");
+        write(&o(name), &net_text.replacen(from, to, 1))
+    };
+    let opt_text = std::fs::read_to_string(repo("experiments/alpha_to_beta_demo.toml")).unwrap();
+    let opt = |name: &str, from: &str, to: &str| {
+        assert!(opt_text.contains(from), "{from}");
+        let t = opt_text.replacen(from, to, 1).replace(
+            "network = \"hnn_alpha.toml\"",
+            &format!(
+                "network = \"{}\"",
+                repo("experiments/hnn_alpha.toml").display()
+            ),
+        );
+        write(&o(name), &t)
+    };
+    let sur_text = std::fs::read_to_string(repo("experiments/surrogate_lif.toml")).unwrap();
+    let sur = |name: &str, from: &str, to: &str| {
+        assert!(sur_text.contains(from), "{from}");
+        write(&o(name), &sur_text.replacen(from, to, 1))
+    };
+    // Windows that fit the 400-bin traces, so the cases below fail for their own reason.
+    let fits = sur("s_fits.toml", "window = 600", "window = 300");
+    let existing = write(&o("existing.h5"), "keep me");
+    let existing_ck = o("existing_ck");
+    copy_dir(&shipped, &existing_ck);
+    let a_file = write(&o("a_file"), "not a folder");
+    let wrong_gains = write(
+        &o("gains.json"),
+        r#"[{"group": "x", "log_gain": 0.5}, {"group": "y", "log_gain": -0.5}]"#,
+    );
+    let out = o("out");
+    let out_h5 = o("out.h5");
+    let alpha_demo = repo("experiments/alpha_to_beta_demo.toml");
+
+    let cases = vec![
+        // ---- simulate / validate: experiment files ----
+        case(
+            "TOML syntax error",
+            &[
+                &"simulate",
+                &"--config",
+                &net("syntax.toml", "seed = 7", "seed = = 7"),
+                &"--out",
+                &out,
+            ],
+            &["syntax.toml"],
+        )
+        .absent(&out),
+        case(
+            "unknown key",
+            &[
+                &"simulate",
+                &"--config",
+                &net(
+                    "unknown.toml",
+                    "dt_ms = 0.1",
+                    "dt_ms = 0.1\nsteps_per_ms = 10",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["steps_per_ms"],
+        )
+        .absent(&out),
+        case(
+            "negative time step",
+            &[
+                &"simulate",
+                &"--config",
+                &net("neg_dt.toml", "dt_ms = 0.1", "dt_ms = -0.1"),
+                &"--out",
+                &out,
+            ],
+            &["dt_ms"],
+        )
+        .absent(&out),
+        case(
+            "empty population",
+            &[
+                &"simulate",
+                &"--config",
+                &net("empty.toml", "size = 100", "size = 0"),
+                &"--out",
+                &out,
+            ],
+            &["size"],
+        )
+        .absent(&out),
+        case(
+            "connection to an unknown population",
+            &[
+                &"simulate",
+                &"--config",
+                &net("unknown_pop.toml", "post = \"E\"", "post = \"X\""),
+                &"--out",
+                &out,
+            ],
+            &["X"],
+        )
+        .absent(&out),
+        case(
+            "threshold below reset (wrong sign)",
+            &[
+                &"validate",
+                &"--config",
+                &net(
+                    "thr.toml",
+                    "v_threshold_mv = -50.0",
+                    "v_threshold_mv = -70.0",
+                ),
+            ],
+            &["v_threshold_mv"],
+        ),
+        case(
+            "negative capacitance",
+            &[
+                &"validate",
+                &"--config",
+                &net("cm.toml", "c_m_pf = 200.0", "c_m_pf = -200.0"),
+            ],
+            &["c_m_pf"],
+        ),
+        case(
+            "string where a number belongs",
+            &[
+                &"validate",
+                &"--config",
+                &net(
+                    "units.toml",
+                    "duration_ms = 500.0",
+                    "duration_ms = \"500 ms\"",
+                ),
+            ],
+            &["duration_ms"],
+        ),
+        case(
+            "missing experiment file",
+            &[&"simulate", &"--config", &o("nowhere.toml"), &"--out", &out],
+            &["nowhere.toml"],
+        )
+        .absent(&out),
+        case(
+            "negative duration override",
+            &[
+                &"simulate",
+                &"--config",
+                &repo("experiments/ei_small.toml"),
+                &"--duration-ms=-5",
+                &"--out",
+                &out,
+            ],
+            &["duration_ms"],
+        )
+        .absent(&out),
+        // ---- gen ----
+        case(
+            "dataset TOML syntax error",
+            &[
+                &"gen",
+                &"--config",
+                &write(
+                    &o("d_syntax.toml"),
+                    &DATA.replace("traces = 4", "traces = [4"),
+                ),
+                &"--out",
+                &out_h5,
+            ],
+            &["d_syntax.toml"],
+        )
+        .absent(&out_h5),
+        case(
+            "zero traces",
+            &[
+                &"gen",
+                &"--config",
+                &write(&o("d_zero.toml"), &DATA.replace("traces = 4", "traces = 0")),
+                &"--out",
+                &out_h5,
+            ],
+            &["traces"],
+        )
+        .absent(&out_h5),
+        case(
+            "bin shorter than the time step",
+            &[
+                &"gen",
+                &"--config",
+                &write(
+                    &o("d_bin.toml"),
+                    &DATA.replace("bin_ms = 0.5", "bin_ms = 0.05"),
+                ),
+                &"--out",
+                &out_h5,
+            ],
+            &["bin_ms"],
+        )
+        .absent(&out_h5),
+        case(
+            "inverted rate range",
+            &[
+                &"gen",
+                &"--config",
+                &write(
+                    &o("d_rate.toml"),
+                    &DATA.replacen("rate_hz = [5.0, 30.0]", "rate_hz = [30.0, 5.0]", 1),
+                ),
+                &"--out",
+                &out_h5,
+            ],
+            &["rate_hz"],
+        )
+        .absent(&out_h5),
+        case(
+            "shard out of range",
+            &[
+                &"gen",
+                &"--config",
+                &data_toml,
+                &"--shard",
+                &"3/2",
+                &"--out",
+                &out_h5,
+            ],
+            &["shard"],
+        )
+        .absent(&out_h5),
+        case(
+            "existing output without --force",
+            &[&"gen", &"--config", &data_toml, &"--out", &existing],
+            &["already exists", "--force"],
+        ),
+        case(
+            "output under a file (unwritable)",
+            &[
+                &"gen",
+                &"--config",
+                &data_toml,
+                &"--out",
+                &a_file.join("x.h5"),
+            ],
+            &["a_file"],
+        ),
+        case(
+            "network population that does not exist",
+            &[
+                &"gen",
+                &"--config",
+                &repo("experiments/dataset_pyramidal.toml"),
+                &"--traces",
+                &"4",
+                &"--from-network",
+                &repo("experiments/hnn_alpha.toml"),
+                &"--populations",
+                &"L9_pyr",
+                &"--out",
+                &out_h5,
+            ],
+            &["L9_pyr"],
+        )
+        .absent(&out_h5),
+        // ---- data info / merge: HDF5 files ----
+        case(
+            "truncated HDF5",
+            &[&"data", &"info", &truncated],
+            &["truncated.h5"],
+        ),
+        case(
+            "not HDF5 at all",
+            &[&"data", &"info", &text_h5],
+            &["text.h5"],
+        ),
+        case(
+            "foreign HDF5 (no schema)",
+            &[&"data", &"info", &foreign],
+            &["foreign.h5", "schema"],
+        ),
+        case(
+            "another schema version",
+            &[&"data", &"info", &v99],
+            &["v99.h5", "99"],
+        ),
+        case(
+            "missing dataset in the file",
+            &[&"train", &"--data", &no_voltage, &"--out", &out],
+            &["no_voltage.h5", "voltage"],
+        )
+        .absent(&out),
+        case(
+            "merging shards of different sets",
+            &[&"data", &"merge", &shard0, &other_seed, &"--out", &out_h5],
+            &["seed"],
+        )
+        .absent(&out_h5),
+        // ---- train ----
+        case(
+            "NaN voltage in the training set",
+            &[&"train", &"--data", &nan, &"--out", &out],
+            &["nan.h5", "non-finite"],
+        )
+        .absent(&out),
+        case(
+            "infinite input in the training set",
+            &[&"train", &"--data", &nan_input, &"--out", &out],
+            &["nan_input.h5", "non-finite"],
+        )
+        .absent(&out),
+        case(
+            "surrogate config with an unknown key",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--config",
+                &sur("s_unknown.toml", "batch = 16", "batch = 16\nmomentum = 0.9"),
+            ],
+            &["momentum"],
+        )
+        .absent(&out),
+        case(
+            "training window longer than the traces",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--config",
+                &sur("s_window.toml", "window = 600", "window = 5000"),
+            ],
+            &["training.window"],
+        )
+        .absent(&out),
+        case(
+            "zero TCN channels",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--config",
+                &sur("s_arch.toml", "tcn_channels = 32", "tcn_channels = 0"),
+            ],
+            &["arch"],
+        )
+        .absent(&out),
+        case(
+            "existing checkpoint without --force",
+            &[&"train", &"--data", &good, &"--out", &existing_ck],
+            &["already holds a checkpoint", "--force"],
+        ),
+        case(
+            "fine-tune with a channel mismatch",
+            &[
+                &"train",
+                &"--data",
+                &current,
+                &"--out",
+                &out,
+                &"--init",
+                &shipped,
+                &"--config",
+                &fits,
+            ],
+            &["current.h5", "channels", "syn", "gabab"],
+        )
+        .absent(&out),
+        case(
+            "resume without a training state",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--config",
+                &fits,
+                &"--resume",
+            ],
+            &["training state"],
+        ),
+        case(
+            "unknown backend",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--backend",
+                &"tpu",
+            ],
+            &["tpu"],
+        )
+        .absent(&out),
+        // ---- eval / calibrate: checkpoints against data ----
+        case(
+            "checkpoint without its sidecar",
+            &[
+                &"eval",
+                &"--checkpoint",
+                &no_sidecar,
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+            ],
+            &["surrogate.json"],
+        )
+        .absent(&out),
+        case(
+            "corrupt sidecar",
+            &[
+                &"eval",
+                &"--checkpoint",
+                &bad_sidecar,
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+            ],
+            &["surrogate.json", "sidecar"],
+        )
+        .absent(&out),
+        case(
+            "truncated model file",
+            &[
+                &"eval",
+                &"--checkpoint",
+                &bad_model,
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+            ],
+            &["model.bpk"],
+        )
+        .absent(&out),
+        case(
+            "sidecar of another architecture",
+            &[
+                &"eval",
+                &"--checkpoint",
+                &other_arch,
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+            ],
+            &["model.bpk", "architecture"],
+        )
+        .absent(&out),
+        case(
+            "channel mismatch, checkpoint vs data",
+            &[
+                &"eval",
+                &"--checkpoint",
+                &shipped,
+                &"--data",
+                &current,
+                &"--out",
+                &out,
+            ],
+            &["current.h5", "channels"],
+        )
+        .absent(&out),
+        case(
+            "bin-width mismatch, checkpoint vs data",
+            &[
+                &"calibrate",
+                &"--checkpoint",
+                &existing_ck,
+                &"--data",
+                &coarse,
+            ],
+            &["coarse.h5", "bin"],
+        ),
+        // ---- optimize / compare ----
+        case(
+            "optimisation with a negative learning rate",
+            &[
+                &"optimize",
+                &"--config",
+                &opt("o_lr.toml", "lr = 0.1", "lr = -0.1"),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["lr"],
+        )
+        .absent(&out),
+        case(
+            "band upside down",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_band.toml",
+                    "band_hz = [15.0, 60.0]",
+                    "band_hz = [60.0, 15.0]",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["band_hz"],
+        )
+        .absent(&out),
+        case(
+            "signal population not in the network",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_sig.toml",
+                    "signal = [\"L5_pyr\"]",
+                    "signal = [\"L6_pyr\"]",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["L6_pyr"],
+        )
+        .absent(&out),
+        case(
+            "checkpoint folder without the basket cell",
+            &[
+                &"optimize",
+                &"--config",
+                &alpha_demo,
+                &"--checkpoint",
+                &half,
+                &"--out",
+                &out,
+            ],
+            &["basket"],
+        )
+        .absent(&out.join("metrics.json")),
+        case(
+            "gains of another network",
+            &[
+                &"compare",
+                &"network",
+                &"--config",
+                &alpha_demo,
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--gains",
+                &wrong_gains,
+                &"--out",
+                &out,
+            ],
+            &["gains.json", "2 gains"],
+        )
+        .absent(&out.join("report.json")),
+        // ---- rls ----
+        case("unknown RLS part", &[&"rls", &"hopfield"], &["hopfield"]),
+        case(
+            "RLS network of one neuron",
+            &[
+                &"rls",
+                &"spiking",
+                &"--config",
+                &write(&o("r_n.toml"), "n = 1\n"),
+                &"--out",
+                &out,
+            ],
+            &["n >= 2"],
+        )
+        .absent(&out),
+        case(
+            "RLS config with an unknown key",
+            &[
+                &"rls",
+                &"rate",
+                &"--config",
+                &write(&o("r_key.toml"), "neurons = 100\n"),
+                &"--out",
+                &out,
+            ],
+            &["neurons"],
+        )
+        .absent(&out),
+        case(
+            "balanced RLS with a missing target file",
+            &[
+                &"rls",
+                &"balanced",
+                &"--config",
+                &write(
+                    &o("r_bal.toml"),
+                    &std::fs::read_to_string(repo("experiments/rls_part3.toml"))
+                        .unwrap()
+                        .replace("alm_pyramidal_rates.h5", "no_such_rates.h5"),
+                ),
+                &"--loops",
+                &"1",
+                &"--out",
+                &out,
+            ],
+            &["no_such_rates.h5"],
+        )
+        .absent(&out.join("trained.h5")),
+    ];
+    assert!(cases.len() >= 30, "the suite must hold at least 30 cases");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let _ = std::fs::remove_dir_all(&out);
+        let before = std::fs::read(&existing).unwrap();
+        let output = surge().args(&c.args).output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        let mut why = Vec::new();
+        if output.status.success() {
+            why.push("exited 0".to_string());
+        }
+        for e in &c.expect {
+            if !err.contains(&e.to_lowercase()) {
+                why.push(format!("stderr does not name `{e}`"));
+            }
+        }
+        for p in &c.absent {
+            if p.exists() {
+                why.push(format!("left {}", p.display()));
+            }
+        }
+        let left = partials(d);
+        if !left.is_empty() {
+            why.push(format!("left partial files {left:?}"));
+        }
+        if std::fs::read(&existing).unwrap() != before {
+            why.push("changed an existing file".into());
+        }
+        if !why.is_empty() {
+            failures.push(format!(
+                "{}: {}\n    stderr: {}",
+                c.name,
+                why.join("; "),
+                err.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
