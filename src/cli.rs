@@ -94,6 +94,9 @@ enum Command {
         /// Overwrite an existing output file.
         #[arg(long)]
         force: bool,
+        /// Continue an interrupted run (same config and options) from the traces its `*.partial.h5` holds.
+        #[arg(long, conflicts_with_all = ["force", "from_network"])]
+        resume: bool,
     },
     /// Train a TCN-LSTM surrogate on one or more dataset files.
     Train {
@@ -308,6 +311,7 @@ pub fn run() -> Result<()> {
             max_abs_log_gain,
             per_run,
             force,
+            resume,
         } => {
             let (mut cfg, _) = DatasetConfig::load(&config)?;
             if let Some(t) = traces {
@@ -361,9 +365,18 @@ pub fn run() -> Result<()> {
             };
             let pb = bar(end.saturating_sub(first), "gen");
             let t0 = std::time::Instant::now();
-            let path = surge::data::generate_to_file(&cfg, &text, &out, shard, &mut |d, _| {
-                pb.set_position(d)
-            })?;
+            let mut first_call = true;
+            let path =
+                surge::data::generate_resumable(&cfg, &text, &out, shard, resume, &mut |d, t| {
+                    if first_call && resume {
+                        println!(
+                            "resuming {}: {d} of {t} traces already written",
+                            out.display()
+                        );
+                    }
+                    first_call = false;
+                    pb.set_position(d)
+                })?;
             pb.finish_and_clear();
             let secs = t0.elapsed().as_secs_f64();
             let cell_s = (end - first) as f64 * cfg.dataset.duration_ms / 1000.0;

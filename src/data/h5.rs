@@ -189,6 +189,94 @@ impl DatasetWriter {
         })
     }
 
+    /// Re-opens the `*.partial.h5` of an interrupted run of the same config and shard, keeping the
+    /// traces it recorded as complete (`traces_done`, written after each flushed append) and dropping
+    /// any written after that.
+    pub fn resume(
+        path: &Path,
+        cfg: &DatasetConfig,
+        config_text: &str,
+        shard: ShardInfo,
+    ) -> Result<Self> {
+        let partial = partial_path(path);
+        let p = partial.as_path();
+        let damaged = |why: String| {
+            SurgeError::data(
+                p,
+                format!("cannot resume from it: {why}"),
+                "run `surge gen` again without --resume (it starts over)",
+            )
+        };
+        if !p.exists() {
+            return Err(damaged(
+                "there is no interrupted run to resume (no partial file)".into(),
+            ));
+        }
+        let file = hdf5::File::open_rw(p).map_err(|e| damaged(format!("unreadable ({e})")))?;
+        let text: VarLenUnicode = file
+            .attr("config")
+            .and_then(|a| a.read_scalar())
+            .map_err(|e| damaged(format!("no config ({e})")))?;
+        if text.as_str() != config_text {
+            return Err(SurgeError::data(
+                p,
+                "was started with another config (or other --traces/--seed)",
+                "resume with the same config and options, or start over without --resume",
+            ));
+        }
+        let read_u64 = |name: &str| -> Result<u64> {
+            file.attr(name)
+                .and_then(|a| a.read_scalar::<u64>())
+                .map_err(|e| damaged(format!("no `{name}` ({e})")))
+        };
+        if read_u64("first_trace")? != shard.first || read_u64("traces_total")? != shard.total {
+            return Err(SurgeError::data(
+                p,
+                "holds another shard",
+                "resume with the same --shard, or start over without --resume",
+            ));
+        }
+        let done = read_u64("traces_done")? as usize;
+        let (bins, nch) = (cfg.bins(), cfg.channel_names().len());
+        let h = |e: hdf5::Error| SurgeError::hdf5(p, e);
+        // Whatever was written after the last recorded append is dropped (and rewritten).
+        for name in ["inputs", "voltage", "spikes"] {
+            let ds = file.dataset(name).map_err(h)?;
+            if ds.shape()[0] < done {
+                return Err(damaged(format!("`{name}` is shorter than traces_done")));
+            }
+            let mut shape = ds.shape();
+            shape[0] = done;
+            ds.resize(shape).map_err(h)?;
+        }
+        for name in [
+            "regime",
+            "meta/trace_index",
+            "meta/rate_hz",
+            "meta/modulation_hz",
+            "meta/activation_p",
+            "meta/input_rate_hz",
+            "meta/weight_mean",
+            "meta/n_active",
+        ] {
+            let ds = file.dataset(name).map_err(h)?;
+            let mut shape = ds.shape();
+            if shape[0] < done {
+                return Err(damaged(format!("`{name}` is shorter than traces_done")));
+            }
+            shape[0] = done;
+            ds.resize(shape).map_err(h)?;
+        }
+        Ok(DatasetWriter {
+            path: path.to_path_buf(),
+            partial,
+            file,
+            n: done,
+            bins,
+            nch,
+        })
+    }
+
     /// Appends `traces` (in order) to the file.
     pub fn append(&mut self, traces: &[Trace]) -> Result<()> {
         if traces.is_empty() {
@@ -284,6 +372,15 @@ impl DatasetWriter {
         one_d!("meta/trace_index", u64, |t: &Trace| t.index);
         one_d!("meta/rate_hz", f32, |t: &Trace| t.rate_hz);
         one_d!("meta/modulation_hz", f32, |t: &Trace| t.modulation_hz);
+        // Data on disk first, then the count that vouches for it: a run killed between the two resumes
+        // from the previous count and rewrites these traces.
+        f.flush().map_err(h)?;
+        let attr = match f.attr("traces_done") {
+            Ok(a) => a,
+            Err(_) => f.new_attr::<u64>().create("traces_done").map_err(h)?,
+        };
+        attr.write_scalar(&(b as u64)).map_err(h)?;
+        f.flush().map_err(h)?;
         self.n = b;
         Ok(())
     }

@@ -31,6 +31,19 @@ pub fn generate_to_file(
     shard: (u32, u32),
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PathBuf> {
+    generate_resumable(cfg, config_text, out, shard, false, progress)
+}
+
+/// As [`generate_to_file`]; with `resume`, continues the `*.partial.h5` an interrupted run of the same
+/// config and shard left behind. The traces depend only on their index, so the result is the same.
+pub fn generate_resumable(
+    cfg: &DatasetConfig,
+    config_text: &str,
+    out: &Path,
+    shard: (u32, u32),
+    resume: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<PathBuf> {
     let (i, n) = shard;
     if n == 0 || i >= n || n as usize > cfg.dataset.traces {
         return Err(SurgeError::spec(
@@ -40,14 +53,20 @@ pub fn generate_to_file(
         ));
     }
     let info = ShardInfo::of(i, n, cfg.dataset.traces as u64);
-    let mut writer = DatasetWriter::create(out, cfg, config_text, info)?;
-    let batch = (cfg.dataset.chunk_traces * rayon::current_num_threads()) as u64;
+    let mut writer = if resume {
+        DatasetWriter::resume(out, cfg, config_text, info)?
+    } else {
+        DatasetWriter::create(out, cfg, config_text, info)?
+    };
+    let start = info.first + writer.len() as u64;
     let total = info.end - info.first;
+    progress(writer.len() as u64, total);
+    let batch = (cfg.dataset.chunk_traces * rayon::current_num_threads()) as u64;
     // Generation (parallel) and compression/writing (this thread) overlap; at most two batches wait.
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Trace>>>(1);
         scope.spawn(move || {
-            let mut a = info.first;
+            let mut a = start;
             while a < info.end {
                 let b = (a + batch).min(info.end);
                 let r = generate_traces(cfg, a..b);
