@@ -347,7 +347,7 @@ f.close()
     let (full, killed) = (d.join("full"), d.join("killed"));
     run_ok(
         &[&"rls", &"balanced", &"--config", &cfg, &"--out", &full],
-        None,
+        Some(2),
     );
     let args: [&dyn AsRef<std::ffi::OsStr>; 6] =
         [&"rls", &"balanced", &"--config", &cfg, &"--out", &killed];
@@ -372,6 +372,17 @@ f.close()
     same_hdf5(
         &full.join("trained.h5"),
         &killed.join("trained.h5"),
+        &["wall_clock_s"],
+    );
+    // And the same weights on one thread.
+    let one = d.join("one_thread");
+    run_ok(
+        &[&"rls", &"balanced", &"--config", &cfg, &"--out", &one],
+        Some(1),
+    );
+    same_hdf5(
+        &full.join("trained.h5"),
+        &one.join("trained.h5"),
         &["wall_clock_s"],
     );
 }
