@@ -177,6 +177,34 @@ fn force() -> Result<Row> {
     })
 }
 
+/// Kim et al. 2023 Part 3 at full size (5000 neurons, 1824 trained to ALM rates): seconds per training
+/// loop (both trial types; biological time counts the trained span of each), after building the
+/// network; 200 loops is the full run.
+fn balanced_loops(loops: usize) -> Result<Row> {
+    let (cfg, _) = crate::rls_balanced::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
+        .context("the balanced-RLS benchmark reads experiments/rls_part3.toml and its ALM targets; run it from the root of the sources")?;
+    let targets = surge::exact::balanced_files::read_targets(Path::new(&cfg.targets))?;
+    let t0 = Instant::now();
+    let mut tr = surge::exact::balanced::Trainer::new(&cfg, targets, &mut |_| {})?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 0..loops {
+        tr.train_loop()?;
+    }
+    let per = t1.elapsed().as_secs_f64() / loops as f64;
+    let trial_s = 2.0 * cfg.train_ms / 1000.0;
+    Ok(Row {
+        case: format!("rls: balanced Part 3, s per loop ({loops} loops)"),
+        build_s,
+        simulate_s: per,
+        biological_s: trial_s,
+        realtime_factor: per / trial_s,
+        synaptic_events_per_s: f64::NAN,
+        spikes: 0,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let rel = Path::new("benches/reference/brunel_brian2.py");
@@ -268,7 +296,7 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
         "gen" => vec![generation()?],
         "train" => vec![train_step()?],
         "stream" => vec![stream()?],
-        "rls" => vec![force()?],
+        "rls" => vec![force()?, balanced_loops(2)?],
         "optimize" => vec![
             optimize_iteration(250.0)?,
             optimize_iteration(500.0)?,
@@ -278,6 +306,7 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
             brunel(duration_ms)?,
             generation()?,
             force()?,
+            balanced_loops(2)?,
             train_step()?,
             stream()?,
             optimize_iteration(500.0)?,
