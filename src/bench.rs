@@ -10,13 +10,17 @@ use surge::spec::{Connectome, NetworkSpec};
 #[derive(Serialize)]
 struct Row {
     case: String,
-    build_s: f64,
-    simulate_s: f64,
+    /// One-time work before the timed part (building a connectome, loading a network, the first step).
+    setup_s: f64,
+    /// The timed part: one run, one loop, one step or one iteration, as the case says.
+    wall_s: f64,
+    /// Biological (simulated) seconds covered by the timed part.
     biological_s: f64,
     /// Wall-clock seconds per second of biological time (lower is faster; < 1 is faster than real time).
     realtime_factor: f64,
-    synaptic_events_per_s: f64,
-    spikes: usize,
+    throughput: f64,
+    throughput_unit: &'static str,
+    /// Peak resident set size while the case ran (the high-water mark is reset before each case).
     peak_rss_mb: Option<f64>,
 }
 
@@ -26,6 +30,12 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// Resets the peak-RSS high-water mark to the current RSS (Linux >= 4.0), so each case of `bench all`
+/// reports its own peak instead of the largest so far. Elsewhere it does nothing.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn brunel(duration_ms: f64) -> Result<Row> {
@@ -44,12 +54,12 @@ fn brunel(duration_ms: f64) -> Result<Row> {
     pb.finish_and_clear();
     Ok(Row {
         case: "brunel (10k LIF, 10M synapses, 1 thread)".into(),
-        build_s,
-        simulate_s,
+        setup_s: build_s,
+        wall_s: simulate_s,
         biological_s: duration_ms / 1000.0,
         realtime_factor: simulate_s / (duration_ms / 1000.0),
-        synaptic_events_per_s: res.synaptic_events as f64 / simulate_s,
-        spikes: res.spike_times_ms.len(),
+        throughput: res.synaptic_events as f64 / simulate_s,
+        throughput_unit: "synaptic events/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -83,12 +93,12 @@ fn generation() -> Result<Row> {
             cfg.dataset.traces,
             rayon::current_num_threads()
         ),
-        build_s: 0.0,
-        simulate_s: secs,
+        setup_s: 0.0,
+        wall_s: secs,
         biological_s: cell_s,
         realtime_factor: secs / cell_s,
-        synaptic_events_per_s: f64::NAN,
-        spikes: 0,
+        throughput: cell_s / secs,
+        throughput_unit: "cell-s simulated/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -118,12 +128,12 @@ fn train_step() -> Result<Row> {
     let mean = times[1..].iter().sum::<f64>() / steps as f64;
     Ok(Row {
         case: "train step (batch 32 x 1000 bins, Flex)".into(),
-        build_s: times[0],
-        simulate_s: mean,
+        setup_s: times[0],
+        wall_s: mean,
         biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
         realtime_factor: mean / (32.0 * 0.5),
-        synaptic_events_per_s: f64::NAN,
-        spikes: 0,
+        throughput: 32.0 * 1000.0 / mean,
+        throughput_unit: "trained bins/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -145,12 +155,12 @@ fn stream() -> Result<Row> {
     let secs = t0.elapsed().as_secs_f64();
     Ok(Row {
         case: "stream (1000 cells x 200 bins, Flex)".into(),
-        build_s: 0.0,
-        simulate_s: secs,
+        setup_s: 0.0,
+        wall_s: secs,
         biological_s: (cells * steps) as f64,
         realtime_factor: secs / (steps as f64 * 0.5e-3),
-        synaptic_events_per_s: f64::NAN,
-        spikes: 0,
+        throughput: (cells * steps) as f64 / secs,
+        throughput_unit: "cell-bins/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -167,12 +177,12 @@ fn force() -> Result<Row> {
     let per = t0.elapsed().as_secs_f64() / loops as f64;
     Ok(Row {
         case: "rls: textbook FORCE, 1 s training loop".into(),
-        build_s: 0.0,
-        simulate_s: per,
+        setup_s: 0.0,
+        wall_s: per,
         biological_s: 1.0,
         realtime_factor: per,
-        synaptic_events_per_s: f64::NAN,
-        spikes: 0,
+        throughput: 500.0 * 1000.0 / per,
+        throughput_unit: "unit-steps/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -184,6 +194,7 @@ fn balanced_loops(loops: usize) -> Result<Row> {
     let (cfg, _) = crate::rls_balanced::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
         .context("the balanced-RLS benchmark reads experiments/rls_part3.toml and its ALM targets; run it from the root of the sources")?;
     let targets = surge::exact::balanced_files::read_targets(Path::new(&cfg.targets))?;
+    let updates = 2.0 * targets.n as f64 * (cfg.train_ms / cfg.update_every_ms).round();
     let t0 = Instant::now();
     let mut tr = surge::exact::balanced::Trainer::new(&cfg, targets, &mut |_| {})?;
     let build_s = t0.elapsed().as_secs_f64();
@@ -195,12 +206,12 @@ fn balanced_loops(loops: usize) -> Result<Row> {
     let trial_s = 2.0 * cfg.train_ms / 1000.0;
     Ok(Row {
         case: format!("rls: balanced Part 3, s per loop ({loops} loops)"),
-        build_s,
-        simulate_s: per,
+        setup_s: build_s,
+        wall_s: per,
         biological_s: trial_s,
         realtime_factor: per / trial_s,
-        synaptic_events_per_s: f64::NAN,
-        spikes: 0,
+        throughput: updates / per,
+        throughput_unit: "RLS updates/s",
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -237,19 +248,19 @@ fn brian2(duration_ms: f64) -> Result<Row> {
     let spikes = v["spikes"].as_u64().unwrap_or(0) as usize;
     Ok(Row {
         case: "Brian2 C++ standalone (build = numpy draw)".into(),
-        build_s: v["python_draw_s"].as_f64().unwrap_or(f64::NAN),
-        simulate_s,
+        setup_s: v["python_draw_s"].as_f64().unwrap_or(f64::NAN),
+        wall_s: simulate_s,
         biological_s: duration_ms / 1000.0,
         realtime_factor: simulate_s / (duration_ms / 1000.0),
-        synaptic_events_per_s: spikes as f64 * 1000.0 / simulate_s,
-        spikes,
+        throughput: spikes as f64 * 1000.0 / simulate_s,
+        throughput_unit: "synaptic events/s",
         peak_rss_mb: None,
     })
 }
 
 /// One optimisation iteration (forward + backward through the surrogate column) of the shipped
-/// alpha-to-beta experiment for a scored window of `window_ms` (plus its 100 ms warm-up). Peak memory is a
-/// high-water mark, so run windows in increasing order to see how back-propagation memory grows.
+/// alpha-to-beta experiment for a scored window of `window_ms` (plus its 100 ms warm-up); the peak
+/// memory of the windows shows how back-propagation through time grows with the window.
 fn optimize_iteration(window_ms: f64) -> Result<Row> {
     use surge::netopt::optimize::{self, OptimizeConfig};
     let path = Path::new("experiments/alpha_to_beta.toml");
@@ -277,44 +288,50 @@ fn optimize_iteration(window_ms: f64) -> Result<Row> {
     let bio = (window_ms + cfg.optimizer.warmup_ms) / 1000.0;
     Ok(Row {
         case: format!("optimize iteration ({window_ms:.0} ms window)"),
-        build_s,
-        simulate_s,
+        setup_s: build_s,
+        wall_s: simulate_s,
         biological_s: bio,
         realtime_factor: simulate_s / bio,
-        synaptic_events_per_s: 0.0,
-        spikes: 0,
+        throughput: bio / simulate_s,
+        throughput_unit: "simulated s/s (fwd+bwd)",
         peak_rss_mb: peak_rss_mb(),
     })
 }
 
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
-    let mut rows = match case {
-        "brunel" => vec![brunel(duration_ms)?],
+    type Case<'a> = Box<dyn Fn() -> Result<Row> + 'a>;
+    let brunel_case = || brunel(duration_ms);
+    let cases: Vec<Case> = match case {
+        "brunel" => vec![Box::new(brunel_case)],
         "gen" | "rls" | "train" | "stream" | "optimize" if reference.is_some() => bail!(
             "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
         ),
-        "gen" => vec![generation()?],
-        "train" => vec![train_step()?],
-        "stream" => vec![stream()?],
-        "rls" => vec![force()?, balanced_loops(2)?],
-        "optimize" => vec![
-            optimize_iteration(250.0)?,
-            optimize_iteration(500.0)?,
-            optimize_iteration(1000.0)?,
-        ],
+        "gen" => vec![Box::new(generation)],
+        "train" => vec![Box::new(train_step)],
+        "stream" => vec![Box::new(stream)],
+        "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
+        "optimize" => [250.0, 500.0, 1000.0]
+            .into_iter()
+            .map(|w| Box::new(move || optimize_iteration(w)) as Case)
+            .collect(),
         "all" => vec![
-            brunel(duration_ms)?,
-            generation()?,
-            force()?,
-            balanced_loops(2)?,
-            train_step()?,
-            stream()?,
-            optimize_iteration(500.0)?,
+            Box::new(brunel_case),
+            Box::new(generation),
+            Box::new(force),
+            Box::new(|| balanced_loops(2)),
+            Box::new(train_step),
+            Box::new(stream),
+            Box::new(|| optimize_iteration(500.0)),
         ],
         other => bail!(
             "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, optimize, all"
         ),
     };
+    let mut rows = Vec::new();
+    for case in &cases {
+        reset_peak_rss();
+        rows.push(case()?);
+    }
     match reference {
         None => {}
         Some("brian2") => rows.push(brian2(duration_ms)?),
@@ -325,25 +342,18 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
         return Ok(());
     }
     println!(
-        "{:<42} {:>8} {:>10} {:>9} {:>14} {:>9} {:>9}",
-        "case", "build s", "simulate s", "x realtime", "syn events/s", "spikes", "peak MB"
+        "{:<52} {:>8} {:>9} {:>11} {:>34} {:>8}",
+        "case", "setup s", "wall s", "wall/bio s", "throughput", "peak MB"
     );
     for r in &rows {
         println!(
-            "{:<42} {:>8.3} {:>10.3} {:>9.3} {:>14.3e} {:>9} {:>9}",
+            "{:<52} {:>8.3} {:>9.3} {:>11.3} {:>34} {:>8}",
             r.case,
-            r.build_s,
-            r.simulate_s,
+            r.setup_s,
+            r.wall_s,
             r.realtime_factor,
-            r.synaptic_events_per_s,
-            r.spikes,
+            format!("{:.3e} {}", r.throughput, r.throughput_unit),
             r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
-        );
-    }
-    for r in rows.iter().filter(|r| r.case.starts_with("gen")) {
-        println!(
-            "gen: {:.0} simulated cell-seconds per wall-clock second",
-            r.biological_s / r.simulate_s
         );
     }
     if let (Some(_), Some(ours), Some(theirs)) = (
@@ -353,9 +363,9 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
     ) {
         println!(
             "Surge's Brunel loop is {:.2}x faster than the reference measured in this run ({:.3} s vs {:.3} s).",
-            theirs.simulate_s / ours.simulate_s,
-            ours.simulate_s,
-            theirs.simulate_s
+            theirs.wall_s / ours.wall_s,
+            ours.wall_s,
+            theirs.wall_s
         );
     }
     Ok(())

@@ -159,6 +159,27 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Turn recorded rates into RLS targets: copies `rate_hz_<type>` and adds the LIF drive
+    /// `utarg_<type>` = Siegert inverse of each rate, for `surge rls balanced` (`targets = "OUT"`).
+    Targets {
+        /// HDF5 file with rate_hz_lickright, rate_hz_lickleft (neurons x bins, Hz) and attribute bin_ms.
+        #[arg(long)]
+        rates: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Std of the white-noise input assumed by the transfer function (threshold 1, reset 0 units).
+        #[arg(long, default_value_t = 0.31)]
+        sigma: f64,
+        #[arg(long, default_value_t = 10.0)]
+        tau_m_ms: f64,
+        #[arg(long, default_value_t = 0.0)]
+        t_ref_ms: f64,
+        /// Rates below this are raised to it (the inverse of a zero rate is minus infinity).
+        #[arg(long, default_value_t = 0.1)]
+        min_rate_hz: f64,
+        #[arg(long)]
+        force: bool,
+    },
     /// Fit connection gains by gradient descent through surrogate neurons to a target band, then re-check
     /// the result in the exact engine on held-out seeds.
     Optimize {
@@ -354,6 +375,7 @@ pub fn run() -> Result<()> {
                     net.display(),
                     path.display()
                 );
+                println!("figure: {}", dataset_figure(&path)?.display());
                 return Ok(());
             }
             let (first, end) = {
@@ -389,7 +411,8 @@ pub fn run() -> Result<()> {
                 secs,
                 cell_s / secs
             );
-            print_info(&DatasetReader::open_unchecked(&[path])?.info()?);
+            print_info(&DatasetReader::open_unchecked(std::slice::from_ref(&path))?.info()?);
+            println!("figure: {}", dataset_figure(&path)?.display());
             Ok(())
         }
         Command::Train {
@@ -464,6 +487,29 @@ pub fn run() -> Result<()> {
             force,
         })
         .map(|_| ()),
+        Command::Targets {
+            rates,
+            out,
+            sigma,
+            tau_m_ms,
+            t_ref_ms,
+            min_rate_hz,
+            force,
+        } => {
+            refuse_existing(&out, force)?;
+            let how = surge::exact::balanced_files::DriveFromRate {
+                sigma,
+                tau_m_ms,
+                t_ref_ms,
+                min_rate_hz,
+            };
+            let (n, bins) = surge::exact::balanced_files::targets_from_rates(&rates, &out, &how)?;
+            println!(
+                "wrote {} targets for {n} neurons x {bins} bins (u = f^-1(rate), sigma {sigma}, tau_m {tau_m_ms} ms)",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Rls {
             part,
             config,
@@ -537,6 +583,53 @@ fn refuse_existing(out: &Path, force: bool) -> Result<()> {
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// One trace of each regime found among the first traces of a set, voltage over its first 300 ms, drawn
+/// beside the file as `<stem>_traces.{svg,png}`.
+fn dataset_figure(path: &Path) -> Result<PathBuf> {
+    let reader = DatasetReader::open_unchecked(&[path.to_path_buf()])?;
+    let mut picked: Vec<surge::data::h5::TraceData> = Vec::new();
+    for i in 0..reader.n_traces().min(64) {
+        let t = reader.read(i)?;
+        if !picked.iter().any(|p| p.regime == t.regime) {
+            picked.push(t);
+        }
+    }
+    // The first 300 ms: a whole second of a suprathreshold trace hides the others.
+    let shown = reader.bins.min((300.0 / reader.bin_ms).ceil() as usize);
+    let xs: Vec<f64> = (0..shown)
+        .map(|b| (b as f64 + 1.0) * reader.bin_ms)
+        .collect();
+    let ys: Vec<Vec<f64>> = picked
+        .iter()
+        .map(|t| t.voltage.iter().take(shown).map(|&v| v as f64).collect())
+        .collect();
+    let stem = path
+        .file_stem()
+        .map_or("dataset".into(), |s| s.to_string_lossy().into_owned());
+    let figs = surge::plot::save(
+        &surge::plot::Lines {
+            title: format!("{stem}: one trace per regime (exact neuron)"),
+            x_desc: "time (ms)".into(),
+            y_desc: "voltage (mV)".into(),
+            series: picked
+                .iter()
+                .zip(&ys)
+                .map(|(t, y)| {
+                    (
+                        format!("{:?} #{}", t.regime, t.index),
+                        xs.as_slice(),
+                        y.as_slice(),
+                    )
+                })
+                .collect(),
+            log_y: false,
+            x_range: None,
+        },
+        &path.with_file_name(format!("{stem}_traces")),
+    )?;
+    Ok(figs.last().cloned().unwrap_or_default())
 }
 
 fn print_info(info: &DatasetInfo) {

@@ -97,3 +97,80 @@ voltages = [{ population = "A", cells = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }]
     let pop_mean = res.signals[0].values[2000..].iter().sum::<f64>() / (res.steps - 2000) as f64;
     assert!((pop_mean - 2.0).abs() < 0.01, "population mean {pop_mean}");
 }
+
+/// `surge targets`: recorded rates become drives whose Siegert rate is the recorded rate (floored at
+/// 0.1 Hz); a negative rate is refused and leaves no file.
+#[test]
+fn targets_from_rates_invert_the_transfer_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let rates = dir.path().join("rates.h5");
+    let script = r#"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "w")
+f.attrs["bin_ms"] = 20.0
+t = np.arange(30)
+f["rate_hz_lickright"] = 5.0 + 4.0 * np.sin(t[None, :] / 5.0 + np.arange(6)[:, None])
+f["rate_hz_lickleft"] = np.tile(np.linspace(0.0, 40.0, 30), (6, 1))
+f.close()
+"#;
+    let ok = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&rates)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = dir.path().join("targets.h5");
+    assert_cmd::Command::cargo_bin("surge")
+        .unwrap()
+        .args(["targets", "--rates"])
+        .arg(&rates)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let t = surge::exact::balanced_files::read_targets(&out).unwrap();
+    assert_eq!((t.n, t.bins, t.bin_ms), (6, 30, 20.0));
+    for k in 0..2 {
+        for (&u, &r) in t.utarg[k].iter().zip(&t.rate_hz[k]) {
+            let back = siegert_rate_hz(u, 0.31, 10.0, 0.0, 1.0, 0.0, 0.0);
+            let want = r.max(0.1);
+            assert!(
+                (back - want).abs() < 1e-6 * want.max(1.0),
+                "rate {r} -> u {u} -> {back}"
+            );
+        }
+    }
+    // Monotone: a higher rate needs a higher drive.
+    let ramp = &t.utarg[1][..30];
+    assert!(ramp.windows(2).all(|w| w[1] > w[0]));
+    // A negative rate is refused by name, and nothing is written.
+    let bad = dir.path().join("bad.h5");
+    let script = r#"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "w")
+f.attrs["bin_ms"] = 20.0
+f["rate_hz_lickright"] = np.ones((2, 5))
+f["rate_hz_lickleft"] = -np.ones((2, 5))
+f.close()
+"#;
+    std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&bad)
+        .status()
+        .unwrap();
+    let out2 = dir.path().join("t2.h5");
+    let r = assert_cmd::Command::cargo_bin("surge")
+        .unwrap()
+        .args(["targets", "--rates"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out2)
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(
+        err.contains("rate_hz_lickleft") && err.contains("-1"),
+        "{err}"
+    );
+    assert!(!out2.exists() && !dir.path().join("t2.partial.h5").exists());
+}

@@ -335,3 +335,161 @@ pub fn load_trained_weights(path: &Path, net: &mut BalancedNet) -> Result<String
         .map(|v| v.as_str().to_string())
         .map_err(|_| SurgeError::data(path, "has no `config` attribute", fix))
 }
+
+/// How recorded rates become LIF drives: `u = f^-1(max(rate, min_rate_hz))`, `f` the Siegert rate of an
+/// LIF neuron (threshold 1, reset 0) under white noise of std `sigma`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DriveFromRate {
+    pub sigma: f64,
+    pub tau_m_ms: f64,
+    pub t_ref_ms: f64,
+    pub min_rate_hz: f64,
+}
+
+impl Default for DriveFromRate {
+    /// The values behind `../shared/data/alm/alm_pyramidal_rates.h5`: tau_m 10 ms, no refractory period,
+    /// sigma about 0.31, rates floored at 0.1 Hz.
+    fn default() -> Self {
+        DriveFromRate {
+            sigma: 0.31,
+            tau_m_ms: 10.0,
+            t_ref_ms: 0.0,
+            min_rate_hz: 0.1,
+        }
+    }
+}
+
+/// Writes a complete target file from one holding only `rate_hz_<type>` (neurons x bins) and a `bin_ms`
+/// attribute: the rates are copied and `utarg_<type>` computed with the Siegert inverse. Written as
+/// `*.partial.h5`, renamed when complete. Returns the number of neurons and bins.
+pub fn targets_from_rates(rates: &Path, out: &Path, how: &DriveFromRate) -> Result<(usize, usize)> {
+    let fix = "give an HDF5 file with rate_hz_lickright and rate_hz_lickleft (neurons x bins, Hz) and a root attribute bin_ms";
+    if !(how.sigma > 0.0 && how.tau_m_ms > 0.0 && how.t_ref_ms >= 0.0 && how.min_rate_hz > 0.0) {
+        return Err(SurgeError::spec(
+            "--sigma/--tau-m-ms/--t-ref-ms/--min-rate-hz",
+            format!("{how:?}"),
+            "use sigma > 0, tau_m_ms > 0, t_ref_ms >= 0, min_rate_hz > 0",
+        ));
+    }
+    let file = hdf5::File::open(rates)
+        .map_err(|e| SurgeError::data(rates, format!("cannot be opened as HDF5 ({e})"), fix))?;
+    let bin_ms: f64 = file
+        .attr("bin_ms")
+        .and_then(|a| a.read_scalar())
+        .map_err(|_| SurgeError::data(rates, "has no root attribute `bin_ms`", fix))?;
+    let mut shape0: Option<Vec<usize>> = None;
+    let mut sets = Vec::new();
+    for t in TRIAL_TYPES {
+        let name = format!("rate_hz_{t}");
+        let ds = file
+            .dataset(&name)
+            .map_err(|_| SurgeError::data(rates, format!("has no dataset `/{name}`"), fix))?;
+        let shape = ds.shape();
+        if shape.len() != 2
+            || shape[0] == 0
+            || shape[1] < 2
+            || shape0.as_ref().is_some_and(|s| *s != shape)
+        {
+            return Err(SurgeError::data(
+                rates,
+                format!("/{name} has shape {shape:?}"),
+                "both trial types need the same [neurons, bins] shape with bins >= 2",
+            ));
+        }
+        shape0 = Some(shape.clone());
+        let v: Vec<f64> = ds
+            .read_raw()
+            .map_err(|e| SurgeError::data(rates, format!("cannot read /{name}: {e}"), fix))?;
+        if let Some(k) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+            return Err(SurgeError::data(
+                rates,
+                format!(
+                    "/{name} holds {} at neuron {}, bin {}",
+                    v[k],
+                    k / shape[1],
+                    k % shape[1]
+                ),
+                "rates must be finite and non-negative",
+            ));
+        }
+        sets.push((t, v));
+    }
+    let shape = shape0.expect("two trial types");
+    // All drives first, so a bad rate fails before any file exists.
+    let clipped = |r: f64| r.max(how.min_rate_hz);
+    let all = sets
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied().map(clipped));
+    let (r_min, r_max) = all.fold((f64::INFINITY, 0.0f64), |(a, b), r| (a.min(r), b.max(r)));
+    let table = super::siegert::InverseTable::new(
+        r_min,
+        r_max,
+        how.sigma,
+        how.tau_m_ms,
+        how.t_ref_ms,
+        1.0,
+        0.0,
+        0.0,
+        1e-9,
+    )
+    .ok_or_else(|| {
+        SurgeError::data(
+            rates,
+            format!("rates up to {r_max} Hz cannot be inverted (at or above the refractory limit)"),
+            "lower --t-ref-ms or clip the rates",
+        )
+    })?;
+    let drives: Vec<Vec<f64>> = sets
+        .iter()
+        .map(|(_, v)| {
+            v.iter()
+                .map(|&r| table.mu(clipped(r)).expect("inside the table's range"))
+                .collect()
+        })
+        .collect();
+    let partial = partial_path(out);
+    let p = partial.as_path();
+    let write = || -> Result<()> {
+        let f = h5(p, hdf5::File::create(p))?;
+        h5(
+            p,
+            f.new_attr::<f64>()
+                .create("bin_ms")
+                .and_then(|a| a.write_scalar(&bin_ms)),
+        )?;
+        let desc: VarLenUnicode = format!(
+            "utarg = Siegert inverse of max(rate, {} Hz) for an LIF neuron (threshold 1, reset 0, tau_m {} ms, t_ref {} ms) under white noise of std {}; rates from {}",
+            how.min_rate_hz,
+            how.tau_m_ms,
+            how.t_ref_ms,
+            how.sigma,
+            rates.display()
+        )
+        .parse()
+        .expect("no NUL");
+        h5(
+            p,
+            f.new_attr::<VarLenUnicode>()
+                .create("description")
+                .and_then(|a| a.write_scalar(&desc)),
+        )?;
+        for ((t, v), u) in sets.iter().zip(&drives) {
+            for (name, data) in [(format!("rate_hz_{t}"), v), (format!("utarg_{t}"), u)] {
+                h5(
+                    p,
+                    f.new_dataset::<f64>()
+                        .shape([shape[0], shape[1]])
+                        .create(name.as_str())
+                        .and_then(|d| d.write_raw(data)),
+                )?;
+            }
+        }
+        h5(p, f.close())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(p);
+        return Err(e);
+    }
+    commit(p, out)?;
+    Ok((shape[0], shape[1]))
+}
