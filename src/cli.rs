@@ -219,21 +219,37 @@ enum Command {
         #[arg(long, default_value = "flex")]
         backend: String,
     },
-    /// Surrogate vs exact engine on the same network and connectome.
+    /// `network`: surrogate vs exact engine on the same network and connectome. `methods`: the
+    /// surrogate gradient vs CMA-ES on the exact engine, same objective, judged on held-out seeds.
     Compare {
-        /// `network`.
+        /// `network` or `methods`.
         what: String,
         /// Optimisation experiment naming the network and its cell types.
         #[arg(long)]
         config: PathBuf,
         #[arg(long, default_value = "checkpoints/lif-default")]
         checkpoint: PathBuf,
-        /// gains.json written by `surge optimize` [default: the network as written].
+        /// network: gains.json written by `surge optimize` [default: the network as written].
         #[arg(long)]
         gains: Option<PathBuf>,
         #[arg(long, default_value = "flex")]
         backend: String,
-        /// Output folder [default: experiments/out/compare-network/].
+        /// methods: a finished `surge optimize` folder to take the surrogate result from [default: run it].
+        #[arg(long)]
+        surrogate_run: Option<PathBuf>,
+        /// methods: exact-engine evaluations CMA-ES may spend.
+        #[arg(long, default_value_t = 400)]
+        evals: usize,
+        /// methods: CMA-ES's initial step in log-gain units.
+        #[arg(long, default_value_t = 0.5)]
+        sigma0: f64,
+        /// methods: CMA-ES candidates per generation [default: 4 + 3 ln(groups)].
+        #[arg(long)]
+        population: Option<usize>,
+        /// methods: CMA-ES seed [default: the experiment's optimizer seed].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output folder [default: experiments/out/compare-network/ or compare-methods/<config>/].
         #[arg(long)]
         out: Option<PathBuf>,
         #[arg(long)]
@@ -452,13 +468,43 @@ pub fn run() -> Result<()> {
             checkpoint,
             gains,
             backend,
+            surrogate_run,
+            evals,
+            sigma0,
+            population,
+            seed,
             out,
             force,
         } => {
             anyhow::ensure!(
-                what == "network",
-                "unknown comparison `{what}`. Fix: use `surge compare network` (single cells: `surge eval`)"
+                what == "network" || what == "methods",
+                "unknown comparison `{what}`. Fix: use `surge compare network` or `surge compare methods` (single cells: `surge eval`)"
             );
+            if what == "methods" {
+                let seed = match seed {
+                    Some(s) => s,
+                    None => {
+                        surge::netopt::optimize::OptimizeConfig::load(&config)?
+                            .0
+                            .optimizer
+                            .seed
+                    }
+                };
+                return crate::methods_cli::run(crate::methods_cli::Args {
+                    config,
+                    checkpoint,
+                    backend,
+                    surrogate_run,
+                    cmaes: surge::netopt::search::CmaesConfig {
+                        evaluations: evals,
+                        sigma0,
+                        population,
+                        seed,
+                    },
+                    out,
+                    force,
+                });
+            }
             crate::optimize_cli::compare_network(
                 &config,
                 &checkpoint,

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod demo;
+mod methods_cli;
 mod optimize_cli;
 mod rls_balanced;
 

@@ -47,6 +47,23 @@ pub struct CompareSummary {
     pub surrogate_s: f64,
 }
 
+/// The bar on one held-out seed: the exact engine's peak moves into the target band, the band
+/// fraction at least doubles, and every population rate stays within 0.5-50 Hz.
+pub fn passes_bar(cfg: &OptimizeConfig, before: &ExactCheck, after: &ExactCheck) -> bool {
+    let (lo, hi) = cfg.objective.band_hz;
+    after.peak_hz.is_some_and(|p| p >= lo && p <= hi)
+        && after.band_fraction >= 2.0 * before.band_fraction
+        && after.rates_hz.iter().all(|&r| (0.5..=50.0).contains(&r))
+}
+
+/// `pre->post channel` for every connection group, in the order of the log-gains.
+pub fn group_names(spec: &surge::spec::NetworkSpec) -> Vec<String> {
+    spec.connections
+        .iter()
+        .map(|c| format!("{}->{} {}", c.pre, c.post, c.channel))
+        .collect()
+}
+
 pub fn run(args: Args) -> Result<OptimizeSummary> {
     let (mut cfg, spec, text) = OptimizeConfig::load(&args.config)?;
     if let Some(i) = args.iterations {
@@ -158,18 +175,12 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     pb.finish_and_clear();
     let exact_s = t1.elapsed().as_secs_f64();
     let (lo, hi) = cfg.objective.band_hz;
-    let in_band = |c: &ExactCheck| c.peak_hz.is_some_and(|p| p >= lo && p <= hi);
-    let rates_ok = |c: &ExactCheck| c.rates_hz.iter().all(|&r| (0.5..=50.0).contains(&r));
     let passed: Vec<bool> = before_exact
         .iter()
         .zip(&after_exact)
-        .map(|(b, a)| in_band(a) && a.band_fraction >= 2.0 * b.band_fraction && rates_ok(a))
+        .map(|(b, a)| passes_bar(&cfg, b, a))
         .collect();
-    let group_names: Vec<String> = spec
-        .connections
-        .iter()
-        .map(|c| format!("{}->{} {}", c.pre, c.post, c.channel))
-        .collect();
+    let group_names = group_names(&spec);
     let summary = |c: &ExactCheck| serde_json::json!({"seed": c.seed, "band_fraction": c.band_fraction, "peak_hz": c.peak_hz, "rates_hz": c.rates_hz});
     let mut all_records = prior;
     all_records.extend(

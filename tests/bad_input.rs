@@ -287,6 +287,12 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         &o("gains.json"),
         r#"[{"group": "x", "log_gain": 0.5}, {"group": "y", "log_gain": -0.5}]"#,
     );
+    let other_run = o("other_run");
+    std::fs::create_dir_all(&other_run).unwrap();
+    write(
+        &other_run.join("metrics.json"),
+        r#"{"log_gains": [0.5, -0.5], "iterations": [], "wall_clock_s": {"optimize": 1.0}}"#,
+    );
     let out = o("out");
     let out_h5 = o("out.h5");
     let alpha_demo = repo("experiments/alpha_to_beta_demo.toml");
@@ -818,6 +824,41 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["gains.json", "2 gains"],
         )
         .absent(&out.join("report.json")),
+        case(
+            "method comparison given a surrogate run of another network",
+            &[
+                &"compare",
+                &"methods",
+                &"--config",
+                &alpha_demo,
+                &"--surrogate-run",
+                &other_run,
+                &"--out",
+                &out,
+            ],
+            &["metrics.json", "2 finite log-gains", "15 connection groups"],
+        )
+        .absent(&out),
+        case(
+            "method comparison with no CMA-ES budget",
+            &[
+                &"compare",
+                &"methods",
+                &"--config",
+                &alpha_demo,
+                &"--evals",
+                &"2",
+                &"--out",
+                &out,
+            ],
+            &["--evals"],
+        )
+        .absent(&out),
+        case(
+            "unknown comparison",
+            &[&"compare", &"cells", &"--config", &alpha_demo],
+            &["cells", "compare methods"],
+        ),
         // ---- rls ----
         case("unknown RLS part", &[&"rls", &"hopfield"], &["hopfield"]),
         case(

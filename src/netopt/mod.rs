@@ -1,6 +1,6 @@
 //! Connectivity optimisation through surrogate neurons: the surrogate network engine (same spec and
 //! connectome as the exact engine, differentiable spikes), objectives on the population signal, and the
-//! Adam loop over connection gains.
+//! Adam loop over connection gains; CMA-ES on the exact engine as the gradient-free baseline.
 
 pub mod engine;
 pub mod objective;
@@ -8,3 +8,4 @@ pub mod objective;
 pub use engine::{CellType, Gains, Run, SpikeMode, SurrogateNetwork};
 pub use objective::{ObjectiveConfig, Spectrum};
 pub mod optimize;
+pub mod search;

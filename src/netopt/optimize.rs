@@ -371,9 +371,28 @@ pub fn exact_check(
     log_gains: &[f32],
     seed: u64,
 ) -> Result<ExactCheck> {
+    exact_run(
+        spec,
+        cfg,
+        log_gains,
+        seed,
+        cfg.recheck.duration_ms,
+        cfg.recheck.warmup_ms,
+    )
+}
+
+/// [`exact_check`] for a run of `duration_ms` whose first `warmup_ms` are not analysed.
+pub fn exact_run(
+    spec: &NetworkSpec,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+    seed: u64,
+    duration_ms: f64,
+    warmup_ms: f64,
+) -> Result<ExactCheck> {
     let mut s = apply_gains(spec, log_gains);
     s.simulation.seed = Some(seed);
-    s.simulation.duration_ms = cfg.recheck.duration_ms;
+    s.simulation.duration_ms = duration_ms;
     // Record exactly the objective's signal: the mean voltage of the signal populations.
     s.recording.signals = vec![crate::spec::SignalSpec {
         name: "objective_signal".into(),
@@ -383,13 +402,13 @@ pub fn exact_check(
     let conn = Connectome::build(&s);
     let res = crate::exact::simulate(&s, &conn, &mut |_, _| {})?;
     let dt = s.simulation.dt_ms;
-    let skip = (cfg.recheck.warmup_ms / dt).round() as usize;
+    let skip = (warmup_ms / dt).round() as usize;
     let values = &res.signals[0].values[skip.min(res.signals[0].values.len())..];
     let psd = signal_psd(values, dt);
-    let analysed_s = (cfg.recheck.duration_ms - cfg.recheck.warmup_ms) / 1000.0;
+    let analysed_s = (duration_ms - warmup_ms) / 1000.0;
     let mut counts = vec![0usize; s.populations.len()];
     for (&t, &c) in res.spike_times_ms.iter().zip(&res.spike_cells) {
-        if t >= cfg.recheck.warmup_ms {
+        if t >= warmup_ms {
             counts[conn.population_of(c as usize)] += 1;
         }
     }

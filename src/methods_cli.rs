@@ -1,0 +1,327 @@
+//! `surge compare methods`: the surrogate gradient (Adam through the surrogate column) against a
+//! gradient-free search on the exact engine (CMA-ES over the same log-gains, same objective, window and
+//! bounds), both judged the same way: the exact engine on the held-out seeds of the experiment.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use surge::netopt::optimize::{ExactCheck, OptimizeConfig, exact_check};
+use surge::netopt::search::{CmaesConfig, Generation, cmaes_exact};
+use surge::plot::{self, Lines};
+
+pub struct Args {
+    pub config: PathBuf,
+    pub checkpoint: PathBuf,
+    pub backend: String,
+    /// A finished `surge optimize` folder to take the surrogate result from instead of running it.
+    pub surrogate_run: Option<PathBuf>,
+    pub cmaes: CmaesConfig,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// One method's result, as judged by the exact engine on the held-out seeds.
+#[derive(serde::Serialize)]
+struct MethodResult {
+    method: String,
+    /// Exact-engine runs the search itself used (the held-out re-check not counted).
+    exact_evaluations: usize,
+    search_wall_s: f64,
+    log_gains: Vec<f32>,
+    heldout: Vec<Heldout>,
+    mean_band_fraction: f64,
+    seeds_passing_bar: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Heldout {
+    seed: u64,
+    band_fraction: f64,
+    peak_hz: Option<f64>,
+    rates_hz: Vec<f64>,
+}
+
+fn heldout(checks: &[ExactCheck]) -> Vec<Heldout> {
+    checks
+        .iter()
+        .map(|c| Heldout {
+            seed: c.seed,
+            band_fraction: c.band_fraction,
+            peak_hz: c.peak_hz,
+            rates_hz: c.rates_hz.clone(),
+        })
+        .collect()
+}
+
+fn mean_fraction(checks: &[ExactCheck]) -> f64 {
+    checks.iter().map(|c| c.band_fraction).sum::<f64>() / checks.len().max(1) as f64
+}
+
+/// The surrogate optimisation's gains, iterations and wall time from a finished `surge optimize` folder.
+fn read_surrogate_run(dir: &Path, n_groups: usize) -> Result<(Vec<f32>, usize, f64)> {
+    let path = dir.join("metrics.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {}. Fix: give --surrogate-run a folder written by `surge optimize`, or leave it out to run the optimisation now",
+            path.display()
+        )
+    })?;
+    let m: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let gains: Vec<f32> = serde_json::from_value(m["log_gains"].clone()).with_context(|| {
+        format!(
+            "{} has no `log_gains` array. Fix: use a folder written by `surge optimize`",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        gains.len() == n_groups && gains.iter().all(|g| g.is_finite()),
+        "{} holds {} finite log-gains, the network {n_groups} connection groups. Fix: use a run of this experiment",
+        path.display(),
+        gains.iter().filter(|g| g.is_finite()).count()
+    );
+    let iterations = m["iterations"].as_array().map_or(0, |a| a.len());
+    let wall = m["wall_clock_s"]["optimize"].as_f64().unwrap_or(f64::NAN);
+    Ok((gains, iterations, wall))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (cfg, spec, text) = OptimizeConfig::load(&args.config)?;
+    let stem = args
+        .config
+        .file_stem()
+        .map_or("methods".into(), |s| s.to_string_lossy().into_owned());
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("experiments/out/compare-methods").join(&stem));
+    let report_path = dir.join("report.json");
+    if report_path.exists() && !args.force {
+        anyhow::bail!(
+            "{} already holds a comparison. Fix: --force to overwrite, or another --out",
+            dir.display()
+        );
+    }
+    anyhow::ensure!(
+        args.cmaes.evaluations >= 8,
+        "--evals {} leaves CMA-ES no room. Fix: give it at least 8 exact evaluations (hundreds are cheap)",
+        args.cmaes.evaluations
+    );
+    let n_groups = spec.connections.len();
+    let seeds = &cfg.recheck.seeds;
+    let check_all = |gains: &[f32]| -> Result<Vec<ExactCheck>> {
+        seeds
+            .iter()
+            .map(|&s| exact_check(&spec, &cfg, gains, s).map_err(Into::into))
+            .collect()
+    };
+    // Everything the run can refuse is checked before the long parts start.
+    let given = match &args.surrogate_run {
+        Some(d) => Some(read_surrogate_run(d, n_groups)?),
+        None => None,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let before = check_all(&vec![0.0; n_groups])?;
+
+    println!("== surrogate gradient: Adam through the surrogate column");
+    let (sg_gains, sg_iters, sg_wall) = match given {
+        Some(g) => {
+            println!(
+                "taken from {} ({} iterations, {:.0} s)",
+                args.surrogate_run.as_ref().expect("given").display(),
+                g.1,
+                g.2
+            );
+            g
+        }
+        None => {
+            let summary = crate::optimize_cli::run(crate::optimize_cli::Args {
+                config: args.config.clone(),
+                checkpoint: args.checkpoint.clone(),
+                backend: args.backend.clone(),
+                out: Some(dir.join("surrogate-gd")),
+                iterations: None,
+                resume: false,
+                force: args.force,
+            })?;
+            read_surrogate_run(&dir.join("surrogate-gd"), n_groups)
+                .map(|(g, _, _)| (g, summary.iterations, summary.optimize_s))?
+        }
+    };
+    let sg_after = check_all(&sg_gains)?;
+
+    println!(
+        "== CMA-ES on the exact engine: {} evaluations of {:.0} ms (+{:.0} ms warm-up), one noise seed each",
+        args.cmaes.evaluations, cfg.optimizer.window_ms, cfg.optimizer.warmup_ms
+    );
+    let pb = crate::cli::bar(args.cmaes.evaluations as u64, "cma-es");
+    let (cm_gains, generations) = cmaes_exact(&spec, &cfg, &args.cmaes, &mut |g: &Generation| {
+        pb.set_position(g.evaluations as u64);
+        pb.set_message(format!(
+            "median band fraction {:.3}",
+            g.median_band_fraction
+        ));
+    })?;
+    pb.finish_and_clear();
+    let cm_evals = generations.last().map_or(0, |g| g.evaluations);
+    let cm_wall = generations.last().map_or(0.0, |g| g.wall_s);
+    let cm_after = check_all(&cm_gains)?;
+
+    let bar = |after: &[ExactCheck]| {
+        after
+            .iter()
+            .zip(&before)
+            .filter(|(a, b)| crate::optimize_cli::passes_bar(&cfg, b, a))
+            .count()
+    };
+    let methods = [
+        MethodResult {
+            method: "surrogate gradient (Adam, BPTT through surrogates)".into(),
+            exact_evaluations: 0,
+            search_wall_s: sg_wall,
+            seeds_passing_bar: bar(&sg_after),
+            mean_band_fraction: mean_fraction(&sg_after),
+            heldout: heldout(&sg_after),
+            log_gains: sg_gains.clone(),
+        },
+        MethodResult {
+            method: "CMA-ES on the exact engine".into(),
+            exact_evaluations: cm_evals,
+            search_wall_s: cm_wall,
+            seeds_passing_bar: bar(&cm_after),
+            mean_band_fraction: mean_fraction(&cm_after),
+            heldout: heldout(&cm_after),
+            log_gains: cm_gains.clone(),
+        },
+    ];
+    // How much of the exact budget CMA-ES needed to match the surrogate result (its generation median on
+    // single noisy windows; the held-out figures above are the fair comparison).
+    let sg_mean = methods[0].mean_band_fraction;
+    let matched = generations
+        .iter()
+        .find(|g| g.median_band_fraction >= sg_mean);
+
+    println!(
+        "\n{:<52} {:>10} {:>9} {:>14} {:>10}",
+        "method (exact engine, held-out seeds)", "exact runs", "wall s", "band fraction", "bar met"
+    );
+    println!(
+        "{:<52} {:>10} {:>9} {:>14.3} {:>10}",
+        "initial gains",
+        "-",
+        "-",
+        mean_fraction(&before),
+        "-"
+    );
+    for m in &methods {
+        println!(
+            "{:<52} {:>10} {:>9.1} {:>14.3} {:>10}",
+            m.method,
+            m.exact_evaluations,
+            m.search_wall_s,
+            m.mean_band_fraction,
+            format!("{} of {}", m.seeds_passing_bar, seeds.len())
+        );
+    }
+    match matched {
+        Some(g) => println!(
+            "CMA-ES's generation median first reached the surrogate result ({sg_mean:.3}) after {} exact runs, {:.1} s",
+            g.evaluations, g.wall_s
+        ),
+        None => println!(
+            "CMA-ES's generation median never reached the surrogate result ({sg_mean:.3}) within {cm_evals} exact runs"
+        ),
+    }
+    println!(
+        "RLS (training a subset of neurons to band sinusoids) is not offered for this network yet."
+    );
+
+    let report = serde_json::json!({
+        "config": args.config.display().to_string(),
+        "config_text": text,
+        "checkpoint": args.checkpoint.display().to_string(),
+        "band_hz": cfg.objective.band_hz,
+        "objective": cfg.objective,
+        "window_ms": cfg.optimizer.window_ms,
+        "warmup_ms": cfg.optimizer.warmup_ms,
+        "heldout_seeds": seeds,
+        "surrogate_iterations": sg_iters,
+        "cmaes": args.cmaes,
+        "groups": crate::optimize_cli::group_names(&spec),
+        "before": heldout(&before),
+        "before_mean_band_fraction": mean_fraction(&before),
+        "methods": methods,
+        "cmaes_generations": generations,
+        "cmaes_matched_surrogate_after": matched.map(|g| serde_json::json!({"evaluations": g.evaluations, "wall_s": g.wall_s})),
+        "rls": "not offered for this network yet",
+    });
+    surge::results::atomic_write(
+        &report_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+
+    let evals: Vec<f64> = generations.iter().map(|g| g.evaluations as f64).collect();
+    let med: Vec<f64> = generations.iter().map(|g| g.median_band_fraction).collect();
+    let best: Vec<f64> = generations.iter().map(|g| g.best_band_fraction).collect();
+    let flat = |v: f64| vec![v; evals.len()];
+    let (sg_line, before_line) = (flat(sg_mean), flat(mean_fraction(&before)));
+    let mut figures = plot::save(
+        &Lines {
+            title: "CMA-ES on the exact engine: band fraction per generation".into(),
+            x_desc: "exact-engine evaluations".into(),
+            y_desc: format!(
+                "{:.0}-{:.0} Hz fraction",
+                cfg.objective.band_hz.0, cfg.objective.band_hz.1
+            ),
+            series: vec![
+                ("generation median".into(), evals.as_slice(), med.as_slice()),
+                ("generation best".into(), evals.as_slice(), best.as_slice()),
+                (
+                    "surrogate gradient, held-out mean".into(),
+                    evals.as_slice(),
+                    sg_line.as_slice(),
+                ),
+                (
+                    "initial gains, held-out mean".into(),
+                    evals.as_slice(),
+                    before_line.as_slice(),
+                ),
+            ],
+            log_y: false,
+            x_range: None,
+        },
+        &dir.join("cmaes_progress"),
+    )?;
+    if let (Some(b), Some(s), Some(c)) = (before.first(), sg_after.first(), cm_after.first()) {
+        figures.extend(plot::save(
+            &Lines {
+                title: format!("Exact engine, held-out seed {}: spectra", b.seed),
+                x_desc: "frequency (Hz)".into(),
+                y_desc: "power (mV^2/Hz)".into(),
+                series: vec![
+                    (
+                        "initial gains".into(),
+                        b.freqs_hz.as_slice(),
+                        b.power.as_slice(),
+                    ),
+                    (
+                        "surrogate gradient".into(),
+                        s.freqs_hz.as_slice(),
+                        s.power.as_slice(),
+                    ),
+                    ("CMA-ES".into(), c.freqs_hz.as_slice(), c.power.as_slice()),
+                ],
+                log_y: true,
+                x_range: Some((0.0, 100.0)),
+            },
+            &dir.join("spectra"),
+        )?);
+    }
+    println!("report: {}", report_path.display());
+    for f in figures
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        println!("figure: {}", f.display());
+    }
+    Ok(())
+}
