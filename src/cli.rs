@@ -503,7 +503,8 @@ pub fn run() -> Result<()> {
                     },
                     out,
                     force,
-                });
+                })
+                .map(|_| ());
             }
             crate::optimize_cli::compare_network(
                 &config,

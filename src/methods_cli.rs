@@ -84,7 +84,15 @@ fn read_surrogate_run(dir: &Path, n_groups: usize) -> Result<(Vec<f32>, usize, f
     Ok((gains, iterations, wall))
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// What the comparison found, for the demo's summary table.
+pub struct MethodsSummary {
+    pub before: f64,
+    /// (method, exact-engine runs, search wall s, held-out mean band fraction, seeds passing the bar)
+    pub methods: Vec<(String, usize, f64, f64, usize)>,
+    pub seeds: usize,
+}
+
+pub fn run(args: Args) -> Result<MethodsSummary> {
     let (cfg, spec, text) = OptimizeConfig::load(&args.config)?;
     let stem = args
         .config
@@ -323,5 +331,20 @@ pub fn run(args: Args) -> Result<()> {
     {
         println!("figure: {}", f.display());
     }
-    Ok(())
+    Ok(MethodsSummary {
+        before: mean_fraction(&before),
+        methods: methods
+            .iter()
+            .map(|m| {
+                (
+                    m.method.clone(),
+                    m.exact_evaluations,
+                    m.search_wall_s,
+                    m.mean_band_fraction,
+                    m.seeds_passing_bar,
+                )
+            })
+            .collect(),
+        seeds: seeds.len(),
+    })
 }
