@@ -219,14 +219,21 @@ enum Command {
         #[arg(long, default_value = "flex")]
         backend: String,
     },
-    /// `network`: surrogate vs exact engine on the same network and connectome. `methods`: the
-    /// surrogate gradient vs CMA-ES on the exact engine, same objective, judged on held-out seeds.
+    /// `cell`: a surrogate checkpoint vs the exact neuron on a data file's inputs. `network`: surrogate
+    /// vs exact engine on the same network and connectome. `methods`: the surrogate gradient vs CMA-ES
+    /// on the exact engine, same objective, judged on held-out seeds.
     Compare {
-        /// `network` or `methods`.
+        /// `cell`, `network` or `methods`.
         what: String,
-        /// Optimisation experiment naming the network and its cell types.
+        /// network, methods: optimisation experiment naming the network and its cell types.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// cell: data file(s) written by `surge gen` (held-out traces).
+        #[arg(long, num_args = 1..)]
+        data: Vec<PathBuf>,
+        /// cell: how many traces (from the first).
+        #[arg(long, default_value_t = 64)]
+        traces: usize,
         #[arg(long, default_value = "checkpoints/lif-default")]
         checkpoint: PathBuf,
         /// network: gains.json written by `surge optimize` [default: the network as written].
@@ -465,6 +472,8 @@ pub fn run() -> Result<()> {
         Command::Compare {
             what,
             config,
+            data,
+            traces,
             checkpoint,
             gains,
             backend,
@@ -477,9 +486,26 @@ pub fn run() -> Result<()> {
             force,
         } => {
             anyhow::ensure!(
-                what == "network" || what == "methods",
-                "unknown comparison `{what}`. Fix: use `surge compare network` or `surge compare methods` (single cells: `surge eval`)"
+                ["cell", "network", "methods"].contains(&what.as_str()),
+                "unknown comparison `{what}`. Fix: use `surge compare cell`, `surge compare network` or `surge compare methods`"
             );
+            if what == "cell" {
+                anyhow::ensure!(
+                    !data.is_empty(),
+                    "`compare cell` needs --data FILE (traces written by `surge gen`)"
+                );
+                return crate::cell_cli::run(crate::cell_cli::Args {
+                    checkpoint,
+                    data,
+                    traces,
+                    backend,
+                    out,
+                    force,
+                });
+            }
+            let config = config.with_context(|| {
+                format!("`compare {what}` needs --config FILE (an optimisation experiment, e.g. experiments/alpha_to_beta.toml)")
+            })?;
             if what == "methods" {
                 let seed = match seed {
                     Some(s) => s,
@@ -905,6 +931,35 @@ pub(crate) fn train_command(
 }
 
 /// `surge eval`: held-out metrics of a checkpoint, written to metrics.json, with trace figures.
+/// Exact against predicted voltage of one trace, as `<stem>.{svg,png}`; returns the PNG.
+pub(crate) fn trace_figure(
+    stem: &Path,
+    t: &surge::data::h5::TraceData,
+    p: &surge::surrogate::eval::Prediction,
+    bin_ms: f64,
+) -> Result<PathBuf> {
+    let xs: Vec<f64> = (0..t.voltage.len())
+        .map(|b| (b as f64 + 1.0) * bin_ms)
+        .collect();
+    let ex: Vec<f64> = t.voltage.iter().map(|&x| x as f64).collect();
+    let pr: Vec<f64> = p.voltage.iter().map(|&x| x as f64).collect();
+    let figs = surge::plot::save(
+        &surge::plot::Lines {
+            title: format!("trace {} ({:?}): exact vs surrogate", t.index, t.regime),
+            x_desc: "time (ms)".into(),
+            y_desc: "voltage (mV)".into(),
+            series: vec![
+                ("exact".into(), xs.as_slice(), ex.as_slice()),
+                ("surrogate".into(), xs.as_slice(), pr.as_slice()),
+            ],
+            log_y: false,
+            x_range: None,
+        },
+        stem,
+    )?;
+    Ok(figs.last().cloned().unwrap_or_default())
+}
+
 pub(crate) fn eval_command(
     checkpoint: PathBuf,
     data: Vec<PathBuf>,
@@ -937,27 +992,8 @@ pub(crate) fn eval_command(
         m.rate_exact_hz, m.rate_predicted_hz, m.rate_abs_error_hz
     );
     for (k, (t, p)) in examples.iter().enumerate() {
-        let bin = m.bin_ms;
-        let xs: Vec<f64> = (0..t.voltage.len())
-            .map(|b| (b as f64 + 1.0) * bin)
-            .collect();
-        let ex: Vec<f64> = t.voltage.iter().map(|&x| x as f64).collect();
-        let pr: Vec<f64> = p.voltage.iter().map(|&x| x as f64).collect();
-        let figs = surge::plot::save(
-            &surge::plot::Lines {
-                title: format!("trace {} ({:?}): exact vs surrogate", t.index, t.regime),
-                x_desc: "time (ms)".into(),
-                y_desc: "voltage (mV)".into(),
-                series: vec![
-                    ("exact".into(), xs.as_slice(), ex.as_slice()),
-                    ("surrogate".into(), xs.as_slice(), pr.as_slice()),
-                ],
-                log_y: false,
-                x_range: None,
-            },
-            &dir.join(format!("trace_{k}")),
-        )?;
-        println!("figure: {}", figs[1].display());
+        let fig = trace_figure(&dir.join(format!("trace_{k}")), t, p, m.bin_ms)?;
+        println!("figure: {}", fig.display());
     }
     println!("metrics: {}", dir.join("metrics.json").display());
     Ok(m)

@@ -1,6 +1,7 @@
 //! The `surge` command line: arguments parsed in one place, the work done by library code.
 
 mod bench;
+mod cell_cli;
 mod cli;
 mod demo;
 mod methods_cli;

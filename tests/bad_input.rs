@@ -859,6 +859,18 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &[&"compare", &"cells", &"--config", &alpha_demo],
             &["cells", "compare methods"],
         ),
+        case(
+            "cell comparison without data",
+            &[&"compare", &"cell", &"--out", &out],
+            &["--data"],
+        )
+        .absent(&out),
+        case(
+            "network comparison without an experiment",
+            &[&"compare", &"network", &"--out", &out],
+            &["--config"],
+        )
+        .absent(&out),
         // ---- rls ----
         case("unknown RLS part", &[&"rls", &"hopfield"], &["hopfield"]),
         case(

@@ -124,6 +124,143 @@ fn spike_times(t: &TraceData, bin_ms: f64) -> Vec<f64> {
         .collect()
 }
 
+/// Accumulates the metrics over traces and their predictions; bins before the receptive field has
+/// filled (`skip`) are not scored.
+pub struct Scorer {
+    skip: usize,
+    bin: f64,
+    n: usize,
+    se: f64,
+    n_all: usize,
+    se_sub: f64,
+    n_sub: usize,
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    hits: usize,
+    fps: usize,
+    fns: usize,
+    gsum: f64,
+    gn: usize,
+    r_exact: f64,
+    r_pred: f64,
+    r_err: f64,
+}
+
+impl Scorer {
+    pub fn new(meta: &SurrogateMeta) -> Self {
+        Scorer {
+            skip: meta.arch.receptive_field() - 1,
+            bin: meta.bin_ms,
+            n: 0,
+            se: 0.0,
+            n_all: 0,
+            se_sub: 0.0,
+            n_sub: 0,
+            xs: Vec::new(),
+            ys: Vec::new(),
+            hits: 0,
+            fps: 0,
+            fns: 0,
+            gsum: 0.0,
+            gn: 0,
+            r_exact: 0.0,
+            r_pred: 0.0,
+            r_err: 0.0,
+        }
+    }
+
+    /// The first scored bin.
+    pub fn skip(&self) -> usize {
+        self.skip
+    }
+
+    /// Exact and predicted spike times (ms) of a trace, inside the scored part.
+    pub fn scored_spikes(&self, t: &TraceData, p: &Prediction) -> (Vec<f64>, Vec<f64>) {
+        let from = self.skip as f64 * self.bin;
+        (
+            spike_times(t, self.bin)
+                .into_iter()
+                .filter(|&s| s >= from)
+                .collect(),
+            p.spikes_ms.iter().copied().filter(|&s| s >= from).collect(),
+        )
+    }
+
+    pub fn add(&mut self, t: &TraceData, p: &Prediction) {
+        let (skip, bin) = (self.skip, self.bin);
+        let bins = t.voltage.len();
+        let dur = (bins - skip) as f64 * bin;
+        let (exact, model_sp) = self.scored_spikes(t, p);
+        for b in skip..bins {
+            let d = (p.voltage[b] - t.voltage[b]) as f64;
+            self.se += d * d;
+            self.n_all += 1;
+            let tb = (b as f64 + 0.5) * bin;
+            if exact
+                .iter()
+                .all(|&s| (s - tb).abs() > SUBTHRESHOLD_MARGIN_MS)
+            {
+                self.se_sub += d * d;
+                self.n_sub += 1;
+            }
+            self.xs.push(p.voltage[b] as f64);
+            self.ys.push(t.voltage[b] as f64);
+        }
+        let (h, f, m) = match_spikes(&exact, &model_sp, SPIKE_TOL_MS);
+        self.hits += h;
+        self.fps += f;
+        self.fns += m;
+        if let Some(g) = coincidence_factor(&exact, &model_sp, SPIKE_TOL_MS, dur) {
+            self.gsum += g;
+            self.gn += 1;
+        }
+        let (re, rp) = (
+            exact.len() as f64 / dur * 1000.0,
+            model_sp.len() as f64 / dur * 1000.0,
+        );
+        self.r_exact += re;
+        self.r_pred += rp;
+        self.r_err += (re - rp).abs();
+        self.n += 1;
+    }
+
+    pub fn finish(self) -> EvalMetrics {
+        let precision = if self.hits + self.fps > 0 {
+            self.hits as f64 / (self.hits + self.fps) as f64
+        } else {
+            1.0
+        };
+        let recall = if self.hits + self.fns > 0 {
+            self.hits as f64 / (self.hits + self.fns) as f64
+        } else {
+            1.0
+        };
+        let nf = self.n.max(1) as f64;
+        EvalMetrics {
+            traces: self.n,
+            bin_ms: self.bin,
+            voltage_rmse_mv: (self.se / self.n_all.max(1) as f64).sqrt(),
+            subthreshold_rmse_mv: (self.se_sub / self.n_sub.max(1) as f64).sqrt(),
+            voltage_r: pearson(&self.xs, &self.ys),
+            spike_precision: precision,
+            spike_recall: recall,
+            spike_f1: if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            },
+            coincidence_gamma: if self.gn > 0 {
+                self.gsum / self.gn as f64
+            } else {
+                f64::NAN
+            },
+            rate_exact_hz: self.r_exact / nf,
+            rate_predicted_hz: self.r_pred / nf,
+            rate_abs_error_hz: self.r_err / nf,
+        }
+    }
+}
+
 /// Evaluates a checkpoint folder on `files`; bins before the receptive field has filled are skipped.
 pub fn evaluate(
     ckpt: &Path,
@@ -133,13 +270,7 @@ pub fn evaluate(
     let (model, meta) = load_checkpoint(ckpt, device)?;
     let reader = DatasetReader::open(files)?;
     check_compatible(&meta, &reader, ckpt)?;
-    let skip = meta.arch.receptive_field() - 1;
-    let bin = meta.bin_ms;
-    let (mut se, mut n_all, mut se_sub, mut n_sub) = (0.0, 0usize, 0.0, 0usize);
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    let (mut hits, mut fps, mut fns) = (0usize, 0usize, 0usize);
-    let (mut gsum, mut gn) = (0.0, 0usize);
-    let (mut r_exact, mut r_pred, mut r_err) = (0.0, 0.0, 0.0);
+    let mut scorer = Scorer::new(&meta);
     let mut kept = Vec::new();
     let n = reader.n_traces();
     for a in (0..n).step_by(16) {
@@ -148,48 +279,7 @@ pub fn evaluate(
             .collect::<Result<_>>()?;
         let preds = predict(&model, &meta, &traces, device);
         for (t, p) in traces.into_iter().zip(preds) {
-            let bins = t.voltage.len();
-            let dur = (bins - skip) as f64 * bin;
-            let exact: Vec<f64> = spike_times(&t, bin)
-                .into_iter()
-                .filter(|&s| s >= skip as f64 * bin)
-                .collect();
-            let model_sp: Vec<f64> = p
-                .spikes_ms
-                .iter()
-                .copied()
-                .filter(|&s| s >= skip as f64 * bin)
-                .collect();
-            for b in skip..bins {
-                let d = (p.voltage[b] - t.voltage[b]) as f64;
-                se += d * d;
-                n_all += 1;
-                let tb = (b as f64 + 0.5) * bin;
-                if exact
-                    .iter()
-                    .all(|&s| (s - tb).abs() > SUBTHRESHOLD_MARGIN_MS)
-                {
-                    se_sub += d * d;
-                    n_sub += 1;
-                }
-                xs.push(p.voltage[b] as f64);
-                ys.push(t.voltage[b] as f64);
-            }
-            let (h, f, m) = match_spikes(&exact, &model_sp, SPIKE_TOL_MS);
-            hits += h;
-            fps += f;
-            fns += m;
-            if let Some(g) = coincidence_factor(&exact, &model_sp, SPIKE_TOL_MS, dur) {
-                gsum += g;
-                gn += 1;
-            }
-            let (re, rp) = (
-                exact.len() as f64 / dur * 1000.0,
-                model_sp.len() as f64 / dur * 1000.0,
-            );
-            r_exact += re;
-            r_pred += rp;
-            r_err += (re - rp).abs();
+            scorer.add(&t, &p);
             // Two example traces of each regime for the figures.
             if kept
                 .iter()
@@ -201,38 +291,7 @@ pub fn evaluate(
             }
         }
     }
-    let precision = if hits + fps > 0 {
-        hits as f64 / (hits + fps) as f64
-    } else {
-        1.0
-    };
-    let recall = if hits + fns > 0 {
-        hits as f64 / (hits + fns) as f64
-    } else {
-        1.0
-    };
-    let nf = n.max(1) as f64;
-    Ok((
-        EvalMetrics {
-            traces: n,
-            bin_ms: bin,
-            voltage_rmse_mv: (se / n_all.max(1) as f64).sqrt(),
-            subthreshold_rmse_mv: (se_sub / n_sub.max(1) as f64).sqrt(),
-            voltage_r: pearson(&xs, &ys),
-            spike_precision: precision,
-            spike_recall: recall,
-            spike_f1: if precision + recall > 0.0 {
-                2.0 * precision * recall / (precision + recall)
-            } else {
-                0.0
-            },
-            coincidence_gamma: if gn > 0 { gsum / gn as f64 } else { f64::NAN },
-            rate_exact_hz: r_exact / nf,
-            rate_predicted_hz: r_pred / nf,
-            rate_abs_error_hz: r_err / nf,
-        },
-        kept,
-    ))
+    Ok((scorer.finish(), kept))
 }
 
 /// Onsets of runs of `logits` above `thr`.
