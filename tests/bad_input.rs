@@ -860,6 +860,23 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["cells", "compare methods"],
         ),
         case(
+            "RLS route trained on a population the network lacks",
+            &[
+                &"compare",
+                &"methods",
+                &"--config",
+                &opt(
+                    "o_rls.toml",
+                    "[recheck]",
+                    "[rls]\ntrained = [\"L6_pyr\"]\n\n[recheck]",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["rls.trained", "L6_pyr"],
+        )
+        .absent(&out),
+        case(
             "cell comparison without data",
             &[&"compare", &"cell", &"--out", &out],
             &["--data"],

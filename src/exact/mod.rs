@@ -7,8 +7,10 @@ pub mod rls;
 pub mod siegert;
 
 pub use network::{
-    ExternalInput, NamedSignal, RecordedCell, Sampling, SimResult, simulate, simulate_with_input,
+    ExternalInput, NamedSignal, RecordedCell, Sampling, SimResult, StepHook, simulate,
+    simulate_with_hook, simulate_with_input,
 };
 pub mod balanced;
 pub mod balanced_files;
+pub mod band_rls;
 pub mod structured;

@@ -85,6 +85,8 @@ struct Population {
     ref_left: Vec<u32>,
     /// Constant input per cell: mV added to the resting potential (current-based) or pA (conductance-based).
     bias: Vec<f64>,
+    /// `bias` without the hook's current (kept only when a hook runs).
+    base_bias: Vec<f64>,
     /// Per-step std of white-noise voltage increments per cell (empty without white noise).
     noise: Vec<f64>,
     noise_rng: ChaCha8Rng,
@@ -180,12 +182,32 @@ pub fn simulate(
     simulate_with_input(spec, conn, None, Sampling::default(), progress)
 }
 
+/// Something that watches a run step by step and feeds back a current: after step `n` (ending at
+/// `t_end_ms`) it sees the cells that spiked in it and sets `current` (one value per cell, pA for
+/// conductance-based cells, mV for current-based ones, added to the cell's constant drive) for the
+/// next step. Online learning (RLS/FORCE on the exact network) plugs in here.
+pub trait StepHook {
+    fn after_step(&mut self, n: usize, t_end_ms: f64, spiked: &[u32], current: &mut [f64]);
+}
+
 /// [`simulate`] with additional per-bin input to some cells (all in one population).
 pub fn simulate_with_input(
     spec: &NetworkSpec,
     conn: &Connectome,
     external: Option<&ExternalInput>,
     sampling: Sampling,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SimResult> {
+    simulate_with_hook(spec, conn, external, sampling, None, progress)
+}
+
+/// [`simulate_with_input`] with a [`StepHook`].
+pub fn simulate_with_hook(
+    spec: &NetworkSpec,
+    conn: &Connectome,
+    external: Option<&ExternalInput>,
+    sampling: Sampling,
+    mut hook: Option<&mut dyn StepHook>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SimResult> {
     if let Some(ext) = external {
@@ -266,6 +288,7 @@ pub fn simulate_with_input(
             v,
             ref_left: vec![0; p.size],
             bias: vec![0.0; p.size],
+            base_bias: vec![0.0; p.size],
             noise: Vec::new(),
             noise_rng: rng_for(seed, &[stream::DRIVE_NOISE, u64::MAX, pi as u64]),
             dyn_,
@@ -414,6 +437,7 @@ pub fn simulate_with_input(
     let mut synaptic_events = 0u64;
     let mut bias_active = vec![false; biases.len()];
     let report_every = (steps / 200).max(1);
+    let mut hook_current = vec![0.0f64; if hook.is_some() { conn.n_cells } else { 0 }];
 
     for n in 0..steps {
         let t = n as f64 * dt;
@@ -450,6 +474,18 @@ pub fn simulate_with_input(
                 }
             }
             bias_active = active;
+            if hook.is_some() {
+                for p in pops.iter_mut() {
+                    p.base_bias.copy_from_slice(&p.bias);
+                }
+                // The hook's current of the last step still applies.
+                for p in pops.iter_mut() {
+                    let extra = &hook_current[p.offset..p.offset + p.size];
+                    for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
+                        *b = base + x;
+                    }
+                }
+            }
         }
         if let Some(ext) = external
             && n.is_multiple_of(ext.bin_steps)
@@ -688,6 +724,16 @@ pub fn simulate_with_input(
                     buf[t as usize] += w as f64;
                 }
                 synaptic_events += (seg.end - seg.start) as u64;
+            }
+        }
+
+        if let Some(h) = hook.as_deref_mut() {
+            h.after_step(n, t_end, &spiked, &mut hook_current);
+            for p in pops.iter_mut() {
+                let extra = &hook_current[p.offset..p.offset + p.size];
+                for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
+                    *b = base + x;
+                }
             }
         }
 

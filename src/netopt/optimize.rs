@@ -30,6 +30,9 @@ pub struct OptimizeConfig {
     pub optimizer: OptimizerConfig,
     #[serde(default)]
     pub recheck: RecheckConfig,
+    /// The exact RLS (FORCE) route to the same band, for `surge compare methods`.
+    #[serde(default)]
+    pub rls: crate::exact::band_rls::BandRlsConfig,
 }
 
 fn d_signal() -> Vec<String> {
@@ -103,6 +106,7 @@ impl OptimizeConfig {
     }
 
     pub fn validate(&self, spec: &NetworkSpec) -> Result<()> {
+        self.rls.validate(spec)?;
         for (t, pops) in &self.cells {
             for p in pops {
                 if spec.population_index(p).is_none() {
@@ -390,6 +394,32 @@ pub fn exact_run(
     duration_ms: f64,
     warmup_ms: f64,
 ) -> Result<ExactCheck> {
+    exact_run_with_hook(
+        spec,
+        cfg,
+        log_gains,
+        seed,
+        duration_ms,
+        warmup_ms,
+        None,
+        None,
+    )
+}
+
+/// [`exact_run`] with a step hook in the exact engine (a learned current fed back from the spikes),
+/// and optionally a fixed network instance `conn` (then `seed` changes only the drive noise and the
+/// initial state; `conn` must be the connectome of `spec` with the same gains).
+#[allow(clippy::too_many_arguments)]
+pub fn exact_run_with_hook(
+    spec: &NetworkSpec,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+    seed: u64,
+    duration_ms: f64,
+    warmup_ms: f64,
+    hook: Option<&mut dyn crate::exact::StepHook>,
+    conn: Option<&Connectome>,
+) -> Result<ExactCheck> {
     let mut s = apply_gains(spec, log_gains);
     s.simulation.seed = Some(seed);
     s.simulation.duration_ms = duration_ms;
@@ -399,8 +429,22 @@ pub fn exact_run(
         kind: crate::spec::SignalKind::MeanVoltage,
         populations: cfg.signal.clone(),
     }];
-    let conn = Connectome::build(&s);
-    let res = crate::exact::simulate(&s, &conn, &mut |_, _| {})?;
+    let built;
+    let conn = match conn {
+        Some(c) => c,
+        None => {
+            built = Connectome::build(&s);
+            &built
+        }
+    };
+    let res = crate::exact::simulate_with_hook(
+        &s,
+        conn,
+        None,
+        crate::exact::Sampling::default(),
+        hook,
+        &mut |_, _| {},
+    )?;
     let dt = s.simulation.dt_ms;
     let skip = (warmup_ms / dt).round() as usize;
     let values = &res.signals[0].values[skip.min(res.signals[0].values.len())..];
