@@ -68,6 +68,10 @@ weight = 0.7
 /// The device's random generator is shared by the tests running in parallel; drawing the model under a
 /// lock keeps every test's network the same.
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The gradient tests run one at a time: burn's Flex backend keeps one random state per process, and
+/// a test drawing from it (or reseeding it) while another initialises its model gives that model
+/// other weights, so the finite differences would be taken on a network the test did not mean.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn network(device: &Device) -> SurrogateNetwork {
     let spec = NetworkSpec::from_toml_str(SPEC, "tiny").unwrap();
@@ -150,6 +154,7 @@ fn value(t: Tensor<1>) -> f64 {
 
 #[test]
 fn gradients_match_central_finite_differences_of_the_smooth_network() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     let net = network(&device);
     let spectrum = Spectrum::new(64, 2000.0, &device);
@@ -205,6 +210,7 @@ fn gradients_match_central_finite_differences_of_the_smooth_network() {
 
 #[test]
 fn spike_gradient_reaches_groups_onto_unread_populations_unless_the_surrogate_is_too_steep() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     let net = network(&device);
     let spectrum = Spectrum::new(64, 2000.0, &device);
@@ -248,6 +254,7 @@ fn spike_gradient_reaches_groups_onto_unread_populations_unless_the_surrogate_is
 
 #[test]
 fn differentiable_spectrum_equals_the_exact_engines_estimator() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     let fs = 2000.0;
     let n = 400;
