@@ -27,15 +27,17 @@ pub enum SurgeError {
     /// An HDF5 operation failed.
     #[error("HDF5 error on {path}: {message}")]
     Hdf5 { path: PathBuf, message: String },
-    /// The training loss became NaN or infinite.
+    /// The training loss became NaN or infinite. `kept` says what is on disk: the checkpoint of an
+    /// earlier epoch, or nothing (no epoch finished in this folder).
     #[error(
-        "training diverged: the loss became {value} at epoch {epoch}, step {step}; training stopped and the last good checkpoint is kept in {dir}. Fix: lower training.lr or training.clip_norm, check the data with `surge data info`, and continue with --resume"
+        "training diverged: the loss became {value} at epoch {epoch}, step {step}; training stopped. {kept}Fix: lower training.lr or training.clip_norm, check the data with `surge data info`, and start again (from a kept checkpoint: `surge train --init {dir}` with the lower rate)"
     )]
     TrainingDiverged {
         value: f64,
         epoch: usize,
         step: usize,
         dir: PathBuf,
+        kept: String,
     },
     /// A dataset file is not what Surge expects (foreign, truncated, other version, bad values).
     #[error("dataset {path}: {problem}. Fix: {fix}")]

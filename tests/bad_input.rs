@@ -279,6 +279,12 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     };
     // Windows that fit the 400-bin traces, so the cases below fail for their own reason.
     let fits = sur("s_fits.toml", "window = 600", "window = 300");
+    let exploding = write(
+        &o("s_explode.toml"),
+        &sur_text
+            .replacen("window = 600", "window = 300", 1)
+            .replacen("lr = 3e-3", "lr = 1e30", 1),
+    );
     let existing = write(&o("existing.h5"), "keep me");
     let existing_ck = o("existing_ck");
     copy_dir(&shipped, &existing_ck);
@@ -569,6 +575,25 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["nan_input.h5", "non-finite"],
         )
         .absent(&out),
+        case(
+            "training that diverges (learning rate 1e30)",
+            &[
+                &"train",
+                &"--data",
+                &good,
+                &"--out",
+                &out,
+                &"--config",
+                &exploding,
+            ],
+            &[
+                "diverged",
+                "nan",
+                "nothing was written",
+                "lower training.lr",
+            ],
+        )
+        .absent(&out.join("model.bpk")),
         case(
             "surrogate config with an unknown key",
             &[

@@ -585,11 +585,24 @@ pub fn train(
             let (l, _, _) = loss(&model, x, v, s, skip, pos_weight, cfg.spike_weight);
             let value = scalar(l.clone());
             if !value.is_finite() {
+                let kept = if out_dir.join("model.bpk").exists() {
+                    format!(
+                        "The best checkpoint so far (epoch {}) is kept in {}. ",
+                        meta.best_epoch,
+                        out_dir.display()
+                    )
+                } else {
+                    format!(
+                        "No epoch finished, so nothing was written to {}. ",
+                        out_dir.display()
+                    )
+                };
                 return Err(SurgeError::TrainingDiverged {
                     value,
                     epoch,
                     step,
                     dir: out_dir.to_path_buf(),
+                    kept,
                 });
             }
             train_sum += value;
