@@ -221,7 +221,7 @@ enum Command {
     },
     /// `cell`: a surrogate checkpoint vs the exact neuron on a data file's inputs. `network`: surrogate
     /// vs exact engine on the same network and connectome. `methods`: the surrogate gradient vs CMA-ES
-    /// on the exact engine, same objective, judged on held-out seeds.
+    /// and RLS on the exact engine, same target, judged on held-out seeds.
     Compare {
         /// `cell`, `network` or `methods`.
         what: String,
