@@ -282,12 +282,16 @@ fn optimize_iteration(window_ms: f64) -> Result<Row> {
     let gains = surge::netopt::Gains::new(&vec![0.0; spec.connections.len()], &device);
     let t1 = Instant::now();
     let (loss, _, _, _) = optimize::evaluate(&net, &cfg, &gains, 0, &device, false);
+    let forward_s = t1.elapsed().as_secs_f64();
     let grads = loss.backward();
     drop(grads);
     let simulate_s = t1.elapsed().as_secs_f64();
     let bio = (window_ms + cfg.optimizer.warmup_ms) / 1000.0;
     Ok(Row {
-        case: format!("optimize iteration ({window_ms:.0} ms window)"),
+        case: format!(
+            "optimize iteration ({window_ms:.0} ms; fwd {forward_s:.1} s, bwd {:.1} s)",
+            simulate_s - forward_s
+        ),
         setup_s: build_s,
         wall_s: simulate_s,
         biological_s: bio,
