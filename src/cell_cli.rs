@@ -19,16 +19,14 @@ pub struct Args {
     pub force: bool,
 }
 
-/// Mean Welch spectrum of the scored part of several voltage traces (segments of 256 ms).
+/// Mean Welch spectrum of the scored part of several voltage traces of one length (segments of
+/// 256 ms; `welch_psd` removes each segment's mean).
 fn mean_psd(traces: &[Vec<f64>], bin_ms: f64) -> (Vec<f64>, Vec<f64>) {
-    let fs = 1000.0 / bin_ms;
     let seg = ((256.0 / bin_ms) as usize).min(traces.iter().map(Vec::len).min().unwrap_or(0));
     let mut freqs = Vec::new();
     let mut power: Vec<f64> = Vec::new();
-    for v in traces.iter().filter(|v| v.len() >= seg && seg >= 8) {
-        let m = v.iter().sum::<f64>() / v.len() as f64;
-        let centred: Vec<f64> = v.iter().map(|x| x - m).collect();
-        let psd = surge::signal::welch_psd(&centred, fs, seg);
+    for v in traces {
+        let psd = surge::signal::welch_psd(v, 1000.0 / bin_ms, seg);
         if power.is_empty() {
             freqs = psd.freqs_hz;
             power = psd.power;
@@ -197,12 +195,6 @@ pub fn run(args: Args) -> Result<()> {
             meta.bin_ms,
         )?);
     }
-    println!("report: {}", report_path.display());
-    for f in figures
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png"))
-    {
-        println!("figure: {}", f.display());
-    }
+    crate::cli::print_outputs(&report_path, &figures);
     Ok(())
 }

@@ -931,6 +931,17 @@ pub(crate) fn train_command(
 }
 
 /// `surge eval`: held-out metrics of a checkpoint, written to metrics.json, with trace figures.
+/// Where a comparison's report went, and the PNG of each figure (the SVG lies beside it).
+pub(crate) fn print_outputs(report: &Path, figures: &[PathBuf]) {
+    println!("report: {}", report.display());
+    for f in figures
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        println!("figure: {}", f.display());
+    }
+}
+
 /// Exact against predicted voltage of one trace, as `<stem>.{svg,png}`; returns the PNG.
 pub(crate) fn trace_figure(
     stem: &Path,

@@ -116,6 +116,16 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         "--evals {} leaves CMA-ES no room. Fix: give it at least 8 exact evaluations (hundreds are cheap)",
         args.cmaes.evaluations
     );
+    anyhow::ensure!(
+        args.cmaes.population.is_none_or(|p| p >= 2),
+        "--population {} is too small for CMA-ES. Fix: give 2 or more, or leave it out for CMA-ES's default",
+        args.cmaes.population.unwrap_or(0)
+    );
+    anyhow::ensure!(
+        args.cmaes.sigma0 > 0.0 && args.cmaes.sigma0.is_finite(),
+        "--sigma0 {} is not a step size. Fix: give a positive step in log-gain units, e.g. 0.5",
+        args.cmaes.sigma0
+    );
     let n_groups = spec.connections.len();
     let seeds = &cfg.recheck.seeds;
     let check_all = |gains: &[f32]| -> Result<Vec<ExactCheck>> {
@@ -394,13 +404,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
             &dir.join("spectra"),
         )?);
     }
-    println!("report: {}", report_path.display());
-    for f in figures
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png"))
-    {
-        println!("figure: {}", f.display());
-    }
+    crate::cli::print_outputs(&report_path, &figures);
     Ok(MethodsSummary {
         before: mean_fraction(&before),
         methods: methods

@@ -880,6 +880,21 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "method comparison with a CMA-ES population of one",
+            &[
+                &"compare",
+                &"methods",
+                &"--config",
+                &alpha_demo,
+                &"--population",
+                &"1",
+                &"--out",
+                &out,
+            ],
+            &["--population", "2 or more"],
+        )
+        .absent(&out),
+        case(
             "unknown comparison",
             &[&"compare", &"cells", &"--config", &alpha_demo],
             &["cells", "compare methods"],

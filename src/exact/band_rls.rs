@@ -7,9 +7,11 @@
 //! weights are frozen and the network runs on its own (the learned current is still `w . r`, from its
 //! own spikes): whether the rhythm survives is what the held-out check measures.
 //!
-//! All trained cells read the same `r`, so one inverse correlation matrix `P` serves them all.
+//! All trained cells read the same `r`, so one inverse correlation matrix `P` serves them all
+//! ([`RlsLearner::update_shared`], the textbook FORCE step).
 
 use super::network::StepHook;
+use super::rls::RlsLearner;
 use crate::error::{Result, SurgeError};
 use crate::spec::{Connectome, NetworkSpec};
 use serde::{Deserialize, Serialize};
@@ -94,7 +96,6 @@ impl BandRlsConfig {
             ("rls.tau_r_ms", self.tau_r_ms),
             ("rls.update_every_ms", self.update_every_ms),
             ("rls.alpha", self.alpha),
-            ("rls.phase_spread + 1", self.phase_spread + 1.0),
             ("rls.train_ms", self.train_ms),
         ] {
             if !(v > 0.0 && v.is_finite()) {
@@ -104,6 +105,13 @@ impl BandRlsConfig {
                     "use a positive, finite value",
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&self.phase_spread) {
+            return Err(SurgeError::spec(
+                "rls.phase_spread",
+                self.phase_spread.to_string(),
+                "give the spread of the targets' phases as a fraction of a cycle, from 0 (in phase) to 1",
+            ));
         }
         if self.loops == 0 {
             return Err(SurgeError::spec(
@@ -116,16 +124,16 @@ impl BandRlsConfig {
     }
 }
 
-/// The learner and the current it feeds back: weights `w` (`trained x presynaptic`), the shared `P`.
+/// The learner and the current it feeds back: one weight row per trained cell over the presynaptic
+/// set, and the learner holding their shared `P`.
 pub struct BandForce {
     cfg: BandRlsConfig,
     /// Global cell -> presynaptic index (`u32::MAX` when not presynaptic).
     pre_of: Vec<u32>,
     /// Global index of each trained cell.
     trained: Vec<usize>,
-    n_pre: usize,
-    pub w: Vec<f64>,
-    p: Vec<f64>,
+    pub w: Vec<Vec<f64>>,
+    learner: RlsLearner,
     r: Vec<f64>,
     decay: f64,
     every: usize,
@@ -134,8 +142,8 @@ pub struct BandForce {
     /// Sum of squared errors and count since the last reset (training fit).
     pub se: f64,
     pub n_err: usize,
-    k: Vec<f64>,
     z: Vec<f64>,
+    targets: Vec<f64>,
 }
 
 fn cells_of(spec: &NetworkSpec, conn: &Connectome, pops: &[String]) -> Vec<usize> {
@@ -157,26 +165,21 @@ impl BandForce {
             pre_of[c] = j as u32;
         }
         let n_pre = pre.len();
-        let mut p = vec![0.0; n_pre * n_pre];
-        for j in 0..n_pre {
-            p[j * n_pre + j] = 1.0 / cfg.alpha;
-        }
         let dt = spec.simulation.dt_ms;
         Ok(BandForce {
             cfg: cfg.clone(),
             pre_of,
-            n_pre,
-            w: vec![0.0; trained.len() * n_pre],
+            w: vec![vec![0.0; n_pre]; trained.len()],
             trained,
-            p,
+            learner: RlsLearner::new(n_pre, cfg.alpha, &[]),
             r: vec![0.0; n_pre],
             decay: (-dt / cfg.tau_r_ms).exp(),
             every: (cfg.update_every_ms / dt).round().max(1.0) as usize,
             learning: true,
             se: 0.0,
             n_err: 0,
-            k: vec![0.0; n_pre],
             z: Vec::new(),
+            targets: Vec::new(),
         })
     }
 
@@ -198,13 +201,14 @@ impl BandForce {
         self.cfg.amplitude * (tau * self.cfg.freq_hz * t_ms / 1000.0 + phase).sin()
     }
 
-    /// One RLS step with the current `r` on every trained cell's readout `z` (all share `P`).
+    /// One RLS step with the current `r` on every trained cell's readout (all share `P`).
     fn rls_step(&mut self, t_ms: f64) -> Result<()> {
-        let n = self.n_pre;
-        for (i, ki) in self.k.iter_mut().enumerate() {
-            *ki = super::structured::dot(&self.p[i * n..(i + 1) * n], &self.r);
-        }
-        let c = 1.0 / (1.0 + super::structured::dot(&self.r, &self.k));
+        self.targets = (0..self.trained.len())
+            .map(|i| self.target(t_ms, i))
+            .collect();
+        let (c, errors) = self
+            .learner
+            .update_shared_with_gain(&mut self.w, &self.r, &self.targets);
         if !(c > 0.0 && c <= 1.0) {
             return Err(SurgeError::Diverged {
                 what: "the RLS gain 1/(1 + r.P r) (P lost positive definiteness)".into(),
@@ -212,19 +216,9 @@ impl BandForce {
                 t_ms,
             });
         }
-        for i in 0..n {
-            let ki = c * self.k[i];
-            for (pj, &kj) in self.p[i * n..(i + 1) * n].iter_mut().zip(&self.k) {
-                *pj -= ki * kj;
-            }
-        }
-        for (t, &z) in self.z.iter().enumerate() {
-            let e = z - self.target(t_ms, t);
+        for e in errors {
             self.se += e * e;
             self.n_err += 1;
-            for (w, &k) in self.w[t * n..(t + 1) * n].iter_mut().zip(&self.k) {
-                *w -= e * c * k;
-            }
         }
         Ok(())
     }
@@ -248,19 +242,15 @@ impl StepHook for BandForceHook<'_> {
                 f.r[j as usize] += 1.0;
             }
         }
-        let n_pre = f.n_pre;
         f.z.clear();
-        for t in 0..f.trained.len() {
-            let z = super::structured::dot(&f.w[t * n_pre..(t + 1) * n_pre], &f.r);
-            f.z.push(z);
-        }
+        f.z.extend(f.w.iter().map(|w| super::structured::dot(w, &f.r)));
         if f.learning && (n + 1).is_multiple_of(f.every) && self.error.is_none() {
             if let Err(e) = f.rls_step(t_end_ms) {
                 self.error = Some(e);
             }
             // The readout after the update drives the next step.
-            for t in 0..f.trained.len() {
-                f.z[t] = super::structured::dot(&f.w[t * n_pre..(t + 1) * n_pre], &f.r);
+            for (z, w) in f.z.iter_mut().zip(&f.w) {
+                *z = super::structured::dot(w, &f.r);
             }
         }
         if f.learning && f.cfg.teacher_forcing {

@@ -75,11 +75,24 @@ impl RlsLearner {
     /// One RLS step for several readouts that share the input `r` and hence `P` (textbook FORCE):
     /// `P` is updated once and every `w[i]` moves with its own error. Returns the errors before the step.
     pub fn update_shared(&mut self, ws: &mut [Vec<f64>], r: &[f64], targets: &[f64]) -> Vec<f64> {
+        self.update_shared_with_gain(ws, r, targets).1
+    }
+
+    /// [`Self::update_shared`] that also returns the gain `c = 1 / (1 + r . P r)`, which leaves (0, 1]
+    /// when `P` has lost positive definiteness.
+    pub fn update_shared_with_gain(
+        &mut self,
+        ws: &mut [Vec<f64>],
+        r: &[f64],
+        targets: &[f64],
+    ) -> (f64, Vec<f64>) {
         let c = self.absorb(r);
-        ws.iter_mut()
+        let errors = ws
+            .iter_mut()
             .zip(targets)
             .map(|(w, &f)| self.correct(w, r, f, c))
-            .collect()
+            .collect();
+        (c, errors)
     }
 }
 

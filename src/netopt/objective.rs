@@ -179,3 +179,58 @@ pub fn loss(
         l2_penalty,
     }
 }
+
+/// The penalty terms of [`loss`] on plain numbers, for an engine without tensors (the exact engine
+/// scored by a gradient-free search): `(sum_p outside(rate_p)^2, |log_gain|^2)`, unweighted, with the
+/// same definitions as [`loss`] (a test holds the two together).
+pub fn penalties(cfg: &ObjectiveConfig, rates_hz: &[f64], log_gains: &[f32]) -> (f64, f64) {
+    let (lo, hi) = (cfg.rate_bounds_hz.0.ln(), cfg.rate_bounds_hz.1.ln());
+    let rate: f64 = rates_hz
+        .iter()
+        .map(|&r| {
+            let lr = (r + 1e-3).ln();
+            (lo - lr).max(0.0).powi(2) + (lr - hi).max(0.0).powi(2)
+        })
+        .sum();
+    let l2 = log_gains.iter().map(|&g| (g as f64).powi(2)).sum();
+    (rate, l2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_penalties_equal_the_differentiable_ones() {
+        let device = Device::flex();
+        let cfg = ObjectiveConfig::default();
+        let spectrum = Spectrum::new(64, 1000.0, &device);
+        let signal: Vec<f32> = (0..64).map(|i| (i as f32 * 0.3).sin()).collect();
+        // Below, inside and above the default 0.5-50 Hz bounds.
+        let rates = [0.1f64, 7.0, 120.0];
+        let gains = [0.5f32, -1.5, 0.0, 2.0];
+        let l = loss(
+            &cfg,
+            &spectrum,
+            Tensor::from_data(TensorData::new(signal, [64]), &device),
+            &rates
+                .iter()
+                .map(|&r| Tensor::from_data(TensorData::new(vec![r as f32], [1]), &device))
+                .collect::<Vec<_>>(),
+            Tensor::from_data(TensorData::new(gains.to_vec(), [4]), &device),
+            &device,
+        );
+        let (rate, l2) = penalties(&cfg, &rates, &gains);
+        assert!(rate > 1.0, "the bounds are crossed: {rate}");
+        assert!(
+            (rate - l.rate_penalty).abs() < 1e-5 * rate,
+            "{rate} vs {}",
+            l.rate_penalty
+        );
+        assert!(
+            (l2 - l.l2_penalty).abs() < 1e-6 * l2,
+            "{l2} vs {}",
+            l.l2_penalty
+        );
+    }
+}

@@ -53,16 +53,7 @@ pub fn exact_loss(cfg: &OptimizeConfig, check: &ExactCheck, log_gains: &[f32]) -
     } else {
         check.band_fraction
     };
-    let (lo, hi) = (o.rate_bounds_hz.0.ln(), o.rate_bounds_hz.1.ln());
-    let rate_pen: f64 = check
-        .rates_hz
-        .iter()
-        .map(|&r| {
-            let lr = (r + 1e-3).ln();
-            (lo - lr).max(0.0).powi(2) + (lr - hi).max(0.0).powi(2)
-        })
-        .sum();
-    let l2: f64 = log_gains.iter().map(|&g| (g as f64).powi(2)).sum();
+    let (rate_pen, l2) = super::objective::penalties(o, &check.rates_hz, log_gains);
     -score + o.rate_weight * rate_pen + o.l2 * l2
 }
 
@@ -181,9 +172,9 @@ pub fn cmaes_exact(
     }
     let mut state = options.build(objective).map_err(|e| {
         SurgeError::spec(
-            "cmaes",
-            format!("{e:?}"),
-            "use a population of at least 4 and a positive budget",
+            "--population",
+            format!("CMA-ES refused its options ({e:?})"),
+            "give --population 2 or more (or leave it out for CMA-ES's default)",
         )
     })?;
     let t0 = Instant::now();
