@@ -13,8 +13,9 @@ use crate::spec::{Connectome, DriveKind, NetworkSpec};
 use crate::surrogate::train::SurrogateMeta;
 use crate::surrogate::{Surrogate, SurrogateState};
 use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rand_distr::{Distribution, Poisson};
 use std::ops::Range;
 
@@ -68,12 +69,17 @@ pub struct CellType {
     pub populations: Vec<usize>,
 }
 
-/// Synapses of one connection group that share a delay, as a dense `[N, N * C]` matrix in engine order:
-/// row = presynaptic cell, column = `post * C + channel`.
-struct Block {
-    group: usize,
+/// All synapses that share a delay, gathered so that one matrix product serves every connection group
+/// and the gains never touch a large matrix (their gradient would otherwise be an `[N, N * C]` outer
+/// product per bin). Column k of `weights` is one (group, postsynaptic cell, channel) triple.
+struct Link {
     delay_bins: usize,
-    matrix: Tensor<2>,
+    /// `[N, K]`: presynaptic cell x triple, the summed synaptic weights; a constant.
+    weights: Tensor<2>,
+    /// `[K]`: the connection group of each triple (selects its gain).
+    group: Tensor<1, Int>,
+    /// `[K]`: where each triple lands in the flattened `[N * C]` input (`post * C + channel`).
+    target: Tensor<1, Int>,
 }
 
 /// The wired network, ready to run windows of `bins` bins.
@@ -89,7 +95,7 @@ pub struct SurrogateNetwork {
     n: usize,
     channels: Vec<String>,
     bin_ms: f64,
-    blocks: Vec<Block>,
+    links: Vec<Link>,
     max_delay: usize,
     drives: Vec<(usize, usize, f64, f64)>, // (engine cell, channel, expected count per bin, weight)
     device: Device,
@@ -187,29 +193,46 @@ impl SurrogateNetwork {
             type_range.push(start..next);
         }
         let n = next;
-        // One dense block per (group, delay in bins).
+        // Per delay (in bins): one column per (group, post cell, channel) that some synapse reaches.
         let dt = spec.simulation.dt_ms;
-        let mut dense: std::collections::BTreeMap<(usize, usize), Vec<f32>> = Default::default();
+        type Triple = (usize, usize, usize); // (group, engine post, channel)
+        let mut per_delay: std::collections::BTreeMap<
+            usize,
+            std::collections::BTreeMap<Triple, Vec<(usize, f32)>>,
+        > = Default::default();
         for pre in 0..conn.n_cells {
             for seg in &conn.segments[conn.seg_ptr[pre]..conn.seg_ptr[pre + 1]] {
                 let delay_bins = ((seg.delay_steps as f64 * dt / bin_ms).round() as usize).max(1);
-                let m = dense
-                    .entry((seg.group as usize, delay_bins))
-                    .or_insert_with(|| vec![0.0; n * n * nc]);
+                let cols = per_delay.entry(delay_bins).or_default();
                 for s in seg.start..seg.end {
                     let post = engine_of[conn.targets[s] as usize];
-                    m[engine_of[pre] * n * nc + post * nc + seg.channel as usize] +=
-                        conn.weights[s];
+                    cols.entry((seg.group as usize, post, seg.channel as usize))
+                        .or_default()
+                        .push((engine_of[pre], conn.weights[s]));
                 }
             }
         }
-        let max_delay = dense.keys().map(|k| k.1).max().unwrap_or(1);
-        let blocks = dense
+        let max_delay = per_delay.keys().copied().max().unwrap_or(1);
+        let links = per_delay
             .into_iter()
-            .map(|((group, delay_bins), m)| Block {
-                group,
-                delay_bins,
-                matrix: Tensor::from_data(TensorData::new(m, [n, n * nc]), device),
+            .map(|(delay_bins, cols)| {
+                let k = cols.len();
+                let mut w = vec![0f32; n * k];
+                let mut group = Vec::with_capacity(k);
+                let mut target = Vec::with_capacity(k);
+                for (col, ((g, post, c), syn)) in cols.into_iter().enumerate() {
+                    group.push(g as i64);
+                    target.push((post * nc + c) as i64);
+                    for (pre, weight) in syn {
+                        w[pre * k + col] += weight;
+                    }
+                }
+                Link {
+                    delay_bins,
+                    weights: Tensor::from_data(TensorData::new(w, [n, k]), device),
+                    group: Tensor::from_data(TensorData::new(group, [k]), device),
+                    target: Tensor::from_data(TensorData::new(target, [k]), device),
+                }
             })
             .collect();
         let mut drives = Vec::new();
@@ -257,7 +280,7 @@ impl SurrogateNetwork {
             n,
             channels,
             bin_ms,
-            blocks,
+            links,
             max_delay,
             drives,
             device: device.clone(),
@@ -298,8 +321,163 @@ impl SurrogateNetwork {
         out
     }
 
+    /// The same network on the plain (non-autodiff) device: a forward pass there builds no graph.
+    fn plain_twin(&self) -> SurrogateNetwork {
+        SurrogateNetwork {
+            spec: self.spec.clone(),
+            cell_types: self
+                .cell_types
+                .iter()
+                .map(|ct| CellType {
+                    name: ct.name.clone(),
+                    model: ct.model.valid(),
+                    meta: ct.meta.clone(),
+                    populations: ct.populations.clone(),
+                })
+                .collect(),
+            pop_range: self.pop_range.clone(),
+            type_range: self.type_range.clone(),
+            engine_of: self.engine_of.clone(),
+            n: self.n,
+            channels: self.channels.clone(),
+            bin_ms: self.bin_ms,
+            links: self
+                .links
+                .iter()
+                .map(|l| Link {
+                    delay_bins: l.delay_bins,
+                    weights: l.weights.clone().inner(),
+                    group: l.group.clone().inner(),
+                    target: l.target.clone().inner(),
+                })
+                .collect(),
+            max_delay: self.max_delay,
+            drives: self.drives.clone(),
+            device: self.device.clone().inner(),
+        }
+    }
+
+    /// Each link's gain per column `[1, K]`, gathered once per window from the log-gains.
+    fn link_gains(&self, log_gain: Tensor<1>) -> Vec<Tensor<2>> {
+        let gain = log_gain.exp();
+        self.links
+            .iter()
+            .map(|l| {
+                let k = l.group.dims()[0];
+                gain.clone().select(0, l.group.clone()).reshape([1, k])
+            })
+            .collect()
+    }
+
+    /// The network at rest: zero input history, zero LSTM state, no spikes in flight.
+    fn rest(&self) -> NetState {
+        let dev = &self.device;
+        NetState {
+            cells: self
+                .cell_types
+                .iter()
+                .zip(&self.type_range)
+                .map(|(ct, r)| SurrogateState::new(&ct.model, r.len(), dev))
+                .collect(),
+            history: (0..self.max_delay)
+                .map(|_| Tensor::zeros([1, self.n], dev))
+                .collect(),
+            prev: self
+                .type_range
+                .iter()
+                .map(|r| (Tensor::zeros([r.len()], dev), Tensor::zeros([r.len()], dev)))
+                .collect(),
+        }
+    }
+
+    /// `[N]` weights that turn the cells' voltages into the population signal (their mean over the
+    /// cells of `signal_pops`).
+    fn signal_weights(&self, signal_pops: &[usize]) -> Tensor<1> {
+        let mut w = vec![0f32; self.n];
+        let cells: usize = signal_pops.iter().map(|&p| self.pop_range[p].len()).sum();
+        for &p in signal_pops {
+            for i in self.pop_range[p].clone() {
+                w[i] = 1.0 / cells.max(1) as f32;
+            }
+        }
+        Tensor::from_data(TensorData::new(w, [self.n]), &self.device)
+    }
+
+    /// Advances the network one bin: returns the population signal `[1]` (mV) and the spikes `[N]`.
+    fn step(
+        &self,
+        st: &mut NetState,
+        drive: Tensor<2>,
+        link_gain: &[Tensor<2>],
+        mode: SpikeMode,
+        signal_w: &Tensor<1>,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let (n, nc) = (self.n, self.channels.len());
+        let dev = &self.device;
+        let mut x = drive.reshape([n * nc]);
+        for (l, g) in self.links.iter().zip(link_gain) {
+            let past = &st.history[st.history.len() - l.delay_bins];
+            let k = g.dims()[1];
+            let y = past.clone().matmul(l.weights.clone()) * g.clone();
+            x = x.select_assign(0, l.target.clone(), y.reshape([k]), IndexingUpdateOp::Add);
+        }
+        let x = x.reshape([n, nc]);
+        let mut spikes = Vec::with_capacity(self.cell_types.len());
+        let mut volts = Vec::with_capacity(self.cell_types.len());
+        for (k, ct) in self.cell_types.iter().enumerate() {
+            let r = &self.type_range[k];
+            let xi = x.clone().narrow(0, r.start, r.len());
+            let scale = Tensor::<2>::from_data(
+                TensorData::new(ct.meta.scaling.input_scale.clone(), [1, nc]),
+                dev,
+            );
+            // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
+            let scaled = xi.clone().sign() * (xi.abs() / scale).add_scalar(1.0).log();
+            let (v_std, logit) = st.cells[k].step(&ct.model, scaled);
+            let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
+            let v = v_std
+                .mul_scalar(ct.meta.scaling.v_std)
+                .add_scalar(ct.meta.scaling.v_mean);
+            // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them:
+            // the logit stays high for a few bins around each spike.
+            let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
+            let (soft_prev, hard_prev) = st.prev[k].clone();
+            let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
+            let s = match mode {
+                SpikeMode::StraightThrough { .. } => {
+                    let hard = logit.greater_elem(0.0).float();
+                    let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
+                    st.prev[k] = (soft, hard);
+                    hard_onset + soft_onset.clone() - soft_onset.detach()
+                }
+                SpikeMode::Smooth { .. } => {
+                    st.prev[k] = (soft.clone(), soft);
+                    soft_onset
+                }
+            };
+            spikes.push(s);
+            volts.push(v);
+        }
+        let s_all = Tensor::cat(spikes, 0);
+        let sig = (Tensor::cat(volts, 0) * signal_w.clone()).sum();
+        if self.max_delay > 0 {
+            st.history.remove(0);
+            st.history.push(s_all.clone().reshape([1, n]));
+        }
+        (sig, s_all)
+    }
+
+    /// Spikes per population `[1]` each, from spikes summed per cell `[N]`.
+    fn per_population(&self, per_cell: Tensor<1>) -> Vec<Tensor<1>> {
+        self.pop_range
+            .iter()
+            .map(|r| per_cell.clone().narrow(0, r.start, r.len()).sum())
+            .collect()
+    }
+
     /// Runs `bins` bins with the gains, drive noise stream `noise`; `signal_pops` are averaged (mean
-    /// somatic voltage, mV) into the population signal.
+    /// somatic voltage, mV) into the population signal. On an autodiff device the whole window is one
+    /// graph; [`SurrogateNetwork::run_with_gradient`] back-propagates through long windows in pieces.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -311,142 +489,268 @@ impl SurrogateNetwork {
         record: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Run {
-        let (n, nc) = (self.n, self.channels.len());
-        let dev = &self.device;
-        // Effective coupling per delay: sum over groups of gain_g * block.
-        let lg = gains.log_gain.val().exp();
-        let mut per_delay: Vec<Option<Tensor<2>>> = vec![None; self.max_delay + 1];
-        for b in &self.blocks {
-            let g = lg.clone().narrow(0, b.group, 1).reshape([1, 1]);
-            let term = b.matrix.clone() * g;
-            let slot = &mut per_delay[b.delay_bins];
-            *slot = Some(match slot.take() {
-                Some(acc) => acc + term,
-                None => term,
-            });
-        }
-        let coupling: Vec<(usize, Tensor<2>)> = per_delay
-            .into_iter()
-            .enumerate()
-            .filter_map(|(d, m)| m.map(|m| (d, m)))
-            .collect();
-        let drive = self.drive_window(bins, noise);
-        let mut states: Vec<SurrogateState> = self
-            .cell_types
-            .iter()
-            .zip(&self.type_range)
-            .map(|(ct, r)| SurrogateState::new(&ct.model, r.len(), dev))
-            .collect();
-        let scales: Vec<Tensor<2>> = self
-            .cell_types
-            .iter()
-            .map(|ct| {
-                Tensor::from_data(
-                    TensorData::new(ct.meta.scaling.input_scale.clone(), [1, nc]),
-                    dev,
-                )
-            })
-            .collect();
-        // Ring of past spike vectors `[1, N]`, newest last.
-        let mut history: Vec<Tensor<2>> = (0..self.max_delay)
-            .map(|_| Tensor::zeros([1, n], dev))
-            .collect();
+        let link_gain = self.link_gains(gains.log_gain.val());
+        let signal_w = self.signal_weights(signal_pops);
+        let mut st = self.rest();
         let mut signal = Vec::with_capacity(bins);
-        let mut pop_spikes: Vec<Option<Tensor<1>>> = vec![None; self.spec.populations.len()];
+        let mut total: Option<Tensor<1>> = None;
         let mut raster = record.then(Vec::new);
-        // Previous bin's (soft, hard) spike state per cell type, for onset detection.
-        let mut prev: Vec<Option<(Tensor<1>, Tensor<1>)>> = vec![None; self.cell_types.len()];
-        for (t, drive_t) in drive.into_iter().enumerate() {
-            let mut x = drive_t;
-            for (d, m) in &coupling {
-                let past = &history[history.len() - d];
-                x = x + past.clone().matmul(m.clone()).reshape([n, nc]);
-            }
-            let mut spikes = Vec::with_capacity(self.cell_types.len());
-            let mut volts = Vec::with_capacity(self.cell_types.len());
-            for (k, ct) in self.cell_types.iter().enumerate() {
-                let r = &self.type_range[k];
-                let xi = x.clone().narrow(0, r.start, r.len());
-                // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
-                let scaled =
-                    xi.clone().sign() * (xi.abs() / scales[k].clone()).add_scalar(1.0).log();
-                let (v_std, logit) = states[k].step(&ct.model, scaled);
-                let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
-                let v = v_std
-                    .mul_scalar(ct.meta.scaling.v_std)
-                    .add_scalar(ct.meta.scaling.v_mean);
-                // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them:
-                // the logit stays high for a few bins around each spike.
-                let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
-                let (soft_prev, hard_prev) = prev[k].take().unwrap_or_else(|| {
-                    (
-                        Tensor::zeros(soft.dims(), dev),
-                        Tensor::zeros(soft.dims(), dev),
-                    )
-                });
-                let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
-                let s = match mode {
-                    SpikeMode::StraightThrough { .. } => {
-                        let hard = logit.greater_elem(0.0).float();
-                        let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
-                        prev[k] = Some((soft, hard));
-                        hard_onset + soft_onset.clone() - soft_onset.detach()
-                    }
-                    SpikeMode::Smooth { .. } => {
-                        prev[k] = Some((soft.clone(), soft));
-                        soft_onset
-                    }
-                };
-                spikes.push(s);
-                volts.push(v);
-            }
-            let s_all = Tensor::cat(spikes, 0);
-            let v_all = Tensor::cat(volts, 0);
-            let sig = Tensor::cat(
-                signal_pops
-                    .iter()
-                    .map(|&p| {
-                        let r = &self.pop_range[p];
-                        v_all.clone().narrow(0, r.start, r.len())
-                    })
-                    .collect(),
-                0,
-            )
-            .mean();
+        for (t, drive) in self.drive_window(bins, noise).into_iter().enumerate() {
+            let (sig, s) = self.step(&mut st, drive, &link_gain, mode, &signal_w);
             signal.push(sig);
-            for (p, acc) in pop_spikes.iter_mut().enumerate() {
-                let r = &self.pop_range[p];
-                let c = s_all.clone().narrow(0, r.start, r.len()).sum();
-                *acc = Some(match acc.take() {
-                    Some(a) => a + c,
-                    None => c,
-                });
-            }
             if let Some(ras) = raster.as_mut() {
-                let hard: Vec<f32> = s_all.clone().into_data().try_to_vec().expect("f32 spikes");
-                ras.push(
-                    hard.iter()
-                        .enumerate()
-                        .filter(|(_, v)| **v > 0.5)
-                        .map(|(i, _)| i as u32)
-                        .collect(),
-                );
+                ras.push(spike_indices(&s));
             }
-            if self.max_delay > 0 {
-                history.remove(0);
-                history.push(s_all.reshape([1, n]));
-            }
+            total = Some(match total.take() {
+                Some(a) => a + s,
+                None => s,
+            });
             if (t + 1) % 100 == 0 || t + 1 == bins {
                 progress((t + 1) as u64, bins as u64);
             }
         }
+        let total = total.unwrap_or_else(|| Tensor::zeros([self.n], &self.device));
         Run {
             signal: Tensor::cat(signal, 0),
-            pop_spikes: pop_spikes
-                .into_iter()
-                .map(|s| s.unwrap_or_else(|| Tensor::zeros([1], dev)))
-                .collect(),
+            pop_spikes: self.per_population(total),
             raster,
         }
     }
+
+    /// Runs a window and back-propagates `loss(signal, spikes per population)` to the log-gains
+    /// through time, `chunk_bins` bins at a time (0: the whole window as one graph).
+    ///
+    /// Why in pieces: burn 0.22's autodiff spends time quadratic in the size of one graph when it
+    /// prepares a backward pass, and the graph of a window holds every bin's activations. So the
+    /// window first runs without a graph, keeping the network state at every chunk boundary; the
+    /// loss is differentiated with respect to the signal and the spike counts; then each chunk, from
+    /// the last, is run again from its saved state with that state as gradient leaves, and
+    /// back-propagated with the gradient that arrives at its end from the chunks after it. The
+    /// result is the gradient of the whole window (the same numbers up to float rounding), with
+    /// memory for one chunk's graph.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_gradient(
+        &self,
+        gains: &Gains,
+        bins: usize,
+        noise: u64,
+        mode: SpikeMode,
+        signal_pops: &[usize],
+        chunk_bins: usize,
+        record: bool,
+        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> GradientRun {
+        if chunk_bins == 0 || chunk_bins >= bins {
+            let run = self.run(gains, bins, noise, mode, signal_pops, record, progress);
+            let signal_values = values(&run.signal);
+            let l = loss(run.signal, run.pop_spikes.clone());
+            let grads = GradientsParams::from_grads(l.backward(), gains);
+            return GradientRun {
+                loss: l,
+                grads,
+                signal: signal_values,
+                pop_spikes: run.pop_spikes.iter().map(|t| values(t)[0]).collect(),
+                raster: run.raster,
+                replay_error_mv: 0.0,
+            };
+        }
+        let dev = &self.device;
+        let plain = self.plain_twin();
+        let n_chunks = bins.div_ceil(chunk_bins);
+        let total_work = (2 * bins) as u64;
+        // Forward on the plain device: the signal, the spike counts and the state at each chunk start.
+        let drive = plain.drive_window(bins, noise);
+        let plain_w = plain.signal_weights(signal_pops);
+        let link_gain = plain.link_gains(gains.log_gain.val().inner());
+        let mut st = plain.rest();
+        let mut starts = Vec::with_capacity(n_chunks);
+        let mut signal = Vec::with_capacity(bins);
+        let mut total = Tensor::<1>::zeros([self.n], &plain.device);
+        let mut raster = record.then(Vec::new);
+        for (t, d) in drive.iter().enumerate() {
+            if t % chunk_bins == 0 {
+                starts.push(st.tensors());
+            }
+            let (sig, s) = plain.step(&mut st, d.clone(), &link_gain, mode, &plain_w);
+            signal.push(sig);
+            if let Some(ras) = raster.as_mut() {
+                ras.push(spike_indices(&s));
+            }
+            total = total + s;
+            if (t + 1) % 100 == 0 {
+                progress((t + 1) as u64, total_work);
+            }
+        }
+        drop(st);
+        let signal_w = self.signal_weights(signal_pops);
+        // The loss and its gradient with respect to the signal and the counts.
+        let signal_leaf = Tensor::cat(signal, 0).autodiff().require_grad();
+        let count_leaves: Vec<Tensor<1>> = plain
+            .per_population(total)
+            .into_iter()
+            .map(|c| c.autodiff().require_grad())
+            .collect();
+        let signal_values = values(&signal_leaf);
+        let pop_spikes = count_leaves.iter().map(|t| values(t)[0]).collect();
+        let l = loss(signal_leaf.clone(), count_leaves.clone());
+        let mut g = l.backward();
+        let g_signal = grad_or_zeros(&signal_leaf, &g, dev);
+        let g_count: Vec<Tensor<1>> = count_leaves
+            .iter()
+            .map(|c| grad_or_zeros(c, &g, dev))
+            .collect();
+        // The per-cell count gradient: each cell's spikes count toward its population.
+        let mut g_cell = Tensor::<1>::zeros([self.n], dev);
+        for (r, gc) in self.pop_range.iter().zip(&g_count) {
+            let ones = Tensor::<1>::ones([r.len()], dev) * gc.clone();
+            g_cell = g_cell.slice_assign([r.clone()], ones);
+        }
+        let mut g_gain = gains.log_gain.val().grad_remove(&mut g);
+        // Backward through the chunks, last first.
+        let mut g_end: Option<Vec<Tensor<2>>> = None;
+        let mut done = bins as u64;
+        let mut replay_error_mv = 0f32;
+        for (c, start) in starts.into_iter().enumerate().rev() {
+            let lo = c * chunk_bins;
+            let hi = (lo + chunk_bins).min(bins);
+            let leaves: Vec<Tensor<2>> = start
+                .into_iter()
+                .map(|t| t.autodiff().require_grad())
+                .collect();
+            let mut st = self.rest();
+            st.set_tensors(leaves.clone());
+            let link_gain = self.link_gains(gains.log_gain.val());
+            let mut sigs = Vec::with_capacity(hi - lo);
+            let mut spikes: Option<Tensor<1>> = None;
+            for d in &drive[lo..hi] {
+                let (sig, s) =
+                    self.step(&mut st, d.clone().autodiff(), &link_gain, mode, &signal_w);
+                sigs.push(sig);
+                spikes = Some(match spikes.take() {
+                    Some(a) => a + s,
+                    None => s,
+                });
+            }
+            let sigs = Tensor::cat(sigs, 0);
+            // The re-run must retrace the forward pass (a flipped spike would make it another path).
+            let replayed = values(&sigs);
+            for (a, b) in replayed.iter().zip(&signal_values[lo..hi]) {
+                replay_error_mv = replay_error_mv.max((a - b).abs());
+            }
+            let mut surrogate = (sigs * g_signal.clone().narrow(0, lo, hi - lo)).sum()
+                + (spikes.expect("a chunk has bins") * g_cell.clone()).sum();
+            if let Some(ge) = g_end.take() {
+                for (t, gt) in st.tensors().into_iter().zip(ge) {
+                    surrogate = surrogate + (t * gt).sum();
+                }
+            }
+            let mut grads = surrogate.backward();
+            if let Some(gg) = gains.log_gain.val().grad_remove(&mut grads) {
+                g_gain = Some(match g_gain.take() {
+                    Some(a) => a + gg,
+                    None => gg,
+                });
+            }
+            g_end = Some(
+                leaves
+                    .iter()
+                    .map(|leaf| {
+                        leaf.grad_remove(&mut grads)
+                            .map(|t| t.autodiff())
+                            .unwrap_or_else(|| Tensor::zeros(leaf.dims(), dev))
+                    })
+                    .collect(),
+            );
+            done += (hi - lo) as u64;
+            progress(done, total_work);
+        }
+        let mut grads = GradientsParams::new();
+        if let Some(gg) = g_gain {
+            grads.register(gains.log_gain.id, gg);
+        }
+        GradientRun {
+            loss: l,
+            grads,
+            signal: signal_values,
+            pop_spikes,
+            raster,
+            replay_error_mv,
+        }
+    }
+}
+
+/// What [`SurrogateNetwork::run_with_gradient`] leaves: the loss, the gradient of the log-gains, the
+/// population signal per bin and the spikes per population (values), and, if asked, the raster.
+pub struct GradientRun {
+    pub loss: Tensor<1>,
+    pub grads: GradientsParams,
+    pub signal: Vec<f32>,
+    pub pop_spikes: Vec<f32>,
+    pub raster: Option<Vec<Vec<u32>>>,
+    /// Largest difference (mV) between the signal of the forward pass and of the chunks' re-runs:
+    /// 0 when the pieces retrace the window exactly, as they should.
+    pub replay_error_mv: f32,
+}
+
+/// Everything a window carries from one bin to the next.
+struct NetState {
+    cells: Vec<SurrogateState>,
+    /// Past spike vectors `[1, N]`, newest last.
+    history: Vec<Tensor<2>>,
+    /// The previous bin's (soft, hard) spikes per cell type, for onset detection.
+    prev: Vec<(Tensor<1>, Tensor<1>)>,
+}
+
+impl NetState {
+    fn tensors(&self) -> Vec<Tensor<2>> {
+        let mut out: Vec<Tensor<2>> = self.cells.iter().flat_map(|c| c.tensors()).collect();
+        out.extend(self.history.iter().cloned());
+        for (soft, hard) in &self.prev {
+            let b = soft.dims()[0];
+            out.push(soft.clone().reshape([1, b]));
+            out.push(hard.clone().reshape([1, b]));
+        }
+        out
+    }
+
+    fn set_tensors(&mut self, tensors: Vec<Tensor<2>>) {
+        let mut it = tensors.into_iter();
+        for c in &mut self.cells {
+            c.set_tensors(&mut it);
+        }
+        for h in &mut self.history {
+            *h = it.next().expect("history");
+        }
+        for (soft, hard) in &mut self.prev {
+            let b = soft.dims()[0];
+            *soft = it.next().expect("soft").reshape([b]);
+            *hard = it.next().expect("hard").reshape([b]);
+        }
+    }
+}
+
+fn values(t: &Tensor<1>) -> Vec<f32> {
+    t.clone().into_data().try_to_vec::<f32>().expect("f32")
+}
+
+/// Indices of the cells that spiked, from a hard spike vector.
+fn spike_indices(s: &Tensor<1>) -> Vec<u32> {
+    values(s)
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v > 0.5)
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// `t`'s gradient in `grads` as a constant autodiff tensor, or zeros where none reached it.
+fn grad_or_zeros<const D: usize>(
+    t: &Tensor<D>,
+    grads: &burn::tensor::Gradients,
+    dev: &Device,
+) -> Tensor<D> {
+    t.grad(grads)
+        .map(|g| g.autodiff())
+        .unwrap_or_else(|| Tensor::zeros(t.dims(), dev))
 }

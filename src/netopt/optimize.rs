@@ -54,6 +54,10 @@ pub struct OptimizerConfig {
     /// Log-gains are kept within +-this.
     pub max_abs_log_gain: f32,
     pub seed: u64,
+    /// Back-propagation through time runs in chunks of this length (ms), each re-simulated from its
+    /// saved start state: memory for one chunk's graph instead of the window's, and the same gradient.
+    /// 0 makes the whole window one graph.
+    pub bptt_chunk_ms: f64,
 }
 
 impl Default for OptimizerConfig {
@@ -67,6 +71,7 @@ impl Default for OptimizerConfig {
             clip_norm: 1.0,
             max_abs_log_gain: 2.0,
             seed: 17,
+            bptt_chunk_ms: 50.0,
         }
     }
 }
@@ -151,10 +156,11 @@ impl OptimizeConfig {
             || bad(o.lr, f64::MIN_POSITIVE)
             || bad(o.window_ms, 50.0)
             || bad(o.warmup_ms, 0.0)
+            || bad(o.bptt_chunk_ms, 0.0)
         {
             return Err(SurgeError::spec(
                 "optimizer",
-                "needs iterations >= 1, lr > 0, window_ms >= 50 and warmup_ms >= 0",
+                "needs iterations >= 1, lr > 0, window_ms >= 50, warmup_ms >= 0 and bptt_chunk_ms >= 0",
                 "fix the [optimizer] table",
             ));
         }
@@ -227,6 +233,8 @@ pub struct IterationRecord {
     pub rate_penalty: f64,
     pub log_gains: Vec<f32>,
     pub seconds: f64,
+    /// How far (mV) the chunked back-propagation's re-runs strayed from the forward pass (0: exact).
+    pub replay_error_mv: f32,
 }
 
 /// Loss tensor, record, periodogram (Hz, power) and, if asked, the raster of one evaluation.
@@ -238,7 +246,8 @@ pub type Evaluation = (
 );
 
 /// Simulates a window in the surrogate network and scores it; returns the loss tensor, the record
-/// and the periodogram (Hz, power).
+/// and the periodogram (Hz, power). On an autodiff device the loss carries the whole window's graph;
+/// [`evaluate_with_gradient`] is the way to differentiate long windows.
 pub fn evaluate(
     net: &SurrogateNetwork,
     cfg: &OptimizeConfig,
@@ -247,30 +256,86 @@ pub fn evaluate(
     device: &Device,
     record_raster: bool,
 ) -> Evaluation {
-    let bin = net.bin_ms();
-    let warm = (cfg.optimizer.warmup_ms / bin).round() as usize;
-    let win = (cfg.optimizer.window_ms / bin).round() as usize;
-    let signal_pops = cfg.signal_populations(&net.spec);
+    let (warm, win) = window_bins(net, cfg);
     let run = net.run(
         gains,
         warm + win,
         noise,
-        SpikeMode::StraightThrough {
-            beta: cfg.optimizer.spike_beta,
-        },
-        &signal_pops,
+        spike_mode(cfg),
+        &cfg.signal_populations(&net.spec),
         record_raster,
         &mut |_, _| {},
     );
+    let (total, rec, psd) = score(net, cfg, run.signal, &run.pop_spikes, gains, device);
+    (total, rec, psd, run.raster)
+}
+
+/// One optimisation step's evaluation: the record, the periodogram and the gradient of the loss with
+/// respect to the log-gains, back-propagated through time in chunks of `optimizer.bptt_chunk_ms`.
+pub fn evaluate_with_gradient(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    gains: &Gains,
+    noise: u64,
+    device: &Device,
+    progress: &mut dyn FnMut(u64, u64),
+) -> (IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams) {
+    let (warm, win) = window_bins(net, cfg);
+    let chunk = (cfg.optimizer.bptt_chunk_ms / net.bin_ms()).round() as usize;
+    let mut scored = None;
+    let run = net.run_with_gradient(
+        gains,
+        warm + win,
+        noise,
+        spike_mode(cfg),
+        &cfg.signal_populations(&net.spec),
+        chunk,
+        false,
+        &mut |signal, counts| {
+            let (total, rec, psd) = score(net, cfg, signal, &counts, gains, device);
+            scored = Some((rec, psd));
+            total
+        },
+        progress,
+    );
+    let (mut rec, psd) = scored.expect("the loss was evaluated");
+    rec.replay_error_mv = run.replay_error_mv;
+    (rec, psd, run.grads)
+}
+
+fn window_bins(net: &SurrogateNetwork, cfg: &OptimizeConfig) -> (usize, usize) {
+    let bin = net.bin_ms();
+    (
+        (cfg.optimizer.warmup_ms / bin).round() as usize,
+        (cfg.optimizer.window_ms / bin).round() as usize,
+    )
+}
+
+fn spike_mode(cfg: &OptimizeConfig) -> SpikeMode {
+    SpikeMode::StraightThrough {
+        beta: cfg.optimizer.spike_beta,
+    }
+}
+
+/// The objective on a window's signal (warm-up included, `[bins]`) and spikes per population.
+fn score(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    signal: Tensor<1>,
+    pop_spikes: &[Tensor<1>],
+    gains: &Gains,
+    device: &Device,
+) -> (Tensor<1>, IterationRecord, (Vec<f64>, Vec<f64>)) {
+    let bin = net.bin_ms();
+    let (warm, win) = window_bins(net, cfg);
     let secs = (warm + win) as f64 * bin / 1000.0;
-    let rates: Vec<Tensor<1>> = run
-        .pop_spikes
+    let rates: Vec<Tensor<1>> = pop_spikes
         .iter()
         .zip(&net.spec.populations)
         .map(|(s, p)| s.clone().div_scalar(p.size as f64 * secs))
         .collect();
     let spectrum = Spectrum::new(win, 1000.0 / bin, device);
-    let signal = run.signal.narrow(0, warm, win);
+    let signal = signal.narrow(0, warm, win);
     let psd: Vec<f64> = spectrum
         .psd(signal.clone())
         .into_data()
@@ -301,8 +366,9 @@ pub fn evaluate(
         rate_penalty: l.rate_penalty,
         log_gains: gains.values(),
         seconds: 0.0,
+        replay_error_mv: 0.0,
     };
-    (l.total, rec, (spectrum.freqs_hz.clone(), psd), run.raster)
+    (l.total, rec, (spectrum.freqs_hz.clone(), psd))
 }
 
 fn scalar(t: &Tensor<1>) -> f64 {
@@ -328,14 +394,14 @@ pub fn optimize(
     let m = cfg.optimizer.max_abs_log_gain;
     for it in first_iteration..cfg.optimizer.iterations {
         let t0 = std::time::Instant::now();
-        let (loss, mut rec, _, _) = evaluate(net, cfg, &gains, it as u64, device, false);
+        let (mut rec, _, grads) =
+            evaluate_with_gradient(net, cfg, &gains, it as u64, device, &mut |_, _| {});
         if !rec.loss.is_finite() {
             return Err(SurgeError::NotFinite {
                 what: format!("the objective at iteration {it} ({})", rec.loss),
                 fix: "lower optimizer.lr or optimizer.max_abs_log_gain; the last good gains are in progress.json, continue with --resume".into(),
             });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &gains);
         gains = optim.step(cfg.optimizer.lr, gains, grads);
         // Keep the gains in a sane range (the surrogate was trained on a bounded input range).
         let clamped: Vec<f32> = gains.values().iter().map(|g| g.clamp(-m, m)).collect();

@@ -97,6 +97,41 @@ impl SurrogateState {
         }
     }
 
+    /// Every tensor the state carries (ring buffers oldest first, block by block, then h and c), in an
+    /// order [`SurrogateState::set_tensors`] reads back; lets a caller store the state at a point in
+    /// time and restart from it, for example as gradient leaves.
+    pub fn tensors(&self) -> Vec<Tensor<2>> {
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            for conv in [Some(&b.conv1), Some(&b.conv2), b.skip.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                out.extend(conv.past.iter().cloned());
+            }
+        }
+        out.push(self.h.clone());
+        out.push(self.c.clone());
+        out
+    }
+
+    /// Replaces the state with tensors in the order of [`SurrogateState::tensors`] (same shapes).
+    pub fn set_tensors(&mut self, it: &mut dyn Iterator<Item = Tensor<2>>) {
+        let mut next = || it.next().expect("as many tensors as `tensors` gave");
+        for b in &mut self.blocks {
+            for conv in [Some(&mut b.conv1), Some(&mut b.conv2), b.skip.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                for slot in conv.past.iter_mut() {
+                    *slot = next();
+                }
+            }
+        }
+        self.h = next();
+        self.c = next();
+    }
+
     /// Advances every cell by one bin: `x` is `[batch, channels]` (scaled input); returns the standardised
     /// voltage and the spike logit, each `[batch]`.
     pub fn step(&mut self, model: &Surrogate, x: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
