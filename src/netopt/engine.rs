@@ -422,42 +422,17 @@ impl SurrogateNetwork {
             x = x.select_assign(0, l.target.clone(), y.reshape([k]), IndexingUpdateOp::Add);
         }
         let x = x.reshape([n, nc]);
-        let mut spikes = Vec::with_capacity(self.cell_types.len());
-        let mut volts = Vec::with_capacity(self.cell_types.len());
-        for (k, ct) in self.cell_types.iter().enumerate() {
-            let r = &self.type_range[k];
-            let xi = x.clone().narrow(0, r.start, r.len());
-            let scale = Tensor::<2>::from_data(
-                TensorData::new(ct.meta.scaling.input_scale.clone(), [1, nc]),
-                dev,
-            );
-            // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
-            let scaled = xi.clone().sign() * (xi.abs() / scale).add_scalar(1.0).log();
-            let (v_std, logit) = st.cells[k].step(&ct.model, scaled);
-            let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
-            let v = v_std
-                .mul_scalar(ct.meta.scaling.v_std)
-                .add_scalar(ct.meta.scaling.v_mean);
-            // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them:
-            // the logit stays high for a few bins around each spike.
-            let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
-            let (soft_prev, hard_prev) = st.prev[k].clone();
-            let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
-            let s = match mode {
-                SpikeMode::StraightThrough { .. } => {
-                    let hard = logit.greater_elem(0.0).float();
-                    let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
-                    st.prev[k] = (soft, hard);
-                    hard_onset + soft_onset.clone() - soft_onset.detach()
-                }
-                SpikeMode::Smooth { .. } => {
-                    st.prev[k] = (soft.clone(), soft);
-                    soft_onset
-                }
-            };
-            spikes.push(s);
-            volts.push(v);
-        }
+        let results: Vec<(Tensor<1>, Tensor<1>)> = self
+            .cell_types
+            .iter()
+            .zip(&self.type_range)
+            .zip(st.cells.iter_mut().zip(st.prev.iter_mut()))
+            .map(|((ct, r), (cell, prev))| {
+                let xi = x.clone().narrow(0, r.start, r.len());
+                cell_step(ct, cell, prev, xi, mode, dev)
+            })
+            .collect();
+        let (spikes, volts): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let s_all = Tensor::cat(spikes, 0);
         let sig = (Tensor::cat(volts, 0) * signal_w.clone()).sum();
         if self.max_delay > 0 {
@@ -678,6 +653,47 @@ impl SurrogateNetwork {
             replay_error_mv,
         }
     }
+}
+
+/// One cell type's bin: input `[n, C]` in, spikes and somatic voltage (mV) `[n]` out.
+fn cell_step(
+    ct: &CellType,
+    cell: &mut SurrogateState,
+    prev: &mut (Tensor<1>, Tensor<1>),
+    xi: Tensor<2>,
+    mode: SpikeMode,
+    dev: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let nc = ct.meta.scaling.input_scale.len();
+    let scale = Tensor::<2>::from_data(
+        TensorData::new(ct.meta.scaling.input_scale.clone(), [1, nc]),
+        dev,
+    );
+    // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
+    let scaled = xi.clone().sign() * (xi.abs() / scale).add_scalar(1.0).log();
+    let (v_std, logit) = cell.step(&ct.model, scaled);
+    let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
+    let v = v_std
+        .mul_scalar(ct.meta.scaling.v_std)
+        .add_scalar(ct.meta.scaling.v_mean);
+    // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them: the logit
+    // stays high for a few bins around each spike.
+    let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
+    let (soft_prev, hard_prev) = prev.clone();
+    let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
+    let s = match mode {
+        SpikeMode::StraightThrough { .. } => {
+            let hard = logit.greater_elem(0.0).float();
+            let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
+            *prev = (soft, hard);
+            hard_onset + soft_onset.clone() - soft_onset.detach()
+        }
+        SpikeMode::Smooth { .. } => {
+            *prev = (soft.clone(), soft);
+            soft_onset
+        }
+    };
+    (s, v)
 }
 
 /// What [`SurrogateNetwork::run_with_gradient`] leaves: the loss, the gradient of the log-gains, the

@@ -4,7 +4,7 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::conv1d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
@@ -172,6 +172,21 @@ impl TcnBlock {
     }
 }
 
+/// `tanh(x) = 2 sigmoid(2x) - 1`: on the CPU backends tanh goes through the C library's scalar
+/// `tanhf` (an `expm1f` per element), which made it the single largest cost of a surrogate network's
+/// step; the sigmoid is a plain `exp`.
+fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    logistic(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
+}
+
+/// `1 / (1 + exp(-x))` from elementary operations: burn's autodiff sigmoid evaluates the sigmoid of
+/// its input a second time in the backward pass, these reuse what the forward pass stored. The input
+/// is clamped to +-30 (the sigmoid is within 1e-13 of 0 or 1 there): an `exp` that overflows to
+/// infinity would turn the backward pass's `0 * inf` into NaN.
+fn logistic<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clamp(-30.0, 30.0).neg().exp().add_scalar(1.0).recip()
+}
+
 /// LSTM with gates ordered (input, forget, cell, output).
 #[derive(Module, Debug)]
 pub struct FusedLstm {
@@ -185,15 +200,18 @@ impl FusedLstm {
     /// One step from pre-computed input gates `[batch, 4H]`; returns the new `(h, c)`.
     pub fn cell(&self, gates_x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let gates = gates_x + h.matmul(self.recurrent.val());
-        let mut g = gates.chunk(4, 1).into_iter();
-        let (i, f, u, o) = (
-            g.next().unwrap(),
-            g.next().unwrap(),
-            g.next().unwrap(),
-            g.next().unwrap(),
+        // One sigmoid over all four gates (the cell gate's is not used): fewer, larger operations.
+        let [_, four_h] = gates.dims();
+        let hd = four_h / 4;
+        let u = gates.clone().narrow(1, 2 * hd, hd);
+        let s = logistic(gates);
+        let (i, f, o) = (
+            s.clone().narrow(1, 0, hd),
+            s.clone().narrow(1, hd, hd),
+            s.narrow(1, 3 * hd, hd),
         );
-        let c = sigmoid(f) * c + sigmoid(i) * u.tanh();
-        let h = sigmoid(o) * c.clone().tanh();
+        let c = f * c + i * tanh(u);
+        let h = o * tanh(c.clone());
         (h, c)
     }
 
