@@ -783,6 +783,24 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "negative back-propagation chunk",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_chunk.toml",
+                    "bptt_chunk_ms = 50.0",
+                    "bptt_chunk_ms = -50.0",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["bptt_chunk_ms"],
+        )
+        .absent(&out),
+        case(
             "band upside down",
             &[
                 &"optimize",
