@@ -82,19 +82,38 @@ impl Elem for f32 {
 #[inline(always)]
 fn sub_g_s<T: Elem>(g: &[T], n: usize, s: &[f64], d: &mut [f64]) {
     for (a, row) in d.iter_mut().zip(g.chunks_exact(n)) {
-        let mut acc = [0.0f64; 4];
-        let mut it = row.chunks_exact(4).zip(s.chunks_exact(4));
-        for (gr, sr) in &mut it {
-            for l in 0..4 {
-                acc[l] += gr[l].get() * sr[l];
-            }
-        }
-        let mut tail = 0.0;
-        for j in (n / 4) * 4..n {
-            tail += row[j].get() * s[j];
-        }
-        *a -= (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
+        *a -= dot_elems(row, s);
     }
+}
+
+/// Independent partial sums in a dot product. With four, each vector add waited for the previous
+/// one (an add takes four cycles), and the read-only pass over `G` ran at half the speed of the
+/// read-write one; sixteen keep the adder busy so the pass is limited by memory.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn dot_elems<T: Elem>(a: &[T], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let mut ia = a.chunks_exact(LANES);
+    let mut ib = b.chunks_exact(LANES);
+    for (x, y) in (&mut ia).zip(&mut ib) {
+        for l in 0..LANES {
+            acc[l] += x[l].get() * y[l];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ia.remainder().iter().zip(ib.remainder()) {
+        tail += x.get() * y;
+    }
+    // Pairwise, in a fixed order: the same rounding on every machine and thread count.
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
 }
 
 /// `z_s -= G^T z_r` and `G += gamma d u^T` in one pass.
@@ -322,19 +341,7 @@ pub struct Item<'a> {
 }
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    // Four accumulators let the compiler vectorise without reassociating a single sum.
-    let mut acc = [0.0f64; 4];
-    let chunks = a.len() / 4;
-    for k in 0..chunks {
-        for l in 0..4 {
-            acc[l] += a[4 * k + l] * b[4 * k + l];
-        }
-    }
-    let mut tail = 0.0;
-    for k in 4 * chunks..a.len() {
-        tail += a[k] * b[k];
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    dot_elems(a, b)
 }
 
 /// Inverse of a symmetric positive-definite matrix by Cholesky; an error if it is not positive definite.
