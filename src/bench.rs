@@ -216,14 +216,65 @@ fn balanced_loops(loops: usize) -> Result<Row> {
     })
 }
 
-/// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
-fn brian2(duration_ms: f64) -> Result<Row> {
-    let rel = Path::new("benches/reference/brunel_brian2.py");
-    let script = if rel.is_file() {
-        rel.to_path_buf()
+/// A script under benches/reference/, from the working directory or the source tree.
+fn reference_script(name: &str) -> std::path::PathBuf {
+    let rel = Path::new("benches/reference").join(name);
+    if rel.is_file() {
+        rel
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-    };
+    }
+}
+
+/// The same training step in PyTorch (benches/reference/train_step_torch.py), run by `$SURGE_PYTHON`
+/// (default `python3`), so that a PyTorch kept in its own virtual environment can be used.
+fn torch_train_step() -> Result<Row> {
+    let script = reference_script("train_step_torch.py");
+    let python = std::env::var("SURGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot start `{python}`. Fix: set SURGE_PYTHON to a Python with torch installed"
+            )
+        })?;
+    if !out.status.success() {
+        bail!(
+            "the PyTorch reference failed (is torch installed for `{python}`? `pip install torch`, \
+             or set SURGE_PYTHON):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("unexpected output of {}: {line}", script.display()))?;
+    let step = v["step_s"].as_f64().unwrap_or(f64::NAN);
+    Ok(Row {
+        case: format!(
+            "PyTorch {} train step ({} threads)",
+            v["torch"].as_str().unwrap_or("?"),
+            v["threads"]
+        ),
+        setup_s: v["first_s"].as_f64().unwrap_or(f64::NAN),
+        wall_s: step,
+        biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
+        realtime_factor: step / (32.0 * 0.5),
+        throughput: 32.0 * 1000.0 / step,
+        throughput_unit: "trained bins/s",
+        peak_rss_mb: None,
+    })
+}
+
+/// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
+fn brian2(duration_ms: f64) -> Result<Row> {
+    let script = reference_script("brunel_brian2.py");
     let out = std::process::Command::new("python3")
         .arg(&script)
         .arg(format!("--duration-ms={duration_ms}"))
@@ -324,11 +375,15 @@ fn optimize_iteration(window_ms: f64, chunk_ms: f64) -> Result<Row> {
 pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
     type Case<'a> = Box<dyn Fn() -> Result<Row> + 'a>;
     let brunel_case = || brunel(duration_ms);
+    match (case, reference) {
+        (_, None) | ("brunel", Some("brian2")) | ("train", Some("pytorch")) => {}
+        (_, Some(other)) => bail!(
+            "there is no reference `{other}` for the {case} case. Fix: run `surge bench brunel \
+             --reference brian2` or `surge bench train --reference pytorch`"
+        ),
+    }
     let cases: Vec<Case> = match case {
         "brunel" => vec![Box::new(brunel_case)],
-        "gen" | "rls" | "train" | "stream" | "optimize" if reference.is_some() => bail!(
-            "--reference compares the Brunel case. Fix: run `surge bench brunel --reference brian2`"
-        ),
         "gen" => vec![Box::new(generation)],
         "train" => vec![Box::new(train_step)],
         "stream" => vec![Box::new(stream)],
@@ -358,7 +413,8 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
     match reference {
         None => {}
         Some("brian2") => rows.push(brian2(duration_ms)?),
-        Some(other) => bail!("unknown reference `{other}`. Fix: use --reference brian2"),
+        Some("pytorch") => rows.push(torch_train_step()?),
+        Some(_) => unreachable!("references are checked above"),
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -379,13 +435,14 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
             r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
         );
     }
-    if let (Some(_), Some(ours), Some(theirs)) = (
-        reference,
-        rows.iter().find(|r| r.case.starts_with("brunel")),
-        rows.last(),
-    ) {
+    if let (Some(_), Some(ours), Some(theirs)) = (reference, rows.first(), rows.last()) {
+        let what = if case == "train" {
+            "training step"
+        } else {
+            "Brunel loop"
+        };
         println!(
-            "Surge's Brunel loop is {:.2}x faster than the reference measured in this run ({:.3} s vs {:.3} s).",
+            "Surge's {what} runs at {:.2}x the speed of the reference measured in this run ({:.3} s vs {:.3} s).",
             theirs.wall_s / ours.wall_s,
             ours.wall_s,
             theirs.wall_s

@@ -278,7 +278,8 @@ enum Command {
         /// Simulated time of the Brunel case (ms).
         #[arg(long, default_value_t = 1000.0)]
         duration_ms: f64,
-        /// Also time a reference implementation in the same run and print the ratio (brian2).
+        /// Also time a reference implementation in the same run and print the ratio: brian2 (brunel
+        /// case) or pytorch (train case; the Python is $SURGE_PYTHON, default python3).
         #[arg(long)]
         reference: Option<String>,
     },
