@@ -994,6 +994,12 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["no_such_rates.h5"],
         )
         .absent(&out.join("trained.h5")),
+        // ---- bench ----
+        case(
+            "a reference the case does not have",
+            &[&"bench", &"gen", &"--reference", &"pytorch"],
+            &["no reference `pytorch`", "--reference pytorch"],
+        ),
     ];
     assert!(cases.len() >= 30, "the suite must hold at least 30 cases");
     let mut failures = Vec::new();
