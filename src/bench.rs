@@ -104,10 +104,10 @@ fn generation() -> Result<Row> {
 }
 
 /// Surrogate training step (forward + backward + Adam) for batch 32 x 1000 bins, default architecture, Flex.
-fn train_step() -> Result<Row> {
+fn train_step(backend: &str) -> Result<Row> {
     use burn::optim::{AdamConfig, GradientsParams};
-    use burn::tensor::{Device, Distribution, Tensor};
-    let device = Device::flex().autodiff();
+    use burn::tensor::{Distribution, Tensor};
+    let device = surge::surrogate::backend::device(backend)?.autodiff();
     device.seed(1);
     let model = surge::surrogate::SurrogateArch::new(4).init(&device);
     let mut optim = AdamConfig::new().init();
@@ -127,7 +127,7 @@ fn train_step() -> Result<Row> {
     // The first step includes one-time allocation; report the mean of the rest.
     let mean = times[1..].iter().sum::<f64>() / steps as f64;
     Ok(Row {
-        case: "train step (batch 32 x 1000 bins, Flex)".into(),
+        case: format!("train step (batch 32 x 1000 bins, {backend})"),
         setup_s: times[0],
         wall_s: mean,
         biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
@@ -139,9 +139,9 @@ fn train_step() -> Result<Row> {
 }
 
 /// Streaming inference: 1000 cells advanced 200 bins one at a time.
-fn stream() -> Result<Row> {
-    use burn::tensor::{Device, Distribution, Tensor};
-    let device = Device::flex();
+fn stream(backend: &str) -> Result<Row> {
+    use burn::tensor::{Distribution, Tensor};
+    let device = surge::surrogate::backend::device(backend)?;
     device.seed(1);
     let model = surge::surrogate::SurrogateArch::new(4).init(&device);
     let (cells, steps) = (1000, 200);
@@ -154,7 +154,7 @@ fn stream() -> Result<Row> {
     }
     let secs = t0.elapsed().as_secs_f64();
     Ok(Row {
-        case: "stream (1000 cells x 200 bins, Flex)".into(),
+        case: format!("stream (1000 cells x 200 bins, {backend})"),
         setup_s: 0.0,
         wall_s: secs,
         biological_s: (cells * steps) as f64,
@@ -313,7 +313,7 @@ fn brian2(duration_ms: f64) -> Result<Row> {
 /// alpha-to-beta experiment for a scored window of `window_ms` (plus its 100 ms warm-up), back-propagated
 /// in chunks of `chunk_ms` (0: the whole window as one graph, the reference). The peak memory shows how
 /// back-propagation through time grows with the window.
-fn optimize_iteration(window_ms: f64, chunk_ms: f64) -> Result<Row> {
+fn optimize_iteration(window_ms: f64, chunk_ms: f64, backend: &str) -> Result<Row> {
     use surge::netopt::optimize::{self, OptimizeConfig};
     let path = Path::new("experiments/alpha_to_beta.toml");
     let (mut cfg, spec, _) = OptimizeConfig::load(path).context(
@@ -321,7 +321,7 @@ fn optimize_iteration(window_ms: f64, chunk_ms: f64) -> Result<Row> {
     )?;
     cfg.optimizer.window_ms = window_ms;
     cfg.optimizer.bptt_chunk_ms = chunk_ms;
-    let device = burn::tensor::Device::flex().autodiff();
+    let device = surge::surrogate::backend::device(backend)?.autodiff();
     let t0 = Instant::now();
     let conn = Connectome::build(&spec);
     let net = optimize::build_network(
@@ -372,7 +372,13 @@ fn optimize_iteration(window_ms: f64, chunk_ms: f64) -> Result<Row> {
     })
 }
 
-pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) -> Result<()> {
+pub fn run(
+    case: &str,
+    json: bool,
+    duration_ms: f64,
+    reference: Option<&str>,
+    backend: &str,
+) -> Result<()> {
     type Case<'a> = Box<dyn Fn() -> Result<Row> + 'a>;
     let brunel_case = || brunel(duration_ms);
     match (case, reference) {
@@ -385,21 +391,21 @@ pub fn run(case: &str, json: bool, duration_ms: f64, reference: Option<&str>) ->
     let cases: Vec<Case> = match case {
         "brunel" => vec![Box::new(brunel_case)],
         "gen" => vec![Box::new(generation)],
-        "train" => vec![Box::new(train_step)],
-        "stream" => vec![Box::new(stream)],
+        "train" => vec![Box::new(|| train_step(backend))],
+        "stream" => vec![Box::new(|| stream(backend))],
         "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
         "optimize" => [(250.0, 50.0), (500.0, 50.0), (1000.0, 50.0), (1000.0, 0.0)]
             .into_iter()
-            .map(|(w, c)| Box::new(move || optimize_iteration(w, c)) as Case)
+            .map(|(w, c)| Box::new(move || optimize_iteration(w, c, backend)) as Case)
             .collect(),
         "all" => vec![
             Box::new(brunel_case),
             Box::new(generation),
             Box::new(force),
             Box::new(|| balanced_loops(2)),
-            Box::new(train_step),
-            Box::new(stream),
-            Box::new(|| optimize_iteration(500.0, 50.0)),
+            Box::new(|| train_step(backend)),
+            Box::new(|| stream(backend)),
+            Box::new(|| optimize_iteration(500.0, 50.0, backend)),
         ],
         other => bail!(
             "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, optimize, all"

@@ -282,6 +282,9 @@ enum Command {
         /// case) or pytorch (train case; the Python is $SURGE_PYTHON, default python3).
         #[arg(long)]
         reference: Option<String>,
+        /// burn backend of the train, stream and optimize cases: flex, ndarray (cargo feature) or wgpu.
+        #[arg(long, default_value = "flex")]
+        backend: String,
     },
 }
 
@@ -634,7 +637,8 @@ pub fn run() -> Result<()> {
             json,
             duration_ms,
             reference,
-        } => crate::bench::run(&case, json, duration_ms, reference.as_deref()),
+            backend,
+        } => crate::bench::run(&case, json, duration_ms, reference.as_deref(), &backend),
     }
 }
 
