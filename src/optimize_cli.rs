@@ -228,6 +228,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     figures(
         &dir,
         &cfg,
+        &spec,
         &all_records,
         &before_psd,
         &after_psd,
@@ -295,6 +296,7 @@ fn fmt_hz(p: Option<f64>) -> String {
 fn figures(
     dir: &Path,
     cfg: &OptimizeConfig,
+    spec: &surge::spec::NetworkSpec,
     records: &[serde_json::Value],
     before_psd: &(Vec<f64>, Vec<f64>),
     after_psd: &(Vec<f64>, Vec<f64>),
@@ -396,6 +398,37 @@ fn figures(
         },
         &dir.join("gains"),
     )?;
+    // Exact-engine rasters on the first held-out seed, before and after: what the spectra summarise.
+    let pops: Vec<String> = spec.populations.iter().map(|p| p.name.clone()).collect();
+    let mut offsets = vec![0usize];
+    for p in &spec.populations {
+        offsets.push(offsets.last().copied().unwrap_or(0) + p.size);
+    }
+    for (when, check) in [
+        ("before", before_exact.first()),
+        ("after", after_exact.first()),
+    ] {
+        let Some(check) = check else { continue };
+        let (times, cells) = &check.spikes;
+        plot::save(
+            &surge::plot::Raster {
+                title: format!(
+                    "Exact engine, held-out seed {}, {when} ({:.0}-{:.0} Hz fraction {:.2})",
+                    check.seed,
+                    cfg.objective.band_hz.0,
+                    cfg.objective.band_hz.1,
+                    check.band_fraction
+                ),
+                times_ms: times,
+                cells,
+                pop_names: &pops,
+                pop_offsets: &offsets,
+                duration_ms: cfg.recheck.duration_ms,
+                max_per_pop: 100,
+            },
+            &dir.join(format!("raster_exact_{when}")),
+        )?;
+    }
     Ok(())
 }
 
@@ -455,7 +488,7 @@ pub fn compare_network(
         .with_context(|| format!("loading surrogates from {}", checkpoint.display()))?;
     let seed = spec.seed();
     let t0 = std::time::Instant::now();
-    let (sur, raster) = optimize::surrogate_check(&net, &cfg, &log_gains, seed, &plain);
+    let (sur, _) = optimize::surrogate_check(&net, &cfg, &log_gains, seed, &plain);
     let sur_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
     let exact = optimize::exact_check(&spec, &cfg, &log_gains, seed)?;
@@ -507,22 +540,12 @@ pub fn compare_network(
         &dir.join("spectra"),
     )?;
     // Surrogate raster in global cell order, for a side-by-side look with the exact engine's.
-    let mut global_of = vec![0u32; conn.n_cells];
-    for c in 0..conn.n_cells {
-        global_of[net.engine_index(c)] = c as u32;
-    }
-    let (mut times, mut cells) = (Vec::new(), Vec::new());
-    for (b, sp) in raster.iter().enumerate() {
-        for &e in sp {
-            times.push(b as f64 * net.bin_ms());
-            cells.push(global_of[e as usize]);
-        }
-    }
+    let (times, cells) = &sur.spikes;
     plot::save(
         &surge::plot::Raster {
             title: "Surrogate engine raster".into(),
-            times_ms: &times,
-            cells: &cells,
+            times_ms: times,
+            cells,
             pop_names: &names,
             pop_offsets: &conn.pop_offsets,
             duration_ms: cfg.recheck.duration_ms,

@@ -96,9 +96,17 @@ fn optimize_writes_its_records_resumes_and_compare_reads_the_gains() {
         "spectrum_surrogate.png",
         "spectrum_exact.png",
         "gains.png",
+        "raster_exact_before.png",
+        "raster_exact_after.png",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    // The chunked back-propagation retraced its forward pass in every iteration.
+    assert!(
+        its.iter()
+            .all(|r| r["replay_error_mv"].as_f64() == Some(0.0)),
+        "a re-run strayed: {its:?}"
+    );
     // Refuses to overwrite; resumes to more iterations.
     surge()
         .args(["optimize", "--config"])

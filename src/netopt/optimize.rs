@@ -423,6 +423,9 @@ pub struct ExactCheck {
     pub rates_hz: Vec<f64>,
     pub freqs_hz: Vec<f64>,
     pub power: Vec<f64>,
+    /// The run's spikes (ms, global cell index), for rasters; not written to JSON.
+    #[serde(skip)]
+    pub spikes: (Vec<f64>, Vec<u32>),
 }
 
 /// `spec` with every connection group's gain multiplied by `exp(log_gain)`.
@@ -533,7 +536,26 @@ pub fn exact_run_with_hook(
             .collect(),
         freqs_hz: psd.freqs_hz,
         power: psd.power,
+        spikes: (res.spike_times_ms, res.spike_cells),
     })
+}
+
+/// A surrogate raster (engine cell indices per bin) as spike times (ms) and global cell indices, the
+/// exact engine's convention.
+fn global_spikes(net: &SurrogateNetwork, raster: &[Vec<u32>]) -> (Vec<f64>, Vec<u32>) {
+    let n: usize = net.spec.populations.iter().map(|p| p.size).sum();
+    let mut global_of = vec![0u32; n];
+    for c in 0..n {
+        global_of[net.engine_index(c)] = c as u32;
+    }
+    let (mut times, mut cells) = (Vec::new(), Vec::new());
+    for (b, sp) in raster.iter().enumerate() {
+        for &e in sp {
+            times.push(b as f64 * net.bin_ms());
+            cells.push(global_of[e as usize]);
+        }
+    }
+    (times, cells)
 }
 
 /// The surrogate engine analysed like [`exact_check`]: a `duration_ms` run (forward only, use a plain
@@ -593,6 +615,7 @@ pub fn surrogate_check(
             .collect(),
         freqs_hz: psd.freqs_hz,
         power: psd.power,
+        spikes: global_spikes(net, &raster),
     };
     (check, raster)
 }
