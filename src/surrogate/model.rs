@@ -5,8 +5,6 @@
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::module::conv1d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -135,20 +133,34 @@ impl CausalConv {
         (self.kernel - 1) * self.dilation
     }
 
-    /// `x`: `[batch, in, time]` -> `[batch, out, time]`, output `t` from inputs `t - span ..= t`.
+    /// `x`: `[batch, time, in]` -> `[batch, time, out]`, output `t` from inputs `t - span ..= t`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let options = ConvOptions::new_with_padding([1], [(self.span(), 0)], [self.dilation], 1);
-        conv1d(x, self.weight.val(), Some(self.bias.val()), options)
-    }
-
-    /// The same convolution over a window of exactly `span + 1` samples: one output sample.
-    pub fn forward_window(&self, window: Tensor<3>) -> Tensor<3> {
-        conv1d(
-            window,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new([1], [0], [self.dilation], 1),
-        )
+        // Time-major (`[batch, time, channels]`) and as one matrix product over the kernel's shifted
+        // copies of the input (im2col): a single large product, which the CPU backends run on every
+        // core, instead of a direct convolution and the transposes around it.
+        let [b, t, c] = x.dims();
+        let [c_out, _, k] = self.weight.dims();
+        let span = self.span();
+        let device = x.device();
+        let padded = if span > 0 {
+            Tensor::cat(vec![Tensor::zeros([b, span, c], &device), x], 1)
+        } else {
+            x
+        };
+        let cols = if k == 1 {
+            padded
+        } else {
+            Tensor::cat(
+                (0..k)
+                    .map(|j| padded.clone().narrow(1, j * self.dilation, t))
+                    .collect(),
+                2,
+            )
+        };
+        // Row `j * c + ci` of the matrix is weight `[out, ci, j]`, as the columns are ordered.
+        let w = self.weight.val().permute([2, 1, 0]).reshape([k * c, c_out]);
+        (cols.reshape([b * t, k * c]).matmul(w) + self.bias.val().reshape([1, c_out]))
+            .reshape([b, t, c_out])
     }
 }
 
@@ -267,11 +279,11 @@ pub struct Surrogate {
 impl Surrogate {
     /// `x`: scaled inputs `[batch, time, channels]` -> (standardised voltage, spike logit), each `[batch, time]`.
     pub fn forward(&self, x: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
-        let mut y = x.swap_dims(1, 2);
+        let mut y = x;
         for b in &self.blocks {
             y = b.forward(y);
         }
-        let h = self.lstm.forward(y.swap_dims(1, 2));
+        let h = self.lstm.forward(y);
         let [b, t, _] = h.dims();
         let v = self.voltage_head.forward(h.clone()).reshape([b, t]);
         let s = self.spike_head.forward(h).reshape([b, t]);
