@@ -281,7 +281,12 @@ pub fn evaluate_with_gradient(
     progress: &mut dyn FnMut(u64, u64),
 ) -> (IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams) {
     let (warm, win) = window_bins(net, cfg);
-    let chunk = (cfg.optimizer.bptt_chunk_ms / net.bin_ms()).round() as usize;
+    // At least one bin per chunk: a chunk shorter than a bin means "as short as possible", not "one graph".
+    let chunk = if cfg.optimizer.bptt_chunk_ms > 0.0 {
+        ((cfg.optimizer.bptt_chunk_ms / net.bin_ms()).round() as usize).max(1)
+    } else {
+        0
+    };
     let mut scored = None;
     let run = net.run_with_gradient(
         gains,
