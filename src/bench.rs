@@ -126,16 +126,27 @@ fn train_step(backend: &str) -> Result<Row> {
     }
     // The first step includes one-time allocation; report the mean of the rest.
     let mean = times[1..].iter().sum::<f64>() / steps as f64;
-    Ok(Row {
-        case: format!("train step (batch 32 x 1000 bins, {backend})"),
-        setup_s: times[0],
-        wall_s: mean,
-        biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
-        realtime_factor: mean / (32.0 * 0.5),
-        throughput: 32.0 * 1000.0 / mean,
+    Ok(train_row(
+        format!("train step (batch 32 x 1000 bins, {backend})"),
+        times[0],
+        mean,
+        peak_rss_mb(),
+    ))
+}
+
+/// A row for one training step of batch 32 x 1000 bins of 0.5 ms (Surge's or the reference's).
+fn train_row(case: String, first_s: f64, step_s: f64, peak_rss_mb: Option<f64>) -> Row {
+    let (traces, bins, bin_s) = (32.0, 1000.0, 0.5e-3);
+    Row {
+        case,
+        setup_s: first_s,
+        wall_s: step_s,
+        biological_s: traces * bins * bin_s,
+        realtime_factor: step_s / (traces * bins * bin_s),
+        throughput: traces * bins / step_s,
         throughput_unit: "trained bins/s",
-        peak_rss_mb: peak_rss_mb(),
-    })
+        peak_rss_mb,
+    }
 }
 
 /// Streaming inference: 1000 cells advanced 200 bins one at a time.
@@ -226,23 +237,24 @@ fn reference_script(name: &str) -> std::path::PathBuf {
     }
 }
 
-/// The same training step in PyTorch (benches/reference/train_step_torch.py), run by `$SURGE_PYTHON`
-/// (default `python3`), so that a PyTorch kept in its own virtual environment can be used.
-fn torch_train_step() -> Result<Row> {
-    let script = reference_script("train_step_torch.py");
-    let python = std::env::var("SURGE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
+/// Runs a reference script under benches/reference/ with `python` and parses the JSON line it prints
+/// last; `install` says what the script needs, for the error a user sees when it fails.
+fn python_reference(
+    python: &str,
+    name: &str,
+    args: &[String],
+    install: &str,
+) -> Result<serde_json::Value> {
+    let script = reference_script(name);
+    let out = std::process::Command::new(python)
         .arg(&script)
+        .args(args)
         .output()
-        .with_context(|| {
-            format!(
-                "cannot start `{python}`. Fix: set SURGE_PYTHON to a Python with torch installed"
-            )
-        })?;
+        .with_context(|| format!("cannot start `{python}`. Fix: {install}"))?;
     if !out.status.success() {
         bail!(
-            "the PyTorch reference failed (is torch installed for `{python}`? `pip install torch`, \
-             or set SURGE_PYTHON):\n{}",
+            "the reference {} failed. Fix: {install}\n{}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .rev()
@@ -253,48 +265,42 @@ fn torch_train_step() -> Result<Row> {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("unexpected output of {}: {line}", script.display()))?;
-    let step = v["step_s"].as_f64().unwrap_or(f64::NAN);
-    Ok(Row {
-        case: format!(
+    serde_json::from_str(line)
+        .with_context(|| format!("unexpected output of {}: {line}", script.display()))
+}
+
+/// The same training step in PyTorch (benches/reference/train_step_torch.py), run by `$SURGE_PYTHON`
+/// (default `python3`), so that a PyTorch kept in its own virtual environment can be used.
+fn torch_train_step() -> Result<Row> {
+    let python = std::env::var("SURGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let v = python_reference(
+        &python,
+        "train_step_torch.py",
+        &[],
+        &format!(
+            "install torch for `{python}` (`pip install torch`), or set SURGE_PYTHON to a Python that has it"
+        ),
+    )?;
+    Ok(train_row(
+        format!(
             "PyTorch {} train step ({} threads)",
             v["torch"].as_str().unwrap_or("?"),
             v["threads"]
         ),
-        setup_s: v["first_s"].as_f64().unwrap_or(f64::NAN),
-        wall_s: step,
-        biological_s: 32.0 * 1000.0 * 0.5 / 1000.0,
-        realtime_factor: step / (32.0 * 0.5),
-        throughput: 32.0 * 1000.0 / step,
-        throughput_unit: "trained bins/s",
-        peak_rss_mb: None,
-    })
+        v["first_s"].as_f64().unwrap_or(f64::NAN),
+        v["step_s"].as_f64().unwrap_or(f64::NAN),
+        None,
+    ))
 }
 
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
-    let script = reference_script("brunel_brian2.py");
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(format!("--duration-ms={duration_ms}"))
-        .output()
-        .with_context(|| "cannot start python3. Fix: install Python 3 with `pip install brian2`")?;
-    if !out.status.success() {
-        bail!(
-            "the Brian2 reference failed (is brian2 installed? `pip install brian2 'numpy<2.2'`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("unexpected output of {}: {line}", script.display()))?;
+    let v = python_reference(
+        "python3",
+        "brunel_brian2.py",
+        &[format!("--duration-ms={duration_ms}")],
+        "install Python 3 with brian2 and a C++ compiler (`pip install brian2 'numpy<2.2'`)",
+    )?;
     let simulate_s = v["simulate_s"].as_f64().unwrap_or(f64::NAN);
     let spikes = v["spikes"].as_u64().unwrap_or(0) as usize;
     Ok(Row {

@@ -148,6 +148,18 @@ fn objective(
     .total
 }
 
+/// The log-gains' gradient in `grads`.
+fn gain_grad(gains: &Gains, grads: &burn::tensor::Gradients) -> Vec<f32> {
+    gains
+        .log_gain
+        .val()
+        .grad(grads)
+        .expect("gains get a gradient")
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
 fn value(t: Tensor<1>) -> f64 {
     t.into_data().try_to_vec::<f32>().unwrap()[0] as f64
 }
@@ -163,14 +175,7 @@ fn gradients_match_central_finite_differences_of_the_smooth_network() {
     let gains = Gains::new(&g0, &device);
     let l = objective(&net, &gains, mode, &spectrum, &device);
     let grads = l.backward();
-    let g = gains
-        .log_gain
-        .val()
-        .grad(&grads)
-        .expect("gains get a gradient")
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let g = gain_grad(&gains, &grads);
     // The surrogates' ReLUs make the loss piecewise smooth: its slope jumps wherever an activation
     // crosses zero, and those crossings lie densely in the gains. So autodiff is checked against the
     // identity that holds across kinks: the central difference over [-a, a] equals the mean of the
@@ -184,14 +189,7 @@ fn gradients_match_central_finite_differences_of_the_smooth_network() {
         p[k] += t;
         let gains = Gains::new(&p, &device);
         let grads = objective(&net, &gains, mode, &spectrum, &device).backward();
-        gains
-            .log_gain
-            .val()
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap()[k] as f64
+        gain_grad(&gains, &grads)[k] as f64
     };
     for k in 0..g.len() {
         let mut up = g0;
@@ -247,15 +245,7 @@ fn spike_gradient_reaches_groups_onto_unread_populations_unless_the_surrogate_is
             &spectrum,
             &device,
         );
-        let grads = l.backward();
-        gains
-            .log_gain
-            .val()
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap()
+        gain_grad(&gains, &l.backward())
     };
     // The signal reads E only; group 1 (E -> I) acts on it only through I's spikes.
     let g = grad_of(1.0);

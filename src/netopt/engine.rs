@@ -69,6 +69,14 @@ pub struct CellType {
     pub populations: Vec<usize>,
 }
 
+impl CellType {
+    /// The datasets' input scale `[1, C]` on `device`.
+    fn input_scale(&self, device: &Device) -> Tensor<2> {
+        let s = &self.meta.scaling.input_scale;
+        Tensor::from_data(TensorData::new(s.clone(), [1, s.len()]), device)
+    }
+}
+
 /// All synapses that share a delay, gathered so that one matrix product serves every connection group
 /// and the gains never touch a large matrix (their gradient would otherwise be an `[N, N * C]` outer
 /// product per bin). Column k of `weights` is one (group, postsynaptic cell, channel) triple.
@@ -96,6 +104,8 @@ pub struct SurrogateNetwork {
     channels: Vec<String>,
     bin_ms: f64,
     links: Vec<Link>,
+    /// Each cell type's input scale `[1, C]`, made once instead of in every bin.
+    input_scales: Vec<Tensor<2>>,
     max_delay: usize,
     drives: Vec<(usize, usize, f64, f64)>, // (engine cell, channel, expected count per bin, weight)
     device: Device,
@@ -271,7 +281,9 @@ impl SurrogateNetwork {
                 }
             }
         }
+        let input_scales = cell_types.iter().map(|c| c.input_scale(device)).collect();
         Ok(SurrogateNetwork {
+            input_scales,
             spec: spec.clone(),
             cell_types,
             pop_range,
@@ -351,6 +363,11 @@ impl SurrogateNetwork {
                     target: l.target.clone().inner(),
                 })
                 .collect(),
+            input_scales: self
+                .input_scales
+                .iter()
+                .map(|t| t.clone().inner())
+                .collect(),
             max_delay: self.max_delay,
             drives: self.drives.clone(),
             device: self.device.clone().inner(),
@@ -413,7 +430,6 @@ impl SurrogateNetwork {
         signal_w: &Tensor<1>,
     ) -> (Tensor<1>, Tensor<1>) {
         let (n, nc) = (self.n, self.channels.len());
-        let dev = &self.device;
         let mut x = drive.reshape([n * nc]);
         for (l, g) in self.links.iter().zip(link_gain) {
             let past = &st.history[st.history.len() - l.delay_bins];
@@ -426,10 +442,11 @@ impl SurrogateNetwork {
             .cell_types
             .iter()
             .zip(&self.type_range)
+            .zip(&self.input_scales)
             .zip(st.cells.iter_mut().zip(st.prev.iter_mut()))
-            .map(|((ct, r), (cell, prev))| {
+            .map(|(((ct, r), scale), (cell, prev))| {
                 let xi = x.clone().narrow(0, r.start, r.len());
-                cell_step(ct, cell, prev, xi, mode, dev)
+                cell_step(ct, cell, prev, xi, scale.clone(), mode)
             })
             .collect();
         let (spikes, volts): (Vec<_>, Vec<_>) = results.into_iter().unzip();
@@ -466,30 +483,53 @@ impl SurrogateNetwork {
     ) -> Run {
         let link_gain = self.link_gains(gains.log_gain.val());
         let signal_w = self.signal_weights(signal_pops);
-        let mut st = self.rest();
-        let mut signal = Vec::with_capacity(bins);
-        let mut total: Option<Tensor<1>> = None;
-        let mut raster = record.then(Vec::new);
-        for (t, drive) in self.drive_window(bins, noise).into_iter().enumerate() {
-            let (sig, s) = self.step(&mut st, drive, &link_gain, mode, &signal_w);
-            signal.push(sig);
-            if let Some(ras) = raster.as_mut() {
-                ras.push(spike_indices(&s));
-            }
-            total = Some(match total.take() {
-                Some(a) => a + s,
-                None => s,
-            });
-            if (t + 1) % 100 == 0 || t + 1 == bins {
-                progress((t + 1) as u64, bins as u64);
-            }
-        }
-        let total = total.unwrap_or_else(|| Tensor::zeros([self.n], &self.device));
+        let (signal, total, raster) = self.simulate(
+            &mut self.rest(),
+            self.drive_window(bins, noise).into_iter(),
+            &link_gain,
+            mode,
+            &signal_w,
+            record,
+            &mut |t, _| {
+                if t > 0 && t % 100 == 0 {
+                    progress(t as u64, bins as u64);
+                }
+            },
+        );
+        progress(bins as u64, bins as u64);
         Run {
             signal: Tensor::cat(signal, 0),
             pop_spikes: self.per_population(total),
             raster,
         }
+    }
+
+    /// Steps `st` through `drives` (one `[N, C]` per bin): returns the signal of every bin, the spikes
+    /// summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the state before bin `t`.
+    #[allow(clippy::too_many_arguments)]
+    fn simulate(
+        &self,
+        st: &mut NetState,
+        drives: impl Iterator<Item = Tensor<2>>,
+        link_gain: &[Tensor<2>],
+        mode: SpikeMode,
+        signal_w: &Tensor<1>,
+        record: bool,
+        at_bin: &mut dyn FnMut(usize, &NetState),
+    ) -> (Vec<Tensor<1>>, Tensor<1>, Option<Vec<Vec<u32>>>) {
+        let mut signal = Vec::new();
+        let mut total = Tensor::<1>::zeros([self.n], &self.device);
+        let mut raster = record.then(Vec::new);
+        for (t, drive) in drives.enumerate() {
+            at_bin(t, st);
+            let (sig, s) = self.step(st, drive, link_gain, mode, signal_w);
+            signal.push(sig);
+            if let Some(ras) = raster.as_mut() {
+                ras.push(spike_indices(&s));
+            }
+            total = total + s;
+        }
+        (signal, total, raster)
     }
 
     /// Runs a window and back-propagates `loss(signal, spikes per population)` to the log-gains
@@ -538,26 +578,23 @@ impl SurrogateNetwork {
         let drive = plain.drive_window(bins, noise);
         let plain_w = plain.signal_weights(signal_pops);
         let link_gain = plain.link_gains(gains.log_gain.val().inner());
-        let mut st = plain.rest();
         let mut starts = Vec::with_capacity(n_chunks);
-        let mut signal = Vec::with_capacity(bins);
-        let mut total = Tensor::<1>::zeros([self.n], &plain.device);
-        let mut raster = record.then(Vec::new);
-        for (t, d) in drive.iter().enumerate() {
-            if t % chunk_bins == 0 {
-                starts.push(st.tensors());
-            }
-            let (sig, s) = plain.step(&mut st, d.clone(), &link_gain, mode, &plain_w);
-            signal.push(sig);
-            if let Some(ras) = raster.as_mut() {
-                ras.push(spike_indices(&s));
-            }
-            total = total + s;
-            if (t + 1) % 100 == 0 {
-                progress((t + 1) as u64, total_work);
-            }
-        }
-        drop(st);
+        let (signal, total, raster) = plain.simulate(
+            &mut plain.rest(),
+            drive.iter().cloned(),
+            &link_gain,
+            mode,
+            &plain_w,
+            record,
+            &mut |t, st| {
+                if t % chunk_bins == 0 {
+                    starts.push(st.tensors());
+                }
+                if t > 0 && t % 100 == 0 {
+                    progress(t as u64, total_work);
+                }
+            },
+        );
         let signal_w = self.signal_weights(signal_pops);
         // The loss and its gradient with respect to the signal and the counts.
         let signal_leaf = Tensor::cat(signal, 0).autodiff().require_grad();
@@ -596,17 +633,15 @@ impl SurrogateNetwork {
             let mut st = self.rest();
             st.set_tensors(leaves.clone());
             let link_gain = self.link_gains(gains.log_gain.val());
-            let mut sigs = Vec::with_capacity(hi - lo);
-            let mut spikes: Option<Tensor<1>> = None;
-            for d in &drive[lo..hi] {
-                let (sig, s) =
-                    self.step(&mut st, d.clone().autodiff(), &link_gain, mode, &signal_w);
-                sigs.push(sig);
-                spikes = Some(match spikes.take() {
-                    Some(a) => a + s,
-                    None => s,
-                });
-            }
+            let (sigs, spikes, _) = self.simulate(
+                &mut st,
+                drive[lo..hi].iter().map(|d| d.clone().autodiff()),
+                &link_gain,
+                mode,
+                &signal_w,
+                false,
+                &mut |_, _| {},
+            );
             let sigs = Tensor::cat(sigs, 0);
             // The re-run must retrace the forward pass (a flipped spike would make it another path).
             let replayed = values(&sigs);
@@ -614,7 +649,7 @@ impl SurrogateNetwork {
                 replay_error_mv = replay_error_mv.max((a - b).abs());
             }
             let mut surrogate = (sigs * g_signal.clone().narrow(0, lo, hi - lo)).sum()
-                + (spikes.expect("a chunk has bins") * g_cell.clone()).sum();
+                + (spikes * g_cell.clone()).sum();
             if let Some(ge) = g_end.take() {
                 for (t, gt) in st.tensors().into_iter().zip(ge) {
                     surrogate = surrogate + (t * gt).sum();
@@ -661,14 +696,9 @@ fn cell_step(
     cell: &mut SurrogateState,
     prev: &mut (Tensor<1>, Tensor<1>),
     xi: Tensor<2>,
+    scale: Tensor<2>,
     mode: SpikeMode,
-    dev: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
-    let nc = ct.meta.scaling.input_scale.len();
-    let scale = Tensor::<2>::from_data(
-        TensorData::new(ct.meta.scaling.input_scale.clone(), [1, nc]),
-        dev,
-    );
     // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
     let scaled = xi.clone().sign() * (xi.abs() / scale).add_scalar(1.0).log();
     let (v_std, logit) = cell.step(&ct.model, scaled);
