@@ -319,7 +319,12 @@ fn brian2(duration_ms: f64) -> Result<Row> {
 /// alpha-to-beta experiment for a scored window of `window_ms` (plus its 100 ms warm-up), back-propagated
 /// in chunks of `chunk_ms` (0: the whole window as one graph, the reference). The peak memory shows how
 /// back-propagation through time grows with the window.
-fn optimize_iteration(window_ms: f64, chunk_ms: f64, backend: &str) -> Result<Row> {
+fn optimize_iteration(
+    window_ms: f64,
+    chunk_ms: f64,
+    backend: &str,
+    engine: Option<surge::netopt::Engine>,
+) -> Result<Row> {
     use surge::netopt::optimize::{self, OptimizeConfig};
     let path = Path::new("experiments/alpha_to_beta.toml");
     let (mut cfg, spec, _) = OptimizeConfig::load(path).context(
@@ -330,13 +335,16 @@ fn optimize_iteration(window_ms: f64, chunk_ms: f64, backend: &str) -> Result<Ro
     let device = surge::surrogate::backend::device(backend)?.autodiff();
     let t0 = Instant::now();
     let conn = Connectome::build(&spec);
-    let net = optimize::build_network(
+    let mut net = optimize::build_network(
         &cfg,
         &spec,
         &conn,
         Path::new("checkpoints/lif-default"),
         &device,
     )?;
+    if let Some(e) = engine {
+        net.set_engine(e)?;
+    }
     let build_s = t0.elapsed().as_secs_f64();
     let gains = surge::netopt::Gains::new(&vec![0.0; spec.connections.len()], &device);
     let t1 = Instant::now();
@@ -357,14 +365,18 @@ fn optimize_iteration(window_ms: f64, chunk_ms: f64, backend: &str) -> Result<Ro
             rec.replay_error_mv
         );
     }
+    let engine = match net.engine() {
+        surge::netopt::Engine::Fused => "fused",
+        surge::netopt::Engine::Burn => "burn",
+    };
     let how = if chunk_ms > 0.0 {
         format!(
-            "{chunk_ms:.0} ms chunks; fwd {:.1} s, re-run + bwd {:.1} s",
+            "{engine}, {chunk_ms:.0} ms chunks; fwd {:.1} s, re-run + bwd {:.1} s",
             forward_s.unwrap_or(0.0),
             simulate_s - forward_s.unwrap_or(0.0)
         )
     } else {
-        "one graph".to_string()
+        format!("{engine}, one piece")
     };
     Ok(Row {
         case: format!("optimize iteration ({window_ms:.0} ms; {how})"),
@@ -400,10 +412,20 @@ pub fn run(
         "train" => vec![Box::new(|| train_step(backend))],
         "stream" => vec![Box::new(|| stream(backend))],
         "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
-        "optimize" => [(250.0, 50.0), (500.0, 50.0), (1000.0, 50.0), (1000.0, 0.0)]
+        "optimize" => {
+            use surge::netopt::Engine::Burn;
+            // The backend's default engine (fused on the CPU), then burn's autodiff for comparison.
+            [
+                (250.0, 50.0, None),
+                (500.0, 50.0, None),
+                (1000.0, 50.0, None),
+                (1000.0, 50.0, Some(Burn)),
+                (1000.0, 0.0, Some(Burn)),
+            ]
             .into_iter()
-            .map(|(w, c)| Box::new(move || optimize_iteration(w, c, backend)) as Case)
-            .collect(),
+            .map(|(w, c, e)| Box::new(move || optimize_iteration(w, c, backend, e)) as Case)
+            .collect()
+        }
         "all" => vec![
             Box::new(brunel_case),
             Box::new(generation),
@@ -411,7 +433,7 @@ pub fn run(
             Box::new(|| balanced_loops(2)),
             Box::new(|| train_step(backend)),
             Box::new(|| stream(backend)),
-            Box::new(|| optimize_iteration(500.0, 50.0, backend)),
+            Box::new(|| optimize_iteration(500.0, 50.0, backend, None)),
         ],
         other => bail!(
             "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, optimize, all"

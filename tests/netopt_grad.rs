@@ -4,7 +4,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use surge::netopt::objective::{ObjectiveConfig, loss};
-use surge::netopt::{CellType, Gains, Spectrum, SpikeMode, SurrogateNetwork};
+use surge::netopt::{CellType, Engine, Gains, Spectrum, SpikeMode, SurrogateNetwork};
 use surge::spec::{Connectome, NetworkSpec};
 use surge::surrogate::SurrogateArch;
 use surge::surrogate::train::{Scaling, SurrogateMeta, TrainConfig};
@@ -77,7 +77,10 @@ fn network(device: &Device) -> SurrogateNetwork {
     let spec = NetworkSpec::from_toml_str(SPEC, "tiny").unwrap();
     let conn = Connectome::build(&spec);
     let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(3);
+    // Seed 4: seed 3's random surrogate leaves the I cells' smooth spikes saturated (sigmoid' ~ 0), so
+    // the E -> I path carries ~1e-8 of gradient there, a property of that model, not of the engine.
+    // (Building the network reads every weight, so they are drawn here, under the lock.)
+    device.seed(4);
     let arch = SurrogateArch {
         n_inputs: 4,
         tcn_channels: 8,
@@ -319,57 +322,120 @@ fn window_loss<'a>(
     }
 }
 
+/// The loss, the log-gains' gradient, the signal and the replay error of one window of `bins` bins
+/// back-propagated in chunks of `chunk` bins (0: one piece).
+fn grad_with(
+    net: &SurrogateNetwork,
+    mode: SpikeMode,
+    chunk: usize,
+    bins: usize,
+    device: &Device,
+) -> (f64, Vec<f32>, Vec<f32>, f32) {
+    let spectrum = Spectrum::new(bins, 2000.0, device);
+    let gains = Gains::new(&[0.2f32, -0.3, 0.4], device);
+    let mut f = window_loss(&gains, &spectrum, bins, net.bin_ms(), device);
+    let run = net.run_with_gradient(
+        &gains,
+        bins,
+        1,
+        mode,
+        &[0],
+        chunk,
+        false,
+        &mut f,
+        &mut |_, _| {},
+    );
+    let g: Vec<f32> = run
+        .grads
+        .get::<1>(gains.log_gain.id)
+        .expect("a gradient for the gains")
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    (value(run.loss), g, run.signal, run.replay_error_mv)
+}
+
 #[test]
 fn chunked_back_propagation_equals_the_whole_graph() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
-    let net = network(&device);
     let bins = 64;
-    let spectrum = Spectrum::new(bins, 2000.0, &device);
-    let g0 = [0.2f32, -0.3, 0.4];
+    for engine in [Engine::Burn, Engine::Fused] {
+        let mut net = network(&device);
+        net.set_engine(engine).unwrap();
+        for mode in [
+            SpikeMode::Smooth { beta: 1.0 },
+            SpikeMode::StraightThrough { beta: 1.0 },
+        ] {
+            let (l_whole, g_whole, s_whole, _) = grad_with(&net, mode, 0, bins, &device);
+            let largest = g_whole.iter().fold(0f32, |a, b| a.max(b.abs()));
+            assert!(
+                largest > 1e-4,
+                "{engine:?} {mode:?}: gradients vanish: {g_whole:?}"
+            );
+            // Chunks of 10 bins (the last one short) and of 1 bin: state crosses every kind of
+            // boundary, including the ring buffers of the dilated convolutions and the spikes still
+            // in flight.
+            for chunk in [10, 1] {
+                let (l, g, s, replay) = grad_with(&net, mode, chunk, bins, &device);
+                assert_eq!(
+                    replay, 0.0,
+                    "{engine:?} {mode:?}, chunk {chunk}: re-runs strayed"
+                );
+                assert_eq!(
+                    s, s_whole,
+                    "{engine:?} {mode:?}, chunk {chunk}: another forward"
+                );
+                assert!((l - l_whole).abs() < 1e-6 * l_whole.abs().max(1.0));
+                for (k, (a, b)) in g.iter().zip(&g_whole).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * largest,
+                        "{engine:?} {mode:?}, chunk {chunk}, group {k}: {a:.6e} vs one piece {b:.6e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fused CPU engine (plain buffers, hand-written backward pass) against burn's autodiff on the
+/// same network: the same forward pass to float rounding and the same gradient.
+#[test]
+fn fused_engine_equals_burn_autodiff() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    let bins = 64;
+    let fused = network(&device);
+    assert_eq!(fused.engine(), Engine::Fused, "the CPU default");
+    let mut burn = network(&device);
+    burn.set_engine(Engine::Burn).unwrap();
     for mode in [
         SpikeMode::Smooth { beta: 1.0 },
         SpikeMode::StraightThrough { beta: 1.0 },
     ] {
-        let grad_with = |chunk: usize| {
-            let gains = Gains::new(&g0, &device);
-            let mut f = window_loss(&gains, &spectrum, bins, net.bin_ms(), &device);
-            let run = net.run_with_gradient(
-                &gains,
-                bins,
-                1,
-                mode,
-                &[0],
-                chunk,
-                false,
-                &mut f,
-                &mut |_, _| {},
+        let (l_b, g_b, s_b, _) = grad_with(&burn, mode, 10, bins, &device);
+        let (l_f, g_f, s_f, replay) = grad_with(&fused, mode, 10, bins, &device);
+        assert_eq!(replay, 0.0);
+        let ds = s_b
+            .iter()
+            .zip(&s_f)
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        let scale = s_b.iter().fold(0f32, |a, x| a.max(x.abs()));
+        assert!(
+            ds <= 1e-4 * scale.max(1.0),
+            "{mode:?}: signals differ by {ds}"
+        );
+        assert!(
+            (l_b - l_f).abs() <= 1e-4 * l_b.abs().max(1e-3),
+            "{mode:?}: loss {l_b} vs {l_f}"
+        );
+        let largest = g_b.iter().fold(0f32, |a, b| a.max(b.abs()));
+        assert!(largest > 1e-4, "{mode:?}: gradients vanish: {g_b:?}");
+        for (k, (a, b)) in g_f.iter().zip(&g_b).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-3 * largest,
+                "{mode:?}, group {k}: fused {a:.6e} vs burn {b:.6e}"
             );
-            let g: Vec<f32> = run
-                .grads
-                .get::<1>(gains.log_gain.id)
-                .expect("a gradient for the gains")
-                .into_data()
-                .try_to_vec()
-                .unwrap();
-            (value(run.loss), g, run.signal, run.replay_error_mv)
-        };
-        let (l_whole, g_whole, s_whole, _) = grad_with(0);
-        let largest = g_whole.iter().fold(0f32, |a, b| a.max(b.abs()));
-        assert!(largest > 1e-4, "{mode:?}: gradients vanish: {g_whole:?}");
-        // Chunks of 10 bins (the last one short) and of 1 bin: state crosses every kind of boundary,
-        // including the ring buffers of the dilated convolutions and the spikes still in flight.
-        for chunk in [10, 1] {
-            let (l, g, s, replay) = grad_with(chunk);
-            assert_eq!(replay, 0.0, "{mode:?}, chunk {chunk}: the re-runs strayed");
-            assert_eq!(s, s_whole, "{mode:?}, chunk {chunk}: another forward pass");
-            assert!((l - l_whole).abs() < 1e-6 * l_whole.abs().max(1.0));
-            for (k, (a, b)) in g.iter().zip(&g_whole).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-4 * largest,
-                    "{mode:?}, chunk {chunk}, group {k}: {a:.6e} vs whole graph {b:.6e}"
-                );
-            }
         }
     }
 }

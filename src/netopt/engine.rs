@@ -7,6 +7,7 @@
 //! are stepped as one batch. Spikes are hard in the forward pass and, in the backward pass, carry the
 //! gradient of `sigmoid(beta * logit)` (straight-through); `beta` sets how much gradient passes.
 
+use super::fused::{FusedNet, FusedState, LinkSource, TypeSource};
 use crate::error::{Result, SurgeError};
 use crate::seed::{rng_for, stream};
 use crate::spec::{Connectome, DriveKind, NetworkSpec};
@@ -54,7 +55,7 @@ pub enum SpikeMode {
 }
 
 impl SpikeMode {
-    fn beta(self) -> f32 {
+    pub(crate) fn beta(self) -> f32 {
         match self {
             SpikeMode::StraightThrough { beta } | SpikeMode::Smooth { beta } => beta,
         }
@@ -109,6 +110,17 @@ pub struct SurrogateNetwork {
     max_delay: usize,
     drives: Vec<(usize, usize, f64, f64)>, // (engine cell, channel, expected count per bin, weight)
     device: Device,
+    /// The same network on plain CPU buffers (see [`super::fused`]); `None` for the burn engine.
+    fused: Option<std::sync::Arc<FusedNet>>,
+}
+
+/// Which implementation back-propagates through the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Plain CPU buffers and a hand-written backward pass: the fast path on the CPU.
+    Fused,
+    /// burn tensors and autodiff on the network's device: any backend, GPUs included.
+    Burn,
 }
 
 /// What a window leaves: the population signal per bin (mV), spike counts per population (summed over
@@ -223,7 +235,7 @@ impl SurrogateNetwork {
             }
         }
         let max_delay = per_delay.keys().copied().max().unwrap_or(1);
-        let links = per_delay
+        let sources: Vec<LinkSource> = per_delay
             .into_iter()
             .map(|(delay_bins, cols)| {
                 let k = cols.len();
@@ -231,20 +243,48 @@ impl SurrogateNetwork {
                 let mut group = Vec::with_capacity(k);
                 let mut target = Vec::with_capacity(k);
                 for (col, ((g, post, c), syn)) in cols.into_iter().enumerate() {
-                    group.push(g as i64);
-                    target.push((post * nc + c) as i64);
+                    group.push(g);
+                    target.push(post * nc + c);
                     for (pre, weight) in syn {
                         w[pre * k + col] += weight;
                     }
                 }
+                (delay_bins, w, group, target)
+            })
+            .collect();
+        let links = sources
+            .iter()
+            .map(|(delay_bins, w, group, target)| {
+                let k = group.len();
+                let ints = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
                 Link {
-                    delay_bins,
-                    weights: Tensor::from_data(TensorData::new(w, [n, k]), device),
-                    group: Tensor::from_data(TensorData::new(group, [k]), device),
-                    target: Tensor::from_data(TensorData::new(target, [k]), device),
+                    delay_bins: *delay_bins,
+                    weights: Tensor::from_data(TensorData::new(w.clone(), [n, k]), device),
+                    group: Tensor::from_data(TensorData::new(ints(group), [k]), device),
+                    target: Tensor::from_data(TensorData::new(ints(target), [k]), device),
                 }
             })
             .collect();
+        // The fused engine serves the CPU backend by default; other backends keep burn.
+        let fused = (device.clone().inner() == Device::flex()).then(|| {
+            let types: Vec<TypeSource> = cell_types
+                .iter()
+                .zip(&type_range)
+                .map(|(ct, r)| TypeSource {
+                    range: r.clone(),
+                    model: &ct.model,
+                    meta: &ct.meta,
+                })
+                .collect();
+            std::sync::Arc::new(FusedNet::new(
+                &types,
+                sources,
+                n,
+                nc,
+                max_delay,
+                spec.connections.len(),
+            ))
+        });
         let mut drives = Vec::new();
         for (d, drive) in spec.drives.iter().enumerate() {
             match drive.kind {
@@ -296,7 +336,76 @@ impl SurrogateNetwork {
             max_delay,
             drives,
             device: device.clone(),
+            fused,
         })
+    }
+
+    /// The implementation [`SurrogateNetwork::run_with_gradient`] uses.
+    pub fn engine(&self) -> Engine {
+        if self.fused.is_some() {
+            Engine::Fused
+        } else {
+            Engine::Burn
+        }
+    }
+
+    /// Chooses the implementation; the fused one needs the CPU (Flex) backend.
+    pub fn set_engine(&mut self, engine: Engine) -> Result<()> {
+        match engine {
+            Engine::Burn => self.fused = None,
+            Engine::Fused if self.fused.is_none() => {
+                if self.device.clone().inner() != Device::flex() {
+                    return Err(SurgeError::spec(
+                        "optimizer.engine",
+                        "the fused engine runs on the CPU (flex) backend only",
+                        "use engine = \"burn\" with this backend, or --backend flex",
+                    ));
+                }
+                let types: Vec<TypeSource> = self
+                    .cell_types
+                    .iter()
+                    .zip(&self.type_range)
+                    .map(|(ct, r)| TypeSource {
+                        range: r.clone(),
+                        model: &ct.model,
+                        meta: &ct.meta,
+                    })
+                    .collect();
+                let sources = self
+                    .links
+                    .iter()
+                    .map(|l| {
+                        let ints = |t: &Tensor<1, Int>| {
+                            t.clone()
+                                .into_data()
+                                .convert::<i64>()
+                                .try_to_vec::<i64>()
+                                .expect("i64")
+                                .into_iter()
+                                .map(|x| x as usize)
+                                .collect::<Vec<_>>()
+                        };
+                        let w = l
+                            .weights
+                            .clone()
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .expect("f32");
+                        (l.delay_bins, w, ints(&l.group), ints(&l.target))
+                    })
+                    .collect();
+                self.fused = Some(std::sync::Arc::new(FusedNet::new(
+                    &types,
+                    sources,
+                    self.n,
+                    self.channels.len(),
+                    self.max_delay,
+                    self.spec.connections.len(),
+                )));
+            }
+            Engine::Fused => {}
+        }
+        Ok(())
     }
 
     pub fn bin_ms(&self) -> f64 {
@@ -309,28 +418,33 @@ impl SurrogateNetwork {
         self.engine_of[global_cell]
     }
 
-    /// Poisson drive of a window, `[bins, N, C]` flattened per bin, drawn from stream `noise`.
-    fn drive_window(&self, bins: usize, noise: u64) -> Vec<Tensor<2>> {
+    /// Poisson drive of a window, `[N * C]` per bin, drawn from stream `noise`.
+    fn drive_values(&self, bins: usize, noise: u64) -> Vec<Vec<f32>> {
         let (n, nc) = (self.n, self.channels.len());
         let mut rng = rng_for(self.spec.seed(), &[stream::DRIVE_NOISE, noise, 0x5ee]);
-        let mut out = Vec::with_capacity(bins);
-        let mut buf = vec![0f32; n * nc];
-        for _ in 0..bins {
-            buf.iter_mut().for_each(|x| *x = 0.0);
-            for &(cell, c, lambda, w) in &self.drives {
-                if lambda > 0.0 {
-                    let k: f64 = Poisson::new(lambda)
-                        .expect("positive rate")
-                        .sample(&mut rng);
-                    buf[cell * nc + c] += (k * w) as f32;
+        (0..bins)
+            .map(|_| {
+                let mut buf = vec![0f32; n * nc];
+                for &(cell, c, lambda, w) in &self.drives {
+                    if lambda > 0.0 {
+                        let k: f64 = Poisson::new(lambda)
+                            .expect("positive rate")
+                            .sample(&mut rng);
+                        buf[cell * nc + c] += (k * w) as f32;
+                    }
                 }
-            }
-            out.push(Tensor::from_data(
-                TensorData::new(buf.clone(), [n, nc]),
-                &self.device,
-            ));
-        }
-        out
+                buf
+            })
+            .collect()
+    }
+
+    /// The drive of [`SurrogateNetwork::drive_values`] as `[N, C]` tensors.
+    fn drive_window(&self, bins: usize, noise: u64) -> Vec<Tensor<2>> {
+        let (n, nc) = (self.n, self.channels.len());
+        self.drive_values(bins, noise)
+            .into_iter()
+            .map(|b| Tensor::from_data(TensorData::new(b, [n, nc]), &self.device))
+            .collect()
     }
 
     /// The same network on the plain (non-autodiff) device: a forward pass there builds no graph.
@@ -371,6 +485,7 @@ impl SurrogateNetwork {
             max_delay: self.max_delay,
             drives: self.drives.clone(),
             device: self.device.clone().inner(),
+            fused: None,
         }
     }
 
@@ -410,6 +525,11 @@ impl SurrogateNetwork {
     /// `[N]` weights that turn the cells' voltages into the population signal (their mean over the
     /// cells of `signal_pops`).
     fn signal_weights(&self, signal_pops: &[usize]) -> Tensor<1> {
+        let w = self.signal_weight_values(signal_pops);
+        Tensor::from_data(TensorData::new(w, [self.n]), &self.device)
+    }
+
+    fn signal_weight_values(&self, signal_pops: &[usize]) -> Vec<f32> {
         let mut w = vec![0f32; self.n];
         let cells: usize = signal_pops.iter().map(|&p| self.pop_range[p].len()).sum();
         for &p in signal_pops {
@@ -417,7 +537,7 @@ impl SurrogateNetwork {
                 w[i] = 1.0 / cells.max(1) as f32;
             }
         }
-        Tensor::from_data(TensorData::new(w, [self.n]), &self.device)
+        w
     }
 
     /// Advances the network one bin: returns the population signal `[1]` (mV) and the spikes `[N]`.
@@ -556,6 +676,20 @@ impl SurrogateNetwork {
         loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> GradientRun {
+        if let Some(f) = &self.fused {
+            return self.run_with_gradient_fused(
+                f,
+                gains,
+                bins,
+                noise,
+                mode,
+                signal_pops,
+                chunk_bins,
+                record,
+                loss,
+                progress,
+            );
+        }
         if chunk_bins == 0 || chunk_bins >= bins {
             let run = self.run(gains, bins, noise, mode, signal_pops, record, progress);
             let signal_values = values(&run.signal);
@@ -683,6 +817,126 @@ impl SurrogateNetwork {
             loss: l,
             grads,
             signal: signal_values,
+            pop_spikes,
+            raster,
+            replay_error_mv,
+        }
+    }
+
+    /// [`SurrogateNetwork::run_with_gradient`] on the fused engine: the same chunks, state saving and
+    /// loss, with the fused forward and backward passes.
+    #[allow(clippy::too_many_arguments)]
+    fn run_with_gradient_fused(
+        &self,
+        f: &FusedNet,
+        gains: &Gains,
+        bins: usize,
+        noise: u64,
+        mode: SpikeMode,
+        signal_pops: &[usize],
+        chunk_bins: usize,
+        record: bool,
+        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> GradientRun {
+        let dev = &self.device;
+        let chunk = if chunk_bins == 0 {
+            bins.max(1)
+        } else {
+            chunk_bins
+        };
+        let n_chunks = bins.div_ceil(chunk);
+        let span = |c: usize| (c * chunk, ((c + 1) * chunk).min(bins));
+        let total_work = (2 * bins) as u64;
+        let lg = f.link_gains(&gains.values());
+        let drive = self.drive_values(bins, noise);
+        let sig_w = self.signal_weight_values(signal_pops);
+        // Forward, keeping the state at each chunk start.
+        let mut st = f.rest();
+        let mut starts: Vec<FusedState> = Vec::with_capacity(n_chunks);
+        let mut signal = Vec::with_capacity(bins);
+        let mut per_cell = vec![0f64; self.n];
+        let mut raster = record.then(Vec::new);
+        for c in 0..n_chunks {
+            let (lo, hi) = span(c);
+            let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, mode, &sig_w);
+            starts.push(std::mem::replace(&mut st, next));
+            signal.extend_from_slice(&tape.signal);
+            for t in 0..tape.bins() {
+                let s = tape.spikes(t);
+                for (a, &b) in per_cell.iter_mut().zip(s) {
+                    *a += b as f64;
+                }
+                if let Some(r) = raster.as_mut() {
+                    r.push(
+                        s.iter()
+                            .enumerate()
+                            .filter(|(_, v)| **v > 0.5)
+                            .map(|(i, _)| i as u32)
+                            .collect(),
+                    );
+                }
+            }
+            progress(hi as u64, total_work);
+        }
+        // The loss and its gradient with respect to the signal and the counts.
+        let pop_spikes: Vec<f32> = self
+            .pop_range
+            .iter()
+            .map(|r| per_cell[r.clone()].iter().sum::<f64>() as f32)
+            .collect();
+        let signal_leaf =
+            Tensor::<1>::from_data(TensorData::new(signal.clone(), [bins]), dev).require_grad();
+        let count_leaves: Vec<Tensor<1>> = pop_spikes
+            .iter()
+            .map(|&c| Tensor::<1>::from_data(TensorData::new(vec![c], [1]), dev).require_grad())
+            .collect();
+        let l = loss(signal_leaf.clone(), count_leaves.clone());
+        let mut g = l.backward();
+        let g_signal = values(&grad_or_zeros(&signal_leaf, &g, dev));
+        let mut d_spike = vec![0f32; self.n];
+        for (r, c) in self.pop_range.iter().zip(&count_leaves) {
+            let gc = values(&grad_or_zeros(c, &g, dev))[0];
+            d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
+        }
+        let g_loss = gains.log_gain.val().grad_remove(&mut g);
+        // Backward through the chunks, last first, each re-run from its saved state.
+        let mut d_state = f.rest();
+        let mut d_gain = f.zero_gain_gradient();
+        let mut replay_error_mv = 0f32;
+        let mut done = bins as u64;
+        for c in (0..n_chunks).rev() {
+            let (lo, hi) = span(c);
+            let (tape, _) = f.forward(&starts[c], &drive[lo..hi], &lg, mode, &sig_w);
+            for (a, b) in tape.signal.iter().zip(&signal[lo..hi]) {
+                replay_error_mv = replay_error_mv.max((a - b).abs());
+            }
+            d_state = f.backward(
+                &tape,
+                &d_state,
+                &g_signal[lo..hi],
+                &d_spike,
+                &lg,
+                mode,
+                &sig_w,
+                &mut d_gain,
+            );
+            done += (hi - lo) as u64;
+            progress(done, total_work);
+        }
+        let g_groups = f.group_gradient(&d_gain, &lg);
+        let inner = dev.clone().inner();
+        let mut g_gain =
+            Tensor::<1>::from_data(TensorData::new(g_groups, [self.n_groups()]), &inner);
+        if let Some(gl) = g_loss {
+            g_gain = g_gain + gl;
+        }
+        let mut grads = GradientsParams::new();
+        grads.register(gains.log_gain.id, g_gain);
+        GradientRun {
+            loss: l,
+            grads,
+            signal,
             pop_spikes,
             raster,
             replay_error_mv,

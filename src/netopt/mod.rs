@@ -3,9 +3,10 @@
 //! Adam loop over connection gains; CMA-ES on the exact engine as the gradient-free baseline.
 
 pub mod engine;
+mod fused;
 pub mod objective;
 
-pub use engine::{CellType, Gains, Run, SpikeMode, SurrogateNetwork};
+pub use engine::{CellType, Engine, Gains, Run, SpikeMode, SurrogateNetwork};
 pub use objective::{ObjectiveConfig, Spectrum};
 pub mod optimize;
 pub mod search;

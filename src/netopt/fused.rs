@@ -1,0 +1,975 @@
+//! The surrogate network engine fused for the CPU: the same network as [`super::SurrogateNetwork`]
+//! (same surrogates, coupling, drive and spike rule), stepped on plain `f32` buffers with matrix
+//! products from the `gemm` crate, and differentiated by a hand-written backward pass instead of
+//! burn's autodiff.
+//!
+//! Why: one bin of the default column is ~200 small burn operations; on the CPU each costs an
+//! allocation and, under autodiff, a graph node behind a process-wide lock, so an iteration spent
+//! most of its time in bookkeeping and could not use a second core. Here the only gradient needed is
+//! that of the connection gains (the surrogates are frozen), so the backward pass propagates input
+//! gradients only: no weight gradients, no graph. The two engines agree to float rounding
+//! (`tests/netopt_grad.rs`), and the burn engine stays for GPUs and as the reference.
+//!
+//! Time runs in chunks: a chunk's forward pass keeps every activation of its bins (a [`Tape`]); the
+//! backward pass walks the tape last bin first, carrying the gradient of the network state
+//! ([`FusedState`]) from the chunk after it.
+
+use super::engine::SpikeMode;
+use crate::surrogate::Surrogate;
+use burn::tensor::Tensor;
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32")
+}
+
+/// `c[m, n] = a[m, k] b[k, n]` (or `+=` with `acc`), row-major slices.
+fn mm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
+    debug_assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the slices hold the matrices the strides describe (checked above in debug builds, and
+    // by construction in every caller); `gemm` reads and writes only within them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `c[m, n] (+)= a[m, k] b^T` where `b` is stored `[n, k]` row-major.
+fn mm_bt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
+    debug_assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: as in `mm`; `b` is read through transposed strides within its `n * k` elements.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// The logistic function as the burn engine computes it (input clamped to +-30).
+#[inline]
+fn logistic(x: f32) -> f32 {
+    1.0 / (1.0 + (-x.clamp(-30.0, 30.0)).exp())
+}
+
+/// `tanh(x) = 2 sigmoid(2x) - 1`, as the burn engine computes it.
+#[inline]
+fn tanh(x: f32) -> f32 {
+    2.0 * logistic(2.0 * x) - 1.0
+}
+
+/// burn's `sign`: 0 at 0.
+#[inline]
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// A causal convolution as `kernel` tap matrices.
+struct Conv {
+    /// `[kernel * c_in, c_out]`: rows `j * c_in ..` are tap `j`, which reads the input
+    /// `(kernel - 1 - j) * dilation` bins back.
+    w: Vec<f32>,
+    b: Vec<f32>,
+    kernel: usize,
+    dilation: usize,
+    c_in: usize,
+    c_out: usize,
+}
+
+impl Conv {
+    fn from_burn(conv: &crate::surrogate::model::CausalConv) -> Self {
+        let [c_out, c_in, k] = conv.weight.dims();
+        Conv {
+            w: to_vec(
+                conv.weight
+                    .val()
+                    .permute([2, 1, 0])
+                    .reshape([k * c_in, c_out]),
+            ),
+            b: to_vec(conv.bias.val()),
+            kernel: k,
+            dilation: conv.dilation,
+            c_in,
+            c_out,
+        }
+    }
+    fn span(&self) -> usize {
+        (self.kernel - 1) * self.dilation
+    }
+    fn back(&self, j: usize) -> usize {
+        (self.kernel - 1 - j) * self.dilation
+    }
+    fn tap(&self, j: usize) -> &[f32] {
+        &self.w[j * self.c_in * self.c_out..(j + 1) * self.c_in * self.c_out]
+    }
+    /// `out[n, c_out]` = the convolution at bin `t` of `src`.
+    fn forward(&self, src: &Series, t: usize, n: usize, out: &mut [f32]) {
+        for j in 0..self.kernel {
+            mm(
+                out,
+                src.row(src.pad + t - self.back(j)),
+                self.tap(j),
+                n,
+                self.c_in,
+                self.c_out,
+                j > 0,
+            );
+        }
+        for row in out.chunks_exact_mut(self.c_out) {
+            for (o, b) in row.iter_mut().zip(&self.b) {
+                *o += b;
+            }
+        }
+    }
+    /// Adds the input gradient of the convolution at bin `t` to `dsrc`, from `dout[n, c_out]`.
+    fn backward(&self, dout: &[f32], dsrc: &mut Series, t: usize, n: usize) {
+        for j in 0..self.kernel {
+            let r = dsrc.pad + t - self.back(j);
+            mm_bt(
+                dsrc.row_mut(r),
+                dout,
+                self.tap(j),
+                n,
+                self.c_out,
+                self.c_in,
+                true,
+            );
+        }
+    }
+}
+
+struct Block {
+    conv1: Conv,
+    conv2: Conv,
+    skip: Option<Conv>,
+}
+
+/// One surrogate's weights as plain buffers.
+struct Model {
+    blocks: Vec<Block>,
+    /// `[c_tcn, 4H]`, `[4H]`.
+    w_in: Vec<f32>,
+    b_in: Vec<f32>,
+    /// `[H, 4H]`.
+    w_rec: Vec<f32>,
+    /// `[H, 2]`: voltage and spike heads side by side; `[2]`.
+    w_head: Vec<f32>,
+    b_head: [f32; 2],
+    hidden: usize,
+    n_inputs: usize,
+}
+
+impl Model {
+    fn from_burn(m: &Surrogate) -> Self {
+        let hidden = m.lstm.hidden;
+        let bias = |l: &burn::nn::Linear, d: usize| {
+            l.bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; d], |b| to_vec(b.val()))
+        };
+        let wv = to_vec(m.voltage_head.weight.val());
+        let ws = to_vec(m.spike_head.weight.val());
+        let w_head = (0..hidden).flat_map(|i| [wv[i], ws[i]]).collect();
+        let blocks: Vec<Block> = m
+            .blocks
+            .iter()
+            .map(|b| Block {
+                conv1: Conv::from_burn(&b.conv1),
+                conv2: Conv::from_burn(&b.conv2),
+                skip: b.skip.as_ref().map(Conv::from_burn),
+            })
+            .collect();
+        let n_inputs = blocks.first().map_or(0, |b| b.conv1.c_in);
+        Model {
+            w_in: to_vec(m.lstm.input.weight.val()),
+            b_in: bias(&m.lstm.input, 4 * hidden),
+            w_rec: to_vec(m.lstm.recurrent.val()),
+            w_head,
+            b_head: [bias(&m.voltage_head, 1)[0], bias(&m.spike_head, 1)[0]],
+            hidden,
+            n_inputs,
+            blocks,
+        }
+    }
+    fn tcn_out(&self) -> usize {
+        self.blocks.last().map_or(self.n_inputs, |b| b.conv2.c_out)
+    }
+    /// Widths (channels) and pads (bins of history) of the series: the scaled input, then per block
+    /// its first convolution's output and the block's output.
+    fn series_shapes(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut c = self.n_inputs;
+        for b in &self.blocks {
+            out.push((c, b.conv1.span()));
+            out.push((b.conv1.c_out, b.conv2.span()));
+            c = b.conv2.c_out;
+        }
+        out.push((c, 0));
+        out
+    }
+}
+
+/// Rows of `width` values per bin, with `pad` rows of history before the chunk's first bin.
+#[derive(Clone)]
+struct Series {
+    pad: usize,
+    width: usize,
+    data: Vec<f32>,
+}
+
+impl Series {
+    fn new(pad: usize, width: usize, bins: usize, history: &[f32]) -> Self {
+        let mut s = Series::zeros(pad, width, bins);
+        s.data[..pad * width].copy_from_slice(history);
+        s
+    }
+    fn zeros(pad: usize, width: usize, bins: usize) -> Self {
+        Series {
+            pad,
+            width,
+            data: vec![0f32; (pad + bins) * width],
+        }
+    }
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.width..(r + 1) * self.width]
+    }
+    fn row_mut(&mut self, r: usize) -> &mut [f32] {
+        &mut self.data[r * self.width..(r + 1) * self.width]
+    }
+    /// The last `pad` rows: the history the next chunk starts from.
+    fn tail(&self) -> Vec<f32> {
+        self.data[self.data.len() - self.pad * self.width..].to_vec()
+    }
+    fn add_tail(&mut self, g: &[f32]) {
+        let at = self.data.len() - self.pad * self.width;
+        for (d, g) in self.data[at..].iter_mut().zip(g) {
+            *d += g;
+        }
+    }
+    fn head(&self) -> Vec<f32> {
+        self.data[..self.pad * self.width].to_vec()
+    }
+}
+
+/// One cell type of the network.
+struct CellType {
+    start: usize,
+    n: usize,
+    model: Model,
+    scale: Vec<f32>,
+    v_std: f32,
+    v_mean: f32,
+    threshold: f32,
+}
+
+/// All synapses of one delay (see the burn engine's `Link`).
+struct Link {
+    delay: usize,
+    k: usize,
+    /// `[N, K]` and its transpose `[K, N]`.
+    w: Vec<f32>,
+    wt: Vec<f32>,
+    group: Vec<usize>,
+    /// `post * C + channel`.
+    target: Vec<usize>,
+}
+
+/// What carries from one bin to the next, per cell type, and the spikes in flight; the same shape
+/// holds the gradient with respect to it.
+#[derive(Clone)]
+pub(crate) struct FusedState {
+    types: Vec<TypeState>,
+    /// The last `max_delay` spike vectors `[N]`, oldest first.
+    hist: Vec<f32>,
+}
+
+#[derive(Clone)]
+struct TypeState {
+    tails: Vec<Vec<f32>>,
+    h: Vec<f32>,
+    c: Vec<f32>,
+    soft: Vec<f32>,
+    hard: Vec<f32>,
+}
+
+/// Everything a chunk's backward pass reads, per cell type.
+struct TypeTape {
+    series: Vec<Series>,
+    /// Per block: the second convolution after its ReLU `[T, n * c]`.
+    o: Vec<Vec<f32>>,
+    x_raw: Vec<f32>,
+    /// Gate activations `(i, f, u, o)` `[T, n * 4H]`.
+    gates: Vec<f32>,
+    /// `[T + 1, n * H]`, row 0 from the chunk's start state.
+    c: Vec<f32>,
+    h: Vec<f32>,
+    tc: Vec<f32>,
+    /// `[T + 1, n]`, row 0 from the start state.
+    soft: Vec<f32>,
+    hard_end: Vec<f32>,
+}
+
+/// A chunk's forward pass: activations, spikes (`hist` rows from `pad`), coupling sums and signal.
+pub(crate) struct Tape {
+    types: Vec<TypeTape>,
+    hist: Series,
+    /// Per link `[T, K]`: the presynaptic spikes times the weights, before the gains.
+    coupling: Vec<Vec<f32>>,
+    pub signal: Vec<f32>,
+    bins: usize,
+}
+
+impl Tape {
+    /// The spike vector `[N]` of bin `t` (hard onsets, or the smooth spikes).
+    pub fn spikes(&self, t: usize) -> &[f32] {
+        self.hist.row(self.hist.pad + t)
+    }
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+}
+
+/// The fused engine's copy of a wired network.
+pub(crate) struct FusedNet {
+    types: Vec<CellType>,
+    links: Vec<Link>,
+    n: usize,
+    nc: usize,
+    max_delay: usize,
+    n_groups: usize,
+}
+
+/// A cell type as the burn engine holds it: its range of engine cells, its surrogate and meta.
+pub(crate) struct TypeSource<'a> {
+    pub range: std::ops::Range<usize>,
+    pub model: &'a Surrogate,
+    pub meta: &'a crate::surrogate::train::SurrogateMeta,
+}
+
+/// One delay's synapses as the burn engine gathers them: `(delay, weights [N, K], group, target)`.
+pub(crate) type LinkSource = (usize, Vec<f32>, Vec<usize>, Vec<usize>);
+
+impl FusedNet {
+    pub fn new(
+        types: &[TypeSource],
+        links: Vec<LinkSource>,
+        n: usize,
+        nc: usize,
+        max_delay: usize,
+        n_groups: usize,
+    ) -> Self {
+        let types = types
+            .iter()
+            .map(|t| CellType {
+                start: t.range.start,
+                n: t.range.len(),
+                model: Model::from_burn(t.model),
+                scale: t.meta.scaling.input_scale.clone(),
+                v_std: t.meta.scaling.v_std,
+                v_mean: t.meta.scaling.v_mean,
+                threshold: t.meta.spike_logit_threshold,
+            })
+            .collect();
+        let links = links
+            .into_iter()
+            .map(|(delay, w, group, target)| {
+                let k = group.len();
+                let mut wt = vec![0f32; k * n];
+                for i in 0..n {
+                    for j in 0..k {
+                        wt[j * n + i] = w[i * k + j];
+                    }
+                }
+                Link {
+                    delay,
+                    k,
+                    w,
+                    wt,
+                    group,
+                    target,
+                }
+            })
+            .collect();
+        FusedNet {
+            types,
+            links,
+            n,
+            nc,
+            max_delay,
+            n_groups,
+        }
+    }
+
+    /// The network at rest (what the burn engine's `rest` holds), or a zero gradient of the state.
+    pub fn rest(&self) -> FusedState {
+        FusedState {
+            types: self
+                .types
+                .iter()
+                .map(|ty| {
+                    let hd = ty.model.hidden;
+                    TypeState {
+                        tails: ty
+                            .model
+                            .series_shapes()
+                            .iter()
+                            .map(|&(w, pad)| vec![0f32; pad * w * ty.n])
+                            .collect(),
+                        h: vec![0f32; ty.n * hd],
+                        c: vec![0f32; ty.n * hd],
+                        soft: vec![0f32; ty.n],
+                        hard: vec![0f32; ty.n],
+                    }
+                })
+                .collect(),
+            hist: vec![0f32; self.max_delay * self.n],
+        }
+    }
+
+    /// Each link's gain per column, from the log-gains of the groups.
+    pub fn link_gains(&self, log_gain: &[f32]) -> Vec<Vec<f32>> {
+        self.links
+            .iter()
+            .map(|l| l.group.iter().map(|&g| log_gain[g].exp()).collect())
+            .collect()
+    }
+
+    /// Runs the bins of `drive` (one `[N * C]` per bin) from `st`: returns the chunk's tape and the
+    /// state after it.
+    pub fn forward(
+        &self,
+        st: &FusedState,
+        drive: &[Vec<f32>],
+        gains: &[Vec<f32>],
+        mode: SpikeMode,
+        signal_w: &[f32],
+    ) -> (Tape, FusedState) {
+        let bins = drive.len();
+        let (n_all, nc) = (self.n, self.nc);
+        let mut hist = Series::new(self.max_delay, n_all, bins, &st.hist);
+        let mut tapes: Vec<TypeTape> = self
+            .types
+            .iter()
+            .zip(&st.types)
+            .map(|(ty, ts)| ty.new_tape(ts, bins))
+            .collect();
+        let mut coupling: Vec<Vec<f32>> =
+            self.links.iter().map(|l| vec![0f32; bins * l.k]).collect();
+        let mut signal = vec![0f32; bins];
+        let mut x = vec![0f32; n_all * nc];
+        let mut scratch = Scratch::default();
+        for t in 0..bins {
+            x.copy_from_slice(&drive[t]);
+            for ((l, a), g) in self.links.iter().zip(&mut coupling).zip(gains) {
+                let past = hist.row(hist.pad + t - l.delay);
+                let a = &mut a[t * l.k..(t + 1) * l.k];
+                for (i, &s) in past.iter().enumerate() {
+                    if s != 0.0 {
+                        for (a, w) in a.iter_mut().zip(&l.w[i * l.k..(i + 1) * l.k]) {
+                            *a += s * w;
+                        }
+                    }
+                }
+                for ((&tgt, &a), &g) in l.target.iter().zip(a.iter()).zip(g) {
+                    x[tgt] += a * g;
+                }
+            }
+            let row = hist.pad + t;
+            let s_row = hist.row_mut(row);
+            for (ty, tape) in self.types.iter().zip(&mut tapes) {
+                signal[t] += ty.forward_bin(
+                    tape,
+                    t,
+                    &x[ty.start * nc..(ty.start + ty.n) * nc],
+                    mode,
+                    &mut s_row[ty.start..ty.start + ty.n],
+                    &signal_w[ty.start..ty.start + ty.n],
+                    &mut scratch,
+                );
+            }
+        }
+        let next = FusedState {
+            types: self
+                .types
+                .iter()
+                .zip(&tapes)
+                .map(|(ty, tp)| ty.end_state(tp, bins))
+                .collect(),
+            hist: hist.tail(),
+        };
+        (
+            Tape {
+                types: tapes,
+                hist,
+                coupling,
+                signal,
+                bins,
+            },
+            next,
+        )
+    }
+
+    /// Back-propagates one chunk: `d_end` is the gradient of the state after the chunk, `d_signal` of
+    /// each bin's signal, `d_spike` of every cell's spikes in every bin (the spike-count terms).
+    /// Adds the gains' gradient (per link column) to `d_gain` and returns the gradient of the state
+    /// at the chunk's start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        tape: &Tape,
+        d_end: &FusedState,
+        d_signal: &[f32],
+        d_spike: &[f32],
+        gains: &[Vec<f32>],
+        mode: SpikeMode,
+        signal_w: &[f32],
+        d_gain: &mut [Vec<f32>],
+    ) -> FusedState {
+        let bins = tape.bins;
+        let (n_all, nc) = (self.n, self.nc);
+        let mut dhist = Series::zeros(self.max_delay, n_all, bins);
+        dhist.add_tail(&d_end.hist);
+        let mut dtypes: Vec<TypeGrad> = self
+            .types
+            .iter()
+            .zip(&tape.types)
+            .zip(&d_end.types)
+            .map(|((_, tp), de)| TypeGrad::new(tp, de, bins))
+            .collect();
+        let mut dx = vec![0f32; n_all * nc];
+        let mut ds = vec![0f32; n_all];
+        let mut scratch = Scratch::default();
+        for t in (0..bins).rev() {
+            for ((i, d), g) in ds.iter_mut().enumerate().zip(d_spike) {
+                *d = g + dhist.row(dhist.pad + t)[i];
+            }
+            for ((ty, tp), dg) in self.types.iter().zip(&tape.types).zip(&mut dtypes) {
+                ty.backward_bin(
+                    tp,
+                    dg,
+                    t,
+                    &ds[ty.start..ty.start + ty.n],
+                    d_signal[t],
+                    &signal_w[ty.start..ty.start + ty.n],
+                    mode,
+                    &mut dx[ty.start * nc..(ty.start + ty.n) * nc],
+                    &mut scratch,
+                );
+            }
+            for (((l, a), g), dg) in self
+                .links
+                .iter()
+                .zip(&tape.coupling)
+                .zip(gains)
+                .zip(d_gain.iter_mut())
+            {
+                let a = &a[t * l.k..(t + 1) * l.k];
+                let r = dhist.pad + t - l.delay;
+                let dpast = dhist.row_mut(r);
+                for k in 0..l.k {
+                    let d = dx[l.target[k]];
+                    if d != 0.0 {
+                        dg[k] += d * a[k];
+                        let coeff = d * g[k];
+                        for (dp, w) in dpast.iter_mut().zip(&l.wt[k * n_all..(k + 1) * n_all]) {
+                            *dp += coeff * w;
+                        }
+                    }
+                }
+            }
+        }
+        FusedState {
+            types: dtypes.into_iter().map(|d| d.into_start()).collect(),
+            hist: dhist.head(),
+        }
+    }
+
+    /// The log-gains' gradient from the per-column gradient of the gains.
+    pub fn group_gradient(&self, d_gain: &[Vec<f32>], gains: &[Vec<f32>]) -> Vec<f32> {
+        let mut out = vec![0f32; self.n_groups];
+        for ((l, dg), g) in self.links.iter().zip(d_gain).zip(gains) {
+            for k in 0..l.k {
+                out[l.group[k]] += dg[k] * g[k];
+            }
+        }
+        out
+    }
+
+    pub fn zero_gain_gradient(&self) -> Vec<Vec<f32>> {
+        self.links.iter().map(|l| vec![0f32; l.k]).collect()
+    }
+}
+
+/// Work buffers reused across bins.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..len]
+}
+
+impl CellType {
+    fn new_tape(&self, st: &TypeState, bins: usize) -> TypeTape {
+        let n = self.n;
+        let hd = self.model.hidden;
+        let series = self
+            .model
+            .series_shapes()
+            .iter()
+            .zip(&st.tails)
+            .map(|(&(w, pad), tail)| Series::new(pad, w * n, bins, tail))
+            .collect();
+        let mut c = vec![0f32; (bins + 1) * n * hd];
+        c[..n * hd].copy_from_slice(&st.c);
+        let mut h = vec![0f32; (bins + 1) * n * hd];
+        h[..n * hd].copy_from_slice(&st.h);
+        let mut soft = vec![0f32; (bins + 1) * n];
+        soft[..n].copy_from_slice(&st.soft);
+        TypeTape {
+            series,
+            o: self
+                .model
+                .blocks
+                .iter()
+                .map(|b| vec![0f32; bins * n * b.conv2.c_out])
+                .collect(),
+            x_raw: vec![0f32; bins * n * self.model.n_inputs],
+            gates: vec![0f32; bins * n * 4 * hd],
+            c,
+            h,
+            tc: vec![0f32; bins * n * hd],
+            soft,
+            hard_end: st.hard.clone(),
+        }
+    }
+
+    fn end_state(&self, tp: &TypeTape, bins: usize) -> TypeState {
+        let nh = self.n * self.model.hidden;
+        TypeState {
+            tails: tp.series.iter().map(Series::tail).collect(),
+            h: tp.h[bins * nh..].to_vec(),
+            c: tp.c[bins * nh..].to_vec(),
+            soft: tp.soft[bins * self.n..].to_vec(),
+            hard: tp.hard_end.clone(),
+        }
+    }
+
+    /// One bin: writes the spikes to `s_out` and returns this type's share of the signal.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_bin(
+        &self,
+        tp: &mut TypeTape,
+        t: usize,
+        x: &[f32],
+        mode: SpikeMode,
+        s_out: &mut [f32],
+        signal_w: &[f32],
+        sc: &mut Scratch,
+    ) -> f32 {
+        let (n, m) = (self.n, &self.model);
+        let nc = m.n_inputs;
+        let hd = m.hidden;
+        tp.x_raw[t * n * nc..(t + 1) * n * nc].copy_from_slice(x);
+        {
+            let y0 = &mut tp.series[0];
+            let row = y0.pad + t;
+            for (i, (y, &v)) in y0.row_mut(row).iter_mut().zip(x).enumerate() {
+                *y = sign(v) * (v.abs() / self.scale[i % nc] + 1.0).ln();
+            }
+        }
+        for (b, blk) in m.blocks.iter().enumerate() {
+            let (yin, z, yout) = (2 * b, 2 * b + 1, 2 * b + 2);
+            let c1 = blk.conv1.c_out;
+            let zb = sized(&mut sc.a, n * c1);
+            blk.conv1.forward(&tp.series[yin], t, n, zb);
+            zb.iter_mut().for_each(|v| *v = v.max(0.0));
+            let zr = tp.series[z].pad + t;
+            tp.series[z].row_mut(zr).copy_from_slice(zb);
+            let c2 = blk.conv2.c_out;
+            let ob = sized(&mut sc.b, n * c2);
+            blk.conv2.forward(&tp.series[z], t, n, ob);
+            ob.iter_mut().for_each(|v| *v = v.max(0.0));
+            tp.o[b][t * n * c2..(t + 1) * n * c2].copy_from_slice(ob);
+            let res = sized(&mut sc.c, n * c2);
+            match &blk.skip {
+                Some(s) => s.forward(&tp.series[yin], t, n, res),
+                None => {
+                    let r = tp.series[yin].pad + t;
+                    res.copy_from_slice(tp.series[yin].row(r));
+                }
+            }
+            let yr = tp.series[yout].pad + t;
+            for ((y, o), r) in tp.series[yout].row_mut(yr).iter_mut().zip(&*ob).zip(&*res) {
+                *y = (o + r).max(0.0);
+            }
+        }
+        // LSTM.
+        let last = tp.series.len() - 1;
+        let g4 = 4 * hd;
+        let gates = &mut tp.gates[t * n * g4..(t + 1) * n * g4];
+        mm(
+            gates,
+            tp.series[last].row(t),
+            &m.w_in,
+            n,
+            m.tcn_out(),
+            g4,
+            false,
+        );
+        let (h_prev, h_next) = tp.h.split_at_mut((t + 1) * n * hd);
+        let h_prev = &h_prev[t * n * hd..];
+        mm(gates, h_prev, &m.w_rec, n, hd, g4, true);
+        let (c_prev, c_next) = tp.c.split_at_mut((t + 1) * n * hd);
+        let c_prev = &c_prev[t * n * hd..];
+        let c_new = &mut c_next[..n * hd];
+        let h_new = &mut h_next[..n * hd];
+        let tc = &mut tp.tc[t * n * hd..(t + 1) * n * hd];
+        for i in 0..n {
+            let g = &mut gates[i * g4..(i + 1) * g4];
+            for (v, b) in g.iter_mut().zip(&m.b_in) {
+                *v += b;
+            }
+            for q in 0..hd {
+                let gi = logistic(g[q]);
+                let gf = logistic(g[hd + q]);
+                let gu = tanh(g[2 * hd + q]);
+                let go = logistic(g[3 * hd + q]);
+                g[q] = gi;
+                g[hd + q] = gf;
+                g[2 * hd + q] = gu;
+                g[3 * hd + q] = go;
+                let c = gf * c_prev[i * hd + q] + gi * gu;
+                c_new[i * hd + q] = c;
+                let t_c = tanh(c);
+                tc[i * hd + q] = t_c;
+                h_new[i * hd + q] = go * t_c;
+            }
+        }
+        // Heads, spikes and signal.
+        let heads = sized(&mut sc.a, n * 2);
+        mm(heads, h_new, &m.w_head, n, hd, 2, false);
+        let beta = mode.beta();
+        let (soft_prev, soft_next) = tp.soft.split_at_mut((t + 1) * n);
+        let soft_prev = &soft_prev[t * n..];
+        let mut sig = 0f32;
+        for i in 0..n {
+            let v = (heads[2 * i] + m.b_head[0]) * self.v_std + self.v_mean;
+            let logit = heads[2 * i + 1] + m.b_head[1] - self.threshold;
+            sig += v * signal_w[i];
+            let soft = 1.0 / (1.0 + (-(logit * beta)).exp());
+            soft_next[i] = soft;
+            match mode {
+                SpikeMode::StraightThrough { .. } => {
+                    let hard = if logit > 0.0 { 1.0 } else { 0.0 };
+                    s_out[i] = hard * (1.0 - tp.hard_end[i]);
+                    tp.hard_end[i] = hard;
+                }
+                SpikeMode::Smooth { .. } => {
+                    s_out[i] = soft * (1.0 - soft_prev[i]);
+                    tp.hard_end[i] = soft;
+                }
+            }
+        }
+        sig
+    }
+
+    /// One bin backward: `ds` is the gradient of this type's spikes, `d_sig` of the bin's signal;
+    /// writes the gradient of the raw input to `dx`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_bin(
+        &self,
+        tp: &TypeTape,
+        dg: &mut TypeGrad,
+        t: usize,
+        ds: &[f32],
+        d_sig: f32,
+        signal_w: &[f32],
+        mode: SpikeMode,
+        dx: &mut [f32],
+        sc: &mut Scratch,
+    ) {
+        let (n, m) = (self.n, &self.model);
+        let (hd, nc) = (m.hidden, m.n_inputs);
+        let g4 = 4 * hd;
+        let beta = mode.beta();
+        // Spikes -> logits; signal -> voltages.
+        let dhead = sized(&mut sc.a, n * 2);
+        for i in 0..n {
+            let soft = tp.soft[(t + 1) * n + i];
+            let soft_prev = tp.soft[t * n + i];
+            let dsoft = dg.soft[i] + ds[i] * (1.0 - soft_prev);
+            dg.soft[i] = -ds[i] * soft;
+            dhead[2 * i] = d_sig * signal_w[i] * self.v_std;
+            dhead[2 * i + 1] = dsoft * beta * soft * (1.0 - soft);
+        }
+        mm_bt(&mut dg.h, dhead, &m.w_head, n, 2, hd, true);
+        // LSTM cell.
+        let gates = &tp.gates[t * n * g4..(t + 1) * n * g4];
+        let c_prev = &tp.c[t * n * hd..(t + 1) * n * hd];
+        let tc = &tp.tc[t * n * hd..(t + 1) * n * hd];
+        let dgates = sized(&mut sc.b, n * g4);
+        for i in 0..n {
+            let g = &gates[i * g4..(i + 1) * g4];
+            let dgi = &mut dgates[i * g4..(i + 1) * g4];
+            for q in 0..hd {
+                let (gi, gf, gu, go) = (g[q], g[hd + q], g[2 * hd + q], g[3 * hd + q]);
+                let dh = dg.h[i * hd + q];
+                let t_c = tc[i * hd + q];
+                let d_o = dh * t_c;
+                let dc = dg.c[i * hd + q] + dh * go * (1.0 - t_c * t_c);
+                dgi[q] = dc * gu * gi * (1.0 - gi);
+                dgi[hd + q] = dc * c_prev[i * hd + q] * gf * (1.0 - gf);
+                dgi[2 * hd + q] = dc * gi * (1.0 - gu * gu);
+                dgi[3 * hd + q] = d_o * go * (1.0 - go);
+                dg.c[i * hd + q] = dc * gf;
+            }
+        }
+        mm_bt(&mut dg.h, dgates, &m.w_rec, n, g4, hd, false);
+        let last = dg.series.len() - 1;
+        mm_bt(
+            dg.series[last].row_mut(t),
+            dgates,
+            &m.w_in,
+            n,
+            g4,
+            m.tcn_out(),
+            true,
+        );
+        // TCN blocks, last first.
+        for (b, blk) in m.blocks.iter().enumerate().rev() {
+            let (yin, z, yout) = (2 * b, 2 * b + 1, 2 * b + 2);
+            let c2 = blk.conv2.c_out;
+            let ry = tp.series[yout].pad + t;
+            let y = tp.series[yout].row(ry);
+            let o = &tp.o[b][t * n * c2..(t + 1) * n * c2];
+            let d_pre = sized(&mut sc.a, n * c2);
+            let d_o = sized(&mut sc.c, n * c2);
+            let dy = dg.series[yout].row(ry);
+            for j in 0..n * c2 {
+                let v = if y[j] > 0.0 { dy[j] } else { 0.0 };
+                d_pre[j] = v;
+                d_o[j] = if o[j] > 0.0 { v } else { 0.0 };
+            }
+            blk.conv2.backward(d_o, &mut dg.series[z], t, n);
+            match &blk.skip {
+                Some(s) => s.backward(d_pre, &mut dg.series[yin], t, n),
+                None => {
+                    let r = dg.series[yin].pad + t;
+                    for (d, p) in dg.series[yin].row_mut(r).iter_mut().zip(&*d_pre) {
+                        *d += p;
+                    }
+                }
+            }
+            let rz = tp.series[z].pad + t;
+            let dz = sized(&mut sc.c, n * blk.conv1.c_out);
+            for ((d, &g), &zv) in dz
+                .iter_mut()
+                .zip(dg.series[z].row(rz))
+                .zip(tp.series[z].row(rz))
+            {
+                *d = if zv > 0.0 { g } else { 0.0 };
+            }
+            blk.conv1.backward(dz, &mut dg.series[yin], t, n);
+        }
+        // Input transform: d/dx sign(x) ln(1 + |x| / s) = sign(x)^2 / (s + |x|), as burn's autodiff
+        // has it (no gradient where a channel's input is exactly zero).
+        let r0 = dg.series[0].pad + t;
+        let dy0 = dg.series[0].row(r0);
+        let xr = &tp.x_raw[t * n * nc..(t + 1) * n * nc];
+        for (j, ((d, &dy), &x)) in dx.iter_mut().zip(dy0).zip(xr).enumerate() {
+            *d = if x != 0.0 {
+                dy / (self.scale[j % nc] + x.abs())
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// The gradient of one cell type's state while a chunk is back-propagated.
+struct TypeGrad {
+    series: Vec<Series>,
+    h: Vec<f32>,
+    c: Vec<f32>,
+    soft: Vec<f32>,
+}
+
+impl TypeGrad {
+    fn new(tp: &TypeTape, d_end: &TypeState, bins: usize) -> Self {
+        let series = tp
+            .series
+            .iter()
+            .zip(&d_end.tails)
+            .map(|(s, tail)| {
+                let mut g = Series::zeros(s.pad, s.width, bins);
+                g.add_tail(tail);
+                g
+            })
+            .collect();
+        TypeGrad {
+            series,
+            h: d_end.h.clone(),
+            c: d_end.c.clone(),
+            soft: d_end.soft.clone(),
+        }
+    }
+    fn into_start(self) -> TypeState {
+        let soft = self.soft;
+        TypeState {
+            tails: self.series.iter().map(Series::head).collect(),
+            hard: vec![0f32; soft.len()],
+            h: self.h,
+            c: self.c,
+            soft,
+        }
+    }
+}
