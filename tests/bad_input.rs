@@ -801,6 +801,24 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "unknown optimisation engine",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_engine.toml",
+                    "bptt_chunk_ms = 50.0",
+                    "bptt_chunk_ms = 50.0\nengine = \"quantum\"",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.engine", "auto, fused or burn"],
+        )
+        .absent(&out),
+        case(
             "band upside down",
             &[
                 &"optimize",

@@ -900,30 +900,43 @@ impl SurrogateNetwork {
             d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
         }
         let g_loss = gains.log_gain.val().grad_remove(&mut g);
-        // Backward through the chunks, last first, each re-run from its saved state.
+        // Backward through the chunks, last first, each re-run from its saved state. A second
+        // thread re-runs the next chunk while this one is back-propagated (two tapes in memory).
         let mut d_state = f.rest();
         let mut d_gain = f.zero_gain_gradient();
         let mut replay_error_mv = 0f32;
         let mut done = bins as u64;
-        for c in (0..n_chunks).rev() {
-            let (lo, hi) = span(c);
-            let (tape, _) = f.forward(&starts[c], &drive[lo..hi], &lg, mode, &sig_w);
-            for (a, b) in tape.signal.iter().zip(&signal[lo..hi]) {
-                replay_error_mv = replay_error_mv.max((a - b).abs());
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(0);
+            let (starts, drive, lg, sig_w) = (&starts, &drive, &lg, &sig_w);
+            scope.spawn(move || {
+                for c in (0..n_chunks).rev() {
+                    let (lo, hi) = span(c);
+                    let (tape, _) = f.forward(&starts[c], &drive[lo..hi], lg, mode, sig_w);
+                    if tx.send((c, tape)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (c, tape) in rx {
+                let (lo, hi) = span(c);
+                for (a, b) in tape.signal.iter().zip(&signal[lo..hi]) {
+                    replay_error_mv = replay_error_mv.max((a - b).abs());
+                }
+                d_state = f.backward(
+                    &tape,
+                    &d_state,
+                    &g_signal[lo..hi],
+                    &d_spike,
+                    lg,
+                    mode,
+                    sig_w,
+                    &mut d_gain,
+                );
+                done += (hi - lo) as u64;
+                progress(done, total_work);
             }
-            d_state = f.backward(
-                &tape,
-                &d_state,
-                &g_signal[lo..hi],
-                &d_spike,
-                &lg,
-                mode,
-                &sig_w,
-                &mut d_gain,
-            );
-            done += (hi - lo) as u64;
-            progress(done, total_work);
-        }
+        });
         let g_groups = f.group_gradient(&d_gain, &lg);
         let inner = dev.clone().inner();
         let mut g_gain =

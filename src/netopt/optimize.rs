@@ -1,6 +1,6 @@
 //! The Adam loop over connection gains, and the re-check of its result in the exact engine.
 
-use super::engine::{CellType, Gains, SpikeMode, SurrogateNetwork};
+use super::engine::{CellType, Engine, Gains, SpikeMode, SurrogateNetwork};
 use super::objective::{self, ObjectiveConfig, Spectrum};
 use crate::error::{Result, SurgeError};
 use crate::experiment::signal_psd;
@@ -58,6 +58,9 @@ pub struct OptimizerConfig {
     /// saved start state: memory for one chunk's graph instead of the window's, and the same gradient.
     /// 0 makes the whole window one graph.
     pub bptt_chunk_ms: f64,
+    /// `auto` (the fused CPU engine on the flex backend, burn's autodiff on any other), `fused` or
+    /// `burn`. Both give the same gradient; the fused one is the fast path on the CPU.
+    pub engine: String,
 }
 
 impl Default for OptimizerConfig {
@@ -72,6 +75,7 @@ impl Default for OptimizerConfig {
             max_abs_log_gain: 2.0,
             seed: 17,
             bptt_chunk_ms: 50.0,
+            engine: "auto".into(),
         }
     }
 }
@@ -164,6 +168,13 @@ impl OptimizeConfig {
                 "fix the [optimizer] table",
             ));
         }
+        if !["auto", "fused", "burn"].contains(&o.engine.as_str()) {
+            return Err(SurgeError::spec(
+                "optimizer.engine",
+                format!("unknown engine `{}`", o.engine),
+                "use auto, fused or burn",
+            ));
+        }
         if self.recheck.seeds.is_empty()
             || self.recheck.duration_ms <= self.recheck.warmup_ms + 500.0
         {
@@ -219,7 +230,13 @@ pub fn build_network(
             populations,
         });
     }
-    SurrogateNetwork::new(spec, conn, types, device)
+    let mut net = SurrogateNetwork::new(spec, conn, types, device)?;
+    match cfg.optimizer.engine.as_str() {
+        "fused" => net.set_engine(Engine::Fused)?,
+        "burn" => net.set_engine(Engine::Burn)?,
+        _ => {}
+    }
+    Ok(net)
 }
 
 /// One iteration's record.
