@@ -439,3 +439,77 @@ fn fused_engine_equals_burn_autodiff() {
         }
     }
 }
+
+/// Loss and the per-synapse log-weights' gradient of the fused engine on a smooth window.
+fn synapse_grad(net: &SurrogateNetwork, log_w: &[f32], device: &Device) -> (f64, Vec<f32>) {
+    let bins = 64;
+    let spectrum = Spectrum::new(bins, 2000.0, device);
+    let gains = Gains::with_synapses(&[0.2f32, -0.3, 0.4], log_w, device);
+    let mut f = window_loss(&gains, &spectrum, bins, net.bin_ms(), device);
+    let run = net.run_with_gradient(
+        &gains,
+        bins,
+        1,
+        SpikeMode::Smooth { beta: 1.0 },
+        &[0],
+        10,
+        false,
+        &mut f,
+        &mut |_, _| {},
+    );
+    let id = gains.log_w.as_ref().expect("synapse weights").id;
+    let g: Vec<f32> = run
+        .grads
+        .get::<1>(id)
+        .expect("a gradient for the synapses")
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    (value(run.loss), g)
+}
+
+/// Per-synapse log-weights (fused engine): the gradient against central differences, as for the
+/// group gains (mean of the analytic slope over the interval, which holds across the ReLUs' kinks).
+#[test]
+fn synapse_weight_gradients_match_finite_differences() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    let net = network(&device);
+    let ns = net.n_synapses();
+    // Every synapse of the tiny network: 6 E x 3 + 3 I x 4 + 6 E x 2 drawn contacts, fewer entries
+    // where a cell drew the same presynaptic cell twice.
+    assert!((30..=42).contains(&ns), "{ns} synapse entries");
+    let u0: Vec<f32> = (0..ns).map(|i| 0.1 * ((i % 5) as f32 - 2.0)).collect();
+    let (_, g) = synapse_grad(&net, &u0, &device);
+    let largest = g.iter().fold(0f32, |a, b| a.max(b.abs())) as f64;
+    assert!(largest > 1e-5, "gradients vanish: {g:?}");
+    let nonzero = g.iter().filter(|x| x.abs() > 1e-3 * largest as f32).count();
+    assert!(
+        nonzero * 2 > ns,
+        "only {nonzero} of {ns} synapses get gradient"
+    );
+    let mut order: Vec<usize> = (0..ns).collect();
+    order.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+    let a = 5e-2f32;
+    for &e in &order[..3] {
+        let at = |t: f32| {
+            let mut u = u0.clone();
+            u[e] += t;
+            synapse_grad(&net, &u, &device)
+        };
+        let numeric = (at(a).0 - at(-a).0) / (2.0 * a as f64);
+        let n = 8;
+        let mean_slope = (0..=n)
+            .map(|i| {
+                let w = if i == 0 || i == n { 0.5 } else { 1.0 };
+                w * at(-a + 2.0 * a * i as f32 / n as f32).1[e] as f64
+            })
+            .sum::<f64>()
+            / n as f64;
+        let err = (numeric - mean_slope).abs() / numeric.abs().max(0.05 * largest);
+        assert!(
+            err < 0.05,
+            "synapse {e}: mean slope {mean_slope:.6e} vs finite difference {numeric:.6e} ({err:.3})"
+        );
+    }
+}

@@ -21,10 +21,12 @@ use rand_distr::{Distribution, Poisson};
 use std::ops::Range;
 
 /// One log-gain per connection group of the spec (in its order); `gain = exp(log_gain)` multiplies
-/// every weight of the group.
+/// every weight of the group. Optionally one log-weight per synapse as well
+/// ([`SurrogateNetwork::n_synapses`] of them, in its order), multiplying that synapse's weight.
 #[derive(Module, Debug)]
 pub struct Gains {
     pub log_gain: Param<Tensor<1>>,
+    pub log_w: Option<Param<Tensor<1>>>,
 }
 
 impl Gains {
@@ -34,7 +36,25 @@ impl Gains {
                 TensorData::new(values.to_vec(), [values.len()]),
                 device,
             )),
+            log_w: None,
         }
+    }
+    /// Group log-gains and per-synapse log-weights.
+    pub fn with_synapses(values: &[f32], log_w: &[f32], device: &Device) -> Self {
+        let mut g = Gains::new(values, device);
+        g.log_w = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(log_w.to_vec(), [log_w.len()]),
+            device,
+        )));
+        g
+    }
+    pub fn synapse_values(&self) -> Option<Vec<f32>> {
+        self.log_w.as_ref().map(|w| {
+            w.val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 weights")
+        })
     }
     pub fn values(&self) -> Vec<f32> {
         self.log_gain
@@ -89,6 +109,8 @@ struct Link {
     group: Tensor<1, Int>,
     /// `[K]`: where each triple lands in the flattened `[N * C]` input (`post * C + channel`).
     target: Tensor<1, Int>,
+    group_host: Vec<usize>,
+    target_host: Vec<usize>,
 }
 
 /// The wired network, ready to run windows of `bins` bins.
@@ -112,6 +134,11 @@ pub struct SurrogateNetwork {
     device: Device,
     /// The same network on plain CPU buffers (see [`super::fused`]); `None` for the burn engine.
     fused: Option<std::sync::Arc<FusedNet>>,
+    /// The synapses a per-synapse log-weight acts on: (link, presynaptic engine cell, column). Contacts
+    /// of one cell onto the same (cell, channel) through the same group and delay count as one.
+    synapses: Vec<(usize, usize, usize)>,
+    /// For every synapse of the connectome, its entry in `synapses`.
+    synapse_of: Vec<u32>,
 }
 
 /// Which implementation back-propagates through the network.
@@ -220,7 +247,7 @@ impl SurrogateNetwork {
         type Triple = (usize, usize, usize); // (group, engine post, channel)
         let mut per_delay: std::collections::BTreeMap<
             usize,
-            std::collections::BTreeMap<Triple, Vec<(usize, f32)>>,
+            std::collections::BTreeMap<Triple, Vec<(usize, f32, usize)>>,
         > = Default::default();
         for pre in 0..conn.n_cells {
             for seg in &conn.segments[conn.seg_ptr[pre]..conn.seg_ptr[pre + 1]] {
@@ -230,14 +257,17 @@ impl SurrogateNetwork {
                     let post = engine_of[conn.targets[s] as usize];
                     cols.entry((seg.group as usize, post, seg.channel as usize))
                         .or_default()
-                        .push((engine_of[pre], conn.weights[s]));
+                        .push((engine_of[pre], conn.weights[s], s));
                 }
             }
         }
         let max_delay = per_delay.keys().copied().max().unwrap_or(1);
+        let mut synapses = Vec::new();
+        let mut synapse_of = vec![0u32; conn.targets.len()];
         let sources: Vec<LinkSource> = per_delay
             .into_iter()
-            .map(|(delay_bins, cols)| {
+            .enumerate()
+            .map(|(link, (delay_bins, cols))| {
                 let k = cols.len();
                 let mut w = vec![0f32; n * k];
                 let mut group = Vec::with_capacity(k);
@@ -245,8 +275,14 @@ impl SurrogateNetwork {
                 for (col, ((g, post, c), syn)) in cols.into_iter().enumerate() {
                     group.push(g);
                     target.push(post * nc + c);
-                    for (pre, weight) in syn {
+                    let mut entry_of_pre = std::collections::BTreeMap::new();
+                    for (pre, weight, s) in syn {
                         w[pre * k + col] += weight;
+                        let e = *entry_of_pre.entry(pre).or_insert_with(|| {
+                            synapses.push((link, pre, col));
+                            synapses.len() - 1
+                        });
+                        synapse_of[s] = e as u32;
                     }
                 }
                 (delay_bins, w, group, target)
@@ -262,6 +298,8 @@ impl SurrogateNetwork {
                     weights: Tensor::from_data(TensorData::new(w.clone(), [n, k]), device),
                     group: Tensor::from_data(TensorData::new(ints(group), [k]), device),
                     target: Tensor::from_data(TensorData::new(ints(target), [k]), device),
+                    group_host: group.clone(),
+                    target_host: target.clone(),
                 }
             })
             .collect();
@@ -279,6 +317,7 @@ impl SurrogateNetwork {
             std::sync::Arc::new(FusedNet::new(
                 &types,
                 sources,
+                &synapses,
                 n,
                 nc,
                 max_delay,
@@ -337,7 +376,73 @@ impl SurrogateNetwork {
             drives,
             device: device.clone(),
             fused,
+            synapses,
+            synapse_of,
         })
+    }
+
+    /// Synapses a per-synapse log-weight can act on (see [`Gains::with_synapses`]).
+    pub fn n_synapses(&self) -> usize {
+        self.synapses.len()
+    }
+
+    /// Each synapse entry as (presynaptic global cell, postsynaptic global cell, channel name, group),
+    /// in the order of the per-synapse log-weights.
+    pub fn synapse_table(&self) -> Vec<(usize, usize, String, usize)> {
+        let mut global_of = vec![0usize; self.n];
+        for (g, &e) in self.engine_of.iter().enumerate() {
+            global_of[e] = g;
+        }
+        let nc = self.channels.len();
+        self.synapses
+            .iter()
+            .map(|&(link, pre, col)| {
+                let l = &self.links[link];
+                let group = l.group_host[col];
+                let t = l.target_host[col];
+                (
+                    global_of[pre],
+                    global_of[t / nc],
+                    self.channels[t % nc].clone(),
+                    group,
+                )
+            })
+            .collect()
+    }
+
+    /// `conn` (the connectome this network was wired from, with any gains) with each synapse's weight
+    /// multiplied by `exp(log_w)` of its entry: the exact engine's view of per-synapse weights.
+    pub fn apply_synapse_weights(&self, conn: &Connectome, log_w: &[f32]) -> Connectome {
+        let mut c = conn.clone();
+        for (w, &e) in c.weights.iter_mut().zip(&self.synapse_of) {
+            *w *= log_w[e as usize].exp();
+        }
+        c
+    }
+
+    /// Each link's weights `[N, K]` for a window: the connectome's, times `exp(log_w)` per synapse.
+    fn link_weights(&self, gains: &Gains) -> Vec<Tensor<2>> {
+        let Some(log_w) = gains.synapse_values() else {
+            return self.links.iter().map(|l| l.weights.clone()).collect();
+        };
+        let mut mult: Vec<Vec<f32>> = self
+            .links
+            .iter()
+            .map(|l| vec![1f32; self.n * l.group_host.len()])
+            .collect();
+        for (&(link, pre, col), u) in self.synapses.iter().zip(&log_w) {
+            let k = self.links[link].group_host.len();
+            mult[link][pre * k + col] = u.exp();
+        }
+        self.links
+            .iter()
+            .zip(mult)
+            .map(|(l, m)| {
+                let k = l.group_host.len();
+                l.weights.clone()
+                    * Tensor::from_data(TensorData::new(m, [self.n, k]), &l.weights.device())
+            })
+            .collect()
     }
 
     /// The implementation [`SurrogateNetwork::run_with_gradient`] uses.
@@ -375,28 +480,19 @@ impl SurrogateNetwork {
                     .links
                     .iter()
                     .map(|l| {
-                        let ints = |t: &Tensor<1, Int>| {
-                            t.clone()
-                                .into_data()
-                                .convert::<i64>()
-                                .try_to_vec::<i64>()
-                                .expect("i64")
-                                .into_iter()
-                                .map(|x| x as usize)
-                                .collect::<Vec<_>>()
-                        };
                         let w = l
                             .weights
                             .clone()
                             .into_data()
                             .try_to_vec::<f32>()
                             .expect("f32");
-                        (l.delay_bins, w, ints(&l.group), ints(&l.target))
+                        (l.delay_bins, w, l.group_host.clone(), l.target_host.clone())
                     })
                     .collect();
                 self.fused = Some(std::sync::Arc::new(FusedNet::new(
                     &types,
                     sources,
+                    &self.synapses,
                     self.n,
                     self.channels.len(),
                     self.max_delay,
@@ -475,6 +571,8 @@ impl SurrogateNetwork {
                     weights: l.weights.clone().inner(),
                     group: l.group.clone().inner(),
                     target: l.target.clone().inner(),
+                    group_host: l.group_host.clone(),
+                    target_host: l.target_host.clone(),
                 })
                 .collect(),
             input_scales: self
@@ -486,7 +584,17 @@ impl SurrogateNetwork {
             drives: self.drives.clone(),
             device: self.device.clone().inner(),
             fused: None,
+            synapses: self.synapses.clone(),
+            synapse_of: self.synapse_of.clone(),
         }
+    }
+
+    /// Each link's (gain per column `[1, K]`, weights `[N, K]`) for a window.
+    fn coupling(&self, gains: &Gains, log_gain: Tensor<1>) -> Vec<(Tensor<2>, Tensor<2>)> {
+        self.link_gains(log_gain)
+            .into_iter()
+            .zip(self.link_weights(gains))
+            .collect()
     }
 
     /// Each link's gain per column `[1, K]`, gathered once per window from the log-gains.
@@ -545,16 +653,16 @@ impl SurrogateNetwork {
         &self,
         st: &mut NetState,
         drive: Tensor<2>,
-        link_gain: &[Tensor<2>],
+        link: &[(Tensor<2>, Tensor<2>)],
         mode: SpikeMode,
         signal_w: &Tensor<1>,
     ) -> (Tensor<1>, Tensor<1>) {
         let (n, nc) = (self.n, self.channels.len());
         let mut x = drive.reshape([n * nc]);
-        for (l, g) in self.links.iter().zip(link_gain) {
+        for (l, (g, w)) in self.links.iter().zip(link) {
             let past = &st.history[st.history.len() - l.delay_bins];
             let k = g.dims()[1];
-            let y = past.clone().matmul(l.weights.clone()) * g.clone();
+            let y = past.clone().matmul(w.clone()) * g.clone();
             x = x.select_assign(0, l.target.clone(), y.reshape([k]), IndexingUpdateOp::Add);
         }
         let x = x.reshape([n, nc]);
@@ -601,12 +709,12 @@ impl SurrogateNetwork {
         record: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Run {
-        let link_gain = self.link_gains(gains.log_gain.val());
+        let link = self.coupling(gains, gains.log_gain.val());
         let signal_w = self.signal_weights(signal_pops);
         let (signal, total, raster) = self.simulate(
             &mut self.rest(),
             self.drive_window(bins, noise).into_iter(),
-            &link_gain,
+            &link,
             mode,
             &signal_w,
             record,
@@ -631,7 +739,7 @@ impl SurrogateNetwork {
         &self,
         st: &mut NetState,
         drives: impl Iterator<Item = Tensor<2>>,
-        link_gain: &[Tensor<2>],
+        link: &[(Tensor<2>, Tensor<2>)],
         mode: SpikeMode,
         signal_w: &Tensor<1>,
         record: bool,
@@ -642,7 +750,7 @@ impl SurrogateNetwork {
         let mut raster = record.then(Vec::new);
         for (t, drive) in drives.enumerate() {
             at_bin(t, st);
-            let (sig, s) = self.step(st, drive, link_gain, mode, signal_w);
+            let (sig, s) = self.step(st, drive, link, mode, signal_w);
             signal.push(sig);
             if let Some(ras) = raster.as_mut() {
                 ras.push(spike_indices(&s));
@@ -690,6 +798,10 @@ impl SurrogateNetwork {
                 progress,
             );
         }
+        assert!(
+            gains.log_w.is_none(),
+            "per-synapse weights are differentiated by the fused engine only"
+        );
         if chunk_bins == 0 || chunk_bins >= bins {
             let run = self.run(gains, bins, noise, mode, signal_pops, record, progress);
             let signal_values = values(&run.signal);
@@ -711,12 +823,12 @@ impl SurrogateNetwork {
         // Forward on the plain device: the signal, the spike counts and the state at each chunk start.
         let drive = plain.drive_window(bins, noise);
         let plain_w = plain.signal_weights(signal_pops);
-        let link_gain = plain.link_gains(gains.log_gain.val().inner());
+        let link = plain.coupling(gains, gains.log_gain.val().inner());
         let mut starts = Vec::with_capacity(n_chunks);
         let (signal, total, raster) = plain.simulate(
             &mut plain.rest(),
             drive.iter().cloned(),
-            &link_gain,
+            &link,
             mode,
             &plain_w,
             record,
@@ -766,11 +878,11 @@ impl SurrogateNetwork {
                 .collect();
             let mut st = self.rest();
             st.set_tensors(leaves.clone());
-            let link_gain = self.link_gains(gains.log_gain.val());
+            let link = self.coupling(gains, gains.log_gain.val());
             let (sigs, spikes, _) = self.simulate(
                 &mut st,
                 drive[lo..hi].iter().map(|d| d.clone().autodiff()),
-                &link_gain,
+                &link,
                 mode,
                 &signal_w,
                 false,
@@ -849,6 +961,8 @@ impl SurrogateNetwork {
         let span = |c: usize| (c * chunk, ((c + 1) * chunk).min(bins));
         let total_work = (2 * bins) as u64;
         let lg = f.link_gains(&gains.values());
+        let log_w = gains.synapse_values();
+        let lw = f.weights(log_w.as_deref());
         let drive = self.drive_values(bins, noise);
         let sig_w = self.signal_weight_values(signal_pops);
         // Forward, keeping the state at each chunk start.
@@ -859,7 +973,7 @@ impl SurrogateNetwork {
         let mut raster = record.then(Vec::new);
         for c in 0..n_chunks {
             let (lo, hi) = span(c);
-            let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, mode, &sig_w);
+            let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, &lw, mode, &sig_w);
             starts.push(std::mem::replace(&mut st, next));
             signal.extend_from_slice(&tape.signal);
             for t in 0..tape.bins() {
@@ -900,6 +1014,11 @@ impl SurrogateNetwork {
             d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
         }
         let g_loss = gains.log_gain.val().grad_remove(&mut g);
+        let g_loss_w = gains
+            .log_w
+            .as_ref()
+            .and_then(|w| w.val().grad_remove(&mut g));
+        let mut d_log_w = log_w.as_ref().map(|u| vec![0f32; u.len()]);
         // Backward through the chunks, last first, each re-run from its saved state. A second
         // thread re-runs the next chunk while this one is back-propagated (two tapes in memory).
         let mut d_state = f.rest();
@@ -908,11 +1027,11 @@ impl SurrogateNetwork {
         let mut done = bins as u64;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(0);
-            let (starts, drive, lg, sig_w) = (&starts, &drive, &lg, &sig_w);
+            let (starts, drive, lg, lw, sig_w) = (&starts, &drive, &lg, &lw, &sig_w);
             scope.spawn(move || {
                 for c in (0..n_chunks).rev() {
                     let (lo, hi) = span(c);
-                    let (tape, _) = f.forward(&starts[c], &drive[lo..hi], lg, mode, sig_w);
+                    let (tape, _) = f.forward(&starts[c], &drive[lo..hi], lg, lw, mode, sig_w);
                     if tx.send((c, tape)).is_err() {
                         return;
                     }
@@ -929,9 +1048,11 @@ impl SurrogateNetwork {
                     &g_signal[lo..hi],
                     &d_spike,
                     lg,
+                    lw,
                     mode,
                     sig_w,
                     &mut d_gain,
+                    d_log_w.as_deref_mut(),
                 );
                 done += (hi - lo) as u64;
                 progress(done, total_work);
@@ -946,6 +1067,14 @@ impl SurrogateNetwork {
         }
         let mut grads = GradientsParams::new();
         grads.register(gains.log_gain.id, g_gain);
+        if let (Some(w), Some(dw)) = (&gains.log_w, d_log_w) {
+            let n_w = dw.len();
+            let mut g_w = Tensor::<1>::from_data(TensorData::new(dw, [n_w]), &inner);
+            if let Some(gl) = g_loss_w {
+                g_w = g_w + gl;
+            }
+            grads.register(w.id, g_w);
+        }
         GradientRun {
             loss: l,
             grads,

@@ -332,12 +332,19 @@ struct CellType {
 struct Link {
     delay: usize,
     k: usize,
-    /// `[N, K]` and its transpose `[K, N]`.
+    /// `[N, K]`, the connectome's weights.
     w: Vec<f32>,
-    wt: Vec<f32>,
     group: Vec<usize>,
     /// `post * C + channel`.
     target: Vec<usize>,
+    /// Per column, its synapse entries: (presynaptic cell, index of the per-synapse log-weight).
+    col_entries: Vec<Vec<(usize, usize)>>,
+}
+
+/// Each link's weights for one window, per-synapse log-weights applied: `[N, K]` and `[K, N]`.
+pub(crate) struct LinkWeights {
+    w: Vec<Vec<f32>>,
+    wt: Vec<Vec<f32>>,
 }
 
 /// What carries from one bin to the next, per cell type, and the spikes in flight; the same shape
@@ -419,6 +426,7 @@ impl FusedNet {
     pub fn new(
         types: &[TypeSource],
         links: Vec<LinkSource>,
+        synapses: &[(usize, usize, usize)],
         n: usize,
         nc: usize,
         max_delay: usize,
@@ -436,26 +444,20 @@ impl FusedNet {
                 threshold: t.meta.spike_logit_threshold,
             })
             .collect();
-        let links = links
+        let mut links: Vec<Link> = links
             .into_iter()
-            .map(|(delay, w, group, target)| {
-                let k = group.len();
-                let mut wt = vec![0f32; k * n];
-                for i in 0..n {
-                    for j in 0..k {
-                        wt[j * n + i] = w[i * k + j];
-                    }
-                }
-                Link {
-                    delay,
-                    k,
-                    w,
-                    wt,
-                    group,
-                    target,
-                }
+            .map(|(delay, w, group, target)| Link {
+                delay,
+                k: group.len(),
+                w,
+                col_entries: vec![Vec::new(); group.len()],
+                group,
+                target,
             })
             .collect();
+        for (e, &(link, pre, col)) in synapses.iter().enumerate() {
+            links[link].col_entries[col].push((pre, e));
+        }
         FusedNet {
             types,
             links,
@@ -492,6 +494,41 @@ impl FusedNet {
         }
     }
 
+    /// The links' weights for a window, with `exp(log_w)` per synapse if given.
+    pub fn weights(&self, log_w: Option<&[f32]>) -> LinkWeights {
+        let n = self.n;
+        let w: Vec<Vec<f32>> = self
+            .links
+            .iter()
+            .map(|l| {
+                let mut w = l.w.clone();
+                if let Some(u) = log_w {
+                    for (col, entries) in l.col_entries.iter().enumerate() {
+                        for &(pre, e) in entries {
+                            w[pre * l.k + col] *= u[e].exp();
+                        }
+                    }
+                }
+                w
+            })
+            .collect();
+        let wt = self
+            .links
+            .iter()
+            .zip(&w)
+            .map(|(l, w)| {
+                let mut wt = vec![0f32; l.k * n];
+                for i in 0..n {
+                    for j in 0..l.k {
+                        wt[j * n + i] = w[i * l.k + j];
+                    }
+                }
+                wt
+            })
+            .collect();
+        LinkWeights { w, wt }
+    }
+
     /// Each link's gain per column, from the log-gains of the groups.
     pub fn link_gains(&self, log_gain: &[f32]) -> Vec<Vec<f32>> {
         self.links
@@ -507,6 +544,7 @@ impl FusedNet {
         st: &FusedState,
         drive: &[Vec<f32>],
         gains: &[Vec<f32>],
+        lw: &LinkWeights,
         mode: SpikeMode,
         signal_w: &[f32],
     ) -> (Tape, FusedState) {
@@ -526,12 +564,12 @@ impl FusedNet {
         let mut scratch = Scratch::default();
         for t in 0..bins {
             x.copy_from_slice(&drive[t]);
-            for ((l, a), g) in self.links.iter().zip(&mut coupling).zip(gains) {
+            for (((l, a), g), w) in self.links.iter().zip(&mut coupling).zip(gains).zip(&lw.w) {
                 let past = hist.row(hist.pad + t - l.delay);
                 let a = &mut a[t * l.k..(t + 1) * l.k];
                 for (i, &s) in past.iter().enumerate() {
                     if s != 0.0 {
-                        for (a, w) in a.iter_mut().zip(&l.w[i * l.k..(i + 1) * l.k]) {
+                        for (a, w) in a.iter_mut().zip(&w[i * l.k..(i + 1) * l.k]) {
                             *a += s * w;
                         }
                     }
@@ -577,8 +615,8 @@ impl FusedNet {
 
     /// Back-propagates one chunk: `d_end` is the gradient of the state after the chunk, `d_signal` of
     /// each bin's signal, `d_spike` of every cell's spikes in every bin (the spike-count terms).
-    /// Adds the gains' gradient (per link column) to `d_gain` and returns the gradient of the state
-    /// at the chunk's start.
+    /// Adds the gains' gradient (per link column) to `d_gain`, and that of the per-synapse
+    /// log-weights to `d_log_w` if given; returns the gradient of the state at the chunk's start.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -587,9 +625,11 @@ impl FusedNet {
         d_signal: &[f32],
         d_spike: &[f32],
         gains: &[Vec<f32>],
+        lw: &LinkWeights,
         mode: SpikeMode,
         signal_w: &[f32],
         d_gain: &mut [Vec<f32>],
+        mut d_log_w: Option<&mut [f32]>,
     ) -> FusedState {
         let bins = tape.bins;
         let (n_all, nc) = (self.n, self.nc);
@@ -622,23 +662,31 @@ impl FusedNet {
                     &mut scratch,
                 );
             }
-            for (((l, a), g), dg) in self
+            for ((((l, a), g), dg), (w, wt)) in self
                 .links
                 .iter()
                 .zip(&tape.coupling)
                 .zip(gains)
                 .zip(d_gain.iter_mut())
+                .zip(lw.w.iter().zip(&lw.wt))
             {
                 let a = &a[t * l.k..(t + 1) * l.k];
                 let r = dhist.pad + t - l.delay;
+                let past = tape.hist.row(r);
                 let dpast = dhist.row_mut(r);
                 for k in 0..l.k {
                     let d = dx[l.target[k]];
                     if d != 0.0 {
                         dg[k] += d * a[k];
                         let coeff = d * g[k];
-                        for (dp, w) in dpast.iter_mut().zip(&l.wt[k * n_all..(k + 1) * n_all]) {
+                        for (dp, w) in dpast.iter_mut().zip(&wt[k * n_all..(k + 1) * n_all]) {
                             *dp += coeff * w;
+                        }
+                        // d/du of w exp(u) is the weight itself.
+                        if let Some(du) = d_log_w.as_deref_mut() {
+                            for &(pre, e) in &l.col_entries[k] {
+                                du[e] += past[pre] * coeff * w[pre * l.k + k];
+                            }
                         }
                     }
                 }
