@@ -23,6 +23,9 @@ struct Progress {
     iterations_done: usize,
     log_gains: Vec<f32>,
     records: serde_json::Value,
+    /// Per-synapse log-weights (with `optimizer.per_synapse`).
+    #[serde(default)]
+    synapse_log_w: Option<Vec<f32>>,
 }
 
 /// What an optimisation found, for the demo's summary table.
@@ -95,6 +98,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     let net_eval = optimize::build_network(&cfg, &spec, &conn, &args.checkpoint, &plain)?;
     let n_groups = spec.connections.len();
     let mut start = vec![0.0f32; n_groups];
+    let mut start_w: Option<Vec<f32>> = None;
     let mut records = Vec::<IterationRecord>::new();
     let mut first = 0usize;
     let mut prior: Vec<serde_json::Value> = Vec::new();
@@ -113,6 +117,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
             p.log_gains.len()
         );
         start = p.log_gains;
+        start_w = p.synapse_log_w;
         first = p.iterations_done;
         prior = serde_json::from_value(p.records).unwrap_or_default();
         println!("resuming {} after iteration {first}", dir.display());
@@ -131,34 +136,60 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     );
     let pb = crate::cli::bar(cfg.optimizer.iterations as u64, "optimize");
     pb.set_position(first as u64);
-    let final_gains = optimize::optimize(&net, &cfg, &start, first, &device, &mut |rec| {
-        pb.set_message(format!(
-            "score {:.3} peak {}",
-            rec.band_score,
-            rec.peak_hz.map_or("-".into(), |p| format!("{p:.0} Hz"))
-        ));
-        pb.set_position(rec.iteration as u64 + 1);
-        records.push(rec.clone());
-        let mut all = prior.clone();
-        all.extend(
-            records
-                .iter()
-                .map(|r| serde_json::to_value(r).expect("record")),
-        );
-        let p = Progress {
-            iterations_done: rec.iteration + 1,
-            log_gains: rec.log_gains.clone(),
-            records: serde_json::Value::Array(all),
-        };
-        surge::results::atomic_write(
-            &progress_path,
-            serde_json::to_string(&p).expect("json").as_bytes(),
-        )?;
-        Ok(())
-    })?;
+    let optimized = optimize::optimize(
+        &net,
+        &cfg,
+        &start,
+        start_w.as_deref(),
+        first,
+        &device,
+        &mut |rec| {
+            pb.set_message(format!(
+                "score {:.3} peak {}",
+                rec.band_score,
+                rec.peak_hz.map_or("-".into(), |p| format!("{p:.0} Hz"))
+            ));
+            pb.set_position(rec.iteration as u64 + 1);
+            records.push(rec.clone());
+            let mut all = prior.clone();
+            all.extend(
+                records
+                    .iter()
+                    .map(|r| serde_json::to_value(r).expect("record")),
+            );
+            let p = Progress {
+                iterations_done: rec.iteration + 1,
+                log_gains: rec.log_gains.clone(),
+                records: serde_json::Value::Array(all),
+                synapse_log_w: rec.synapse_log_w.clone(),
+            };
+            surge::results::atomic_write(
+                &progress_path,
+                serde_json::to_string(&p).expect("json").as_bytes(),
+            )?;
+            Ok(())
+        },
+    )?;
+    let (final_gains, final_w) = optimized;
     pb.finish_and_clear();
     let opt_s = t0.elapsed().as_secs_f64();
-    let gains_net = surge::netopt::Gains::new(&final_gains, &plain);
+    let gains_net = match &final_w {
+        Some(w) => surge::netopt::Gains::with_synapses(&final_gains, w, &plain),
+        None => surge::netopt::Gains::new(&final_gains, &plain),
+    };
+    // Per-synapse weights belong to this network instance: the exact engine re-checks it (before and
+    // after) with the held-out seeds' drive noise and initial state, on the optimised connectome.
+    let fixed = match &final_w {
+        Some(w) => {
+            let with_gains = Connectome::build(&optimize::apply_gains(&spec, &final_gains));
+            anyhow::ensure!(
+                with_gains.targets == conn.targets,
+                "the connectome changed with the gains; per-synapse weights cannot be mapped"
+            );
+            Some((conn.clone(), net.apply_synapse_weights(&with_gains, w)))
+        }
+        None => None,
+    };
     let (_, after_sur, after_psd, _) =
         optimize::evaluate(&net_eval, &cfg, &gains_net, eval_noise, &plain, false);
     // Exact engine, held-out seeds, before and after.
@@ -167,10 +198,39 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     let mut before_exact = Vec::new();
     let mut after_exact = Vec::new();
     for &seed in &cfg.recheck.seeds {
-        before_exact.push(optimize::exact_check(&spec, &cfg, &zeros, seed)?);
-        pb.inc(1);
-        after_exact.push(optimize::exact_check(&spec, &cfg, &final_gains, seed)?);
-        pb.inc(1);
+        let (r, w) = (cfg.recheck.duration_ms, cfg.recheck.warmup_ms);
+        match &fixed {
+            Some((c0, c1)) => {
+                before_exact.push(optimize::exact_run_with_hook(
+                    &spec,
+                    &cfg,
+                    &zeros,
+                    seed,
+                    r,
+                    w,
+                    None,
+                    Some(c0),
+                )?);
+                pb.inc(1);
+                after_exact.push(optimize::exact_run_with_hook(
+                    &spec,
+                    &cfg,
+                    &final_gains,
+                    seed,
+                    r,
+                    w,
+                    None,
+                    Some(c1),
+                )?);
+                pb.inc(1);
+            }
+            None => {
+                before_exact.push(optimize::exact_check(&spec, &cfg, &zeros, seed)?);
+                pb.inc(1);
+                after_exact.push(optimize::exact_check(&spec, &cfg, &final_gains, seed)?);
+                pb.inc(1);
+            }
+        }
     }
     pb.finish_and_clear();
     let exact_s = t1.elapsed().as_secs_f64();
@@ -208,6 +268,12 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
             "bar": "peak moves into the band, band fraction at least doubles, all population rates within 0.5-50 Hz",
         },
         "wall_clock_s": { "optimize": opt_s, "exact_check": exact_s },
+        "per_synapse": final_w.is_some(),
+        "exact_network_instance": if final_w.is_some() {
+            "fixed: the optimised connectome (spec seed); held-out seeds vary the drive noise and initial state"
+        } else {
+            "new per held-out seed (connectome, drive noise and initial state)"
+        },
         "populations": spec.populations.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
     });
     surge::results::atomic_write(
@@ -225,6 +291,32 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
         &dir.join("gains.json"),
         serde_json::to_string_pretty(&gains_json)?.as_bytes(),
     )?;
+    if let Some(w) = &final_w {
+        let table = net.synapse_table();
+        let rms =
+            (w.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / w.len().max(1) as f64).sqrt();
+        let syn = serde_json::json!({
+            "what": "per-synapse log-weights: synapse weight = connectome weight x group gain x exp(log_weight); contacts of one cell onto the same (cell, channel) through one group and delay share one entry",
+            "connectome_seed": spec.seed(),
+            "config": cfg,
+            "n": w.len(),
+            "rms_log_weight": rms,
+            "pre": table.iter().map(|t| t.0).collect::<Vec<_>>(),
+            "post": table.iter().map(|t| t.1).collect::<Vec<_>>(),
+            "channel": table.iter().map(|t| t.2.clone()).collect::<Vec<_>>(),
+            "group": table.iter().map(|t| group_names[t.3].clone()).collect::<Vec<_>>(),
+            "log_weight": w,
+        });
+        surge::results::atomic_write(
+            &dir.join("synapses.json"),
+            serde_json::to_string(&syn)?.as_bytes(),
+        )?;
+        println!(
+            "per-synapse weights: {} synapses, rms log-weight {rms:.3} ({}); the exact engine re-ran this connectome",
+            w.len(),
+            dir.join("synapses.json").display()
+        );
+    }
     figures(
         &dir,
         &cfg,

@@ -245,10 +245,9 @@ impl SurrogateNetwork {
         // Per delay (in bins): one column per (group, post cell, channel) that some synapse reaches.
         let dt = spec.simulation.dt_ms;
         type Triple = (usize, usize, usize); // (group, engine post, channel)
-        let mut per_delay: std::collections::BTreeMap<
-            usize,
-            std::collections::BTreeMap<Triple, Vec<(usize, f32, usize)>>,
-        > = Default::default();
+        // Per triple: (presynaptic engine cell, weight, synapse index in the connectome).
+        type Columns = std::collections::BTreeMap<Triple, Vec<(usize, f32, usize)>>;
+        let mut per_delay: std::collections::BTreeMap<usize, Columns> = Default::default();
         for pre in 0..conn.n_cells {
             for seg in &conn.segments[conn.seg_ptr[pre]..conn.seg_ptr[pre + 1]] {
                 let delay_bins = ((seg.delay_steps as f64 * dt / bin_ms).round() as usize).max(1);

@@ -19,6 +19,12 @@ pub struct ObjectiveConfig {
     pub rate_bounds_hz: (f64, f64),
     /// ...with this weight on the squared log-distance outside them.
     pub rate_weight: f64,
+    /// Target for the signal's dominant frequency, if any: the power-weighted mean frequency
+    /// (spectral centroid) within `peak_range_hz` is pulled towards it...
+    pub target_peak_hz: Option<f64>,
+    /// ...with this weight on `ln(centroid / target)^2`.
+    pub peak_weight: f64,
+    pub peak_range_hz: (f64, f64),
 }
 
 impl Default for ObjectiveConfig {
@@ -29,6 +35,9 @@ impl Default for ObjectiveConfig {
             l2: 0.01,
             rate_bounds_hz: (0.5, 50.0),
             rate_weight: 1.0,
+            target_peak_hz: None,
+            peak_weight: 1.0,
+            peak_range_hz: (2.0, 100.0),
         }
     }
 }
@@ -130,6 +139,8 @@ pub struct Loss {
     pub band_score: f64,
     pub rate_penalty: f64,
     pub l2_penalty: f64,
+    /// `ln(centroid / target)^2` (0 without a target).
+    pub peak_penalty: f64,
 }
 
 /// `-score(band) + rate_weight * sum_p outside(rate_p)^2 + l2 * |log_gain|^2`, where `outside` is the
@@ -143,6 +154,17 @@ pub fn loss(
     device: &Device,
 ) -> Loss {
     let psd = spectrum.psd(signal);
+    let peak_pen = cfg.target_peak_hz.map(|target| {
+        let (lo, hi) = cfg.peak_range_hz;
+        let m = spectrum.mask(lo, hi, device);
+        let f: Vec<f32> = spectrum.freqs_hz.iter().map(|&f| f as f32).collect();
+        let nf = f.len();
+        let f = Tensor::<2>::from_data(TensorData::new(f, [1, nf]), device);
+        let inside = psd.clone() * m;
+        let centroid = (inside.clone() * f).sum() / inside.sum().add_scalar(1e-30);
+        let d = centroid.add_scalar(1e-9).log().sub_scalar(target.ln());
+        d.clone() * d
+    });
     let score = if cfg.kind == "log_band_power" {
         spectrum
             .band_power(psd, cfg.band_hz.0, cfg.band_hz.1, device)
@@ -171,13 +193,37 @@ pub fn loss(
     let band_score = scalar(&score);
     let rate_penalty = scalar(&rate_pen);
     let l2_penalty = scalar(&l2);
-    let total = score.neg() + rate_pen.mul_scalar(cfg.rate_weight) + l2.mul_scalar(cfg.l2);
+    let mut total = score.neg() + rate_pen.mul_scalar(cfg.rate_weight) + l2.mul_scalar(cfg.l2);
+    let mut peak_penalty = 0.0;
+    if let Some(p) = peak_pen {
+        peak_penalty = scalar(&p);
+        total = total + p.mul_scalar(cfg.peak_weight);
+    }
     Loss {
         total,
         band_score,
         rate_penalty,
         l2_penalty,
+        peak_penalty,
     }
+}
+
+/// The peak term of [`loss`] on a plain spectrum (`ln(centroid / target)^2`, 0 without a target):
+/// the same definition, for the exact engine (a test holds the two together).
+pub fn peak_penalty(cfg: &ObjectiveConfig, freqs_hz: &[f64], power: &[f64]) -> f64 {
+    let Some(target) = cfg.target_peak_hz else {
+        return 0.0;
+    };
+    let (lo, hi) = cfg.peak_range_hz;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (k, (&f, &p)) in freqs_hz.iter().zip(power).enumerate() {
+        if k > 0 && f >= lo && f <= hi {
+            num += f * p;
+            den += p;
+        }
+    }
+    let c = num / (den + 1e-30);
+    ((c + 1e-9).ln() - target.ln()).powi(2)
 }
 
 /// The penalty terms of [`loss`] on plain numbers, for an engine without tensors (the exact engine
@@ -231,6 +277,50 @@ mod tests {
             (l2 - l.l2_penalty).abs() < 1e-6 * l2,
             "{l2} vs {}",
             l.l2_penalty
+        );
+    }
+
+    #[test]
+    fn plain_peak_penalty_equals_the_differentiable_one() {
+        let device = Device::flex();
+        let cfg = ObjectiveConfig {
+            target_peak_hz: Some(40.0),
+            peak_range_hz: (2.0, 200.0),
+            ..ObjectiveConfig::default()
+        };
+        let spectrum = Spectrum::new(200, 1000.0, &device);
+        // 10 Hz and 60 Hz components: the centroid lies between, far from 40 Hz in neither direction.
+        let signal: Vec<f32> = (0..200)
+            .map(|i| {
+                let t = i as f32 / 1000.0;
+                (std::f32::consts::TAU * 10.0 * t).sin()
+                    + 0.5 * (std::f32::consts::TAU * 60.0 * t).sin()
+            })
+            .collect();
+        let x = Tensor::from_data(TensorData::new(signal, [200]), &device);
+        let l = loss(
+            &cfg,
+            &spectrum,
+            x.clone(),
+            &[],
+            Tensor::zeros([1], &device),
+            &device,
+        );
+        let power: Vec<f64> = spectrum
+            .psd(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let plain = peak_penalty(&cfg, &spectrum.freqs_hz, &power);
+        // Power 1 : 0.25 at 10 and 60 Hz: centroid 20 Hz, so ln(20 / 40)^2 = 0.48.
+        assert!((plain - 0.48).abs() < 0.05, "{plain}");
+        assert!(
+            (plain - l.peak_penalty).abs() < 1e-4 * plain,
+            "{plain} vs {}",
+            l.peak_penalty
         );
     }
 }

@@ -61,6 +61,22 @@ pub struct OptimizerConfig {
     /// `auto` (the fused CPU engine on the flex backend, burn's autodiff on any other), `fused` or
     /// `burn`. Both give the same gradient; the fused one is the fast path on the CPU.
     pub engine: String,
+    /// `normalized` (default): after clipping the gradient's norm to `clip_norm`, every parameter
+    /// moves by `lr g / (|g| + 1e-5)` against its gradient `g`: about `lr` where the gradient is
+    /// resolved, less where it is negligible. This is Adam's first step, taken afresh each iteration
+    /// (no moment estimates carried). `adam`: Adam with its moment estimates kept across iterations.
+    pub method: String,
+    /// The result is the mean of the parameters after each of the last `average_last` iterations
+    /// (1: the last iterate). Each iteration sees fresh drive noise, so single iterates scatter around
+    /// the optimum; their average is a steadier estimate.
+    pub average_last: usize,
+    /// Also fit one log-weight per synapse (fused engine only). The network instance is then fixed:
+    /// the exact re-check runs the optimised connectome with held-out drive noise.
+    pub per_synapse: bool,
+    /// Weight of the mean squared per-synapse log-weight in the loss.
+    pub synapse_l2: f64,
+    /// Per-synapse log-weights are kept within +-this.
+    pub max_abs_log_weight: f32,
 }
 
 impl Default for OptimizerConfig {
@@ -76,6 +92,11 @@ impl Default for OptimizerConfig {
             seed: 17,
             bptt_chunk_ms: 50.0,
             engine: "auto".into(),
+            method: "normalized".into(),
+            average_last: 10,
+            per_synapse: false,
+            synapse_l2: 0.1,
+            max_abs_log_weight: 1.0,
         }
     }
 }
@@ -154,6 +175,23 @@ impl OptimizeConfig {
                 "use band_fraction or log_band_power",
             ));
         }
+        let (plo, phi) = self.objective.peak_range_hz;
+        if let Some(t) = self.objective.target_peak_hz
+            && !(plo > 0.0 && phi > plo && t >= plo && t <= phi)
+        {
+            return Err(SurgeError::spec(
+                "objective.target_peak_hz",
+                format!("{t} Hz is not inside peak_range_hz [{plo}, {phi}]"),
+                "give a target inside the range, e.g. target_peak_hz = 20.0 with peak_range_hz = [2.0, 100.0]",
+            ));
+        }
+        if self.objective.peak_weight.is_nan() || self.objective.peak_weight < 0.0 {
+            return Err(SurgeError::spec(
+                "objective.peak_weight",
+                "must be >= 0",
+                "e.g. peak_weight = 1.0",
+            ));
+        }
         let o = &self.optimizer;
         let bad = |x: f64, min: f64| x.is_nan() || x < min;
         if o.iterations == 0
@@ -166,6 +204,38 @@ impl OptimizeConfig {
                 "optimizer",
                 "needs iterations >= 1, lr > 0, window_ms >= 50, warmup_ms >= 0 and bptt_chunk_ms >= 0",
                 "fix the [optimizer] table",
+            ));
+        }
+        if o.synapse_l2.is_nan()
+            || o.synapse_l2 < 0.0
+            || o.max_abs_log_weight.is_nan()
+            || o.max_abs_log_weight <= 0.0
+        {
+            return Err(SurgeError::spec(
+                "optimizer.synapse_l2",
+                "needs synapse_l2 >= 0 and max_abs_log_weight > 0",
+                "e.g. synapse_l2 = 0.1, max_abs_log_weight = 1.0",
+            ));
+        }
+        if o.average_last == 0 {
+            return Err(SurgeError::spec(
+                "optimizer.average_last",
+                "must be at least 1",
+                "use 1 for the last iterate, or e.g. 10",
+            ));
+        }
+        if !["normalized", "adam"].contains(&o.method.as_str()) {
+            return Err(SurgeError::spec(
+                "optimizer.method",
+                format!("unknown method `{}`", o.method),
+                "use normalized or adam",
+            ));
+        }
+        if o.per_synapse && o.engine == "burn" {
+            return Err(SurgeError::spec(
+                "optimizer.per_synapse",
+                "per-synapse weights are differentiated by the fused engine only",
+                "set engine = \"auto\" or \"fused\" (CPU, flex backend), or per_synapse = false",
             ));
         }
         if !["auto", "fused", "burn"].contains(&o.engine.as_str()) {
@@ -236,6 +306,14 @@ pub fn build_network(
         "burn" => net.set_engine(Engine::Burn)?,
         _ => {}
     }
+    let autodiff = device.clone().inner() != *device;
+    if cfg.optimizer.per_synapse && autodiff && net.engine() != Engine::Fused {
+        return Err(SurgeError::spec(
+            "optimizer.per_synapse",
+            "per-synapse weights are differentiated by the fused engine, which runs on the CPU (flex) backend",
+            "use --backend flex, or per_synapse = false",
+        ));
+    }
     Ok(net)
 }
 
@@ -252,6 +330,11 @@ pub struct IterationRecord {
     pub seconds: f64,
     /// How far (mV) the chunked back-propagation's re-runs strayed from the forward pass (0: exact).
     pub replay_error_mv: f32,
+    /// Root mean square of the per-synapse log-weights (with `per_synapse`).
+    pub synapse_log_w_rms: Option<f64>,
+    /// The per-synapse log-weights after the step (kept for progress files, not in every record).
+    #[serde(skip)]
+    pub synapse_log_w: Option<Vec<f32>>,
 }
 
 /// Loss tensor, record, periodogram (Hz, power) and, if asked, the raster of one evaluation.
@@ -374,6 +457,16 @@ fn score(
         gains.log_gain.val(),
         device,
     );
+    let total = match &gains.log_w {
+        Some(w) if cfg.optimizer.synapse_l2 > 0.0 => {
+            l.total.clone()
+                + w.val()
+                    .powi_scalar(2)
+                    .mean()
+                    .mul_scalar(cfg.optimizer.synapse_l2)
+        }
+        _ => l.total.clone(),
+    };
     let peak = crate::signal::Psd {
         freqs_hz: spectrum.freqs_hz.clone(),
         power: psd.clone(),
@@ -381,7 +474,7 @@ fn score(
     .peak_hz(2.0, 100.0);
     let rec = IterationRecord {
         iteration: 0,
-        loss: scalar(&l.total),
+        loss: scalar(&total),
         band_score: l.band_score,
         peak_hz: peak,
         rates_hz: rates.iter().map(scalar).collect(),
@@ -389,31 +482,57 @@ fn score(
         log_gains: gains.values(),
         seconds: 0.0,
         replay_error_mv: 0.0,
+        synapse_log_w_rms: None,
+        synapse_log_w: None,
     };
-    (l.total, rec, (spectrum.freqs_hz.clone(), psd))
+    (total, rec, (spectrum.freqs_hz.clone(), psd))
 }
 
 fn scalar(t: &Tensor<1>) -> f64 {
     t.clone().into_data().try_to_vec::<f32>().expect("f32")[0] as f64
 }
 
-/// Runs Adam for the configured iterations, calling `on_iter` after each; returns the final gains.
-/// `start` continues from saved gains (resume).
+/// Runs Adam for the configured iterations, calling `on_iter` after each; returns the final group
+/// log-gains and, with `optimizer.per_synapse`, the per-synapse log-weights. `start` and `start_w`
+/// continue from saved values (resume; `start_w` `None` starts the synapses at 0).
 pub fn optimize(
     net: &SurrogateNetwork,
     cfg: &OptimizeConfig,
     start: &[f32],
+    start_w: Option<&[f32]>,
     first_iteration: usize,
     device: &Device,
     on_iter: &mut dyn FnMut(&IterationRecord) -> Result<()>,
-) -> Result<Vec<f32>> {
-    let mut gains = Gains::new(start, device);
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let mut gains = if cfg.optimizer.per_synapse {
+        let zeros = vec![0f32; net.n_synapses()];
+        let w = start_w.unwrap_or(&zeros);
+        if w.len() != net.n_synapses() {
+            return Err(SurgeError::spec(
+                "optimizer.per_synapse",
+                format!(
+                    "{} saved synapse weights for a network of {}",
+                    w.len(),
+                    net.n_synapses()
+                ),
+                "start over with --force",
+            ));
+        }
+        Gains::with_synapses(start, w, device)
+    } else {
+        Gains::new(start, device)
+    };
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
             cfg.optimizer.clip_norm,
         )))
         .init();
     let m = cfg.optimizer.max_abs_log_gain;
+    let mw = cfg.optimizer.max_abs_log_weight;
+    let n_avg = cfg.optimizer.average_last;
+    let mut sum_g = vec![0f64; start.len()];
+    let mut sum_w: Option<Vec<f64>> = gains.synapse_values().map(|w| vec![0f64; w.len()]);
+    let mut summed = 0usize;
     for it in first_iteration..cfg.optimizer.iterations {
         let t0 = std::time::Instant::now();
         let (mut rec, _, grads) =
@@ -424,16 +543,85 @@ pub fn optimize(
                 fix: "lower optimizer.lr or optimizer.max_abs_log_gain; the last good gains are in progress.json, continue with --resume".into(),
             });
         }
-        gains = optim.step(cfg.optimizer.lr, gains, grads);
-        // Keep the gains in a sane range (the surrogate was trained on a bounded input range).
-        let clamped: Vec<f32> = gains.values().iter().map(|g| g.clamp(-m, m)).collect();
-        gains = Gains::new(&clamped, device);
+        gains = if cfg.optimizer.method == "adam" {
+            optim.step(cfg.optimizer.lr, gains, grads)
+        } else {
+            normalized_step(gains, &grads, cfg.optimizer.lr, cfg.optimizer.clip_norm)
+        };
+        // Keep the gains in a sane range (the surrogate was trained on a bounded input range). The
+        // parameters keep their ids, so Adam keeps its moment estimates from step to step.
+        // (Each clamped value is a fresh leaf: a tracked clamp would hide the loss's own gradient
+        // with respect to the parameters, the L2 penalties', from the next iteration.)
+        let clamp = |p: burn::module::Param<Tensor<1>>, m: f32| {
+            p.map(|t| Tensor::from_inner(t.inner().clamp(-m, m)).require_grad())
+        };
+        gains.log_gain = clamp(gains.log_gain, m);
+        gains.log_w = gains.log_w.map(|w| clamp(w, mw));
         rec.iteration = it;
-        rec.log_gains = clamped;
+        rec.log_gains = gains.values();
+        if let Some(w) = gains.synapse_values() {
+            rec.synapse_log_w_rms = Some(
+                (w.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / w.len().max(1) as f64).sqrt(),
+            );
+            rec.synapse_log_w = Some(w);
+        }
+        if it + n_avg >= cfg.optimizer.iterations {
+            for (a, v) in sum_g.iter_mut().zip(&rec.log_gains) {
+                *a += *v as f64;
+            }
+            if let (Some(sw), Some(w)) = (sum_w.as_mut(), rec.synapse_log_w.as_ref()) {
+                for (a, v) in sw.iter_mut().zip(w) {
+                    *a += *v as f64;
+                }
+            }
+            summed += 1;
+        }
         rec.seconds = t0.elapsed().as_secs_f64();
         on_iter(&rec)?;
     }
-    Ok(gains.values())
+    if summed == 0 {
+        return Ok((gains.values(), gains.synapse_values()));
+    }
+    // A resumed run averages the iterates it ran itself (the earlier ones are not stored).
+    let mean = |v: Vec<f64>| v.into_iter().map(|x| (x / summed as f64) as f32).collect();
+    Ok((mean(sum_g), sum_w.map(mean)))
+}
+
+/// One normalised step (see `OptimizerConfig::method`): each parameter tensor's gradient is clipped
+/// to norm `clip`, then `p -= lr g / (|g| + 1e-5)` element-wise. The window's gradient is noisy
+/// (fresh drive noise every iteration, spikes) and its scale differs by orders of magnitude between
+/// groups; a step of about fixed size moves every group that has a resolved gradient.
+fn normalized_step(
+    mut gains: Gains,
+    grads: &burn::optim::GradientsParams,
+    lr: f64,
+    clip: f32,
+) -> Gains {
+    fn step(
+        p: burn::module::Param<Tensor<1>>,
+        grads: &burn::optim::GradientsParams,
+        lr: f64,
+        clip: f32,
+    ) -> burn::module::Param<Tensor<1>> {
+        let Some(g) = grads.get::<1>(p.id) else {
+            return p;
+        };
+        p.map(|t| {
+            let inner = t.clone().inner();
+            let g = g.to_device(&inner.device());
+            let norm = g.clone().powi_scalar(2).sum().sqrt().into_scalar::<f32>() as f64;
+            let g = if norm > clip as f64 {
+                g.mul_scalar(clip as f64 / norm)
+            } else {
+                g
+            };
+            let delta = g.clone() / g.abs().add_scalar(1e-5);
+            Tensor::from_inner(inner - delta.mul_scalar(lr)).require_grad()
+        })
+    }
+    gains.log_gain = step(gains.log_gain, grads, lr, clip);
+    gains.log_w = gains.log_w.map(|w| step(w, grads, lr, clip));
+    gains
 }
 
 /// The exact engine on one held-out seed: band fraction, peak and population rates of the signal.

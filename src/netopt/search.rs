@@ -54,7 +54,8 @@ pub fn exact_loss(cfg: &OptimizeConfig, check: &ExactCheck, log_gains: &[f32]) -
         check.band_fraction
     };
     let (rate_pen, l2) = super::objective::penalties(o, &check.rates_hz, log_gains);
-    -score + o.rate_weight * rate_pen + o.l2 * l2
+    let peak = super::objective::peak_penalty(o, &check.freqs_hz, &check.power);
+    -score + o.rate_weight * rate_pen + o.l2 * l2 + o.peak_weight * peak
 }
 
 struct Scored {
