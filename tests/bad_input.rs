@@ -805,17 +805,49 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &[
                 &"optimize",
                 &"--config",
-                &opt(
-                    "o_engine.toml",
-                    "bptt_chunk_ms = 50.0",
-                    "bptt_chunk_ms = 50.0\nengine = \"quantum\"",
-                ),
+                &opt("o_engine.toml", "engine = \"auto\"", "engine = \"quantum\""),
                 &"--checkpoint",
                 &repo("checkpoints/lif-default"),
                 &"--out",
                 &out,
             ],
             &["optimizer.engine", "auto, fused or burn"],
+        )
+        .absent(&out),
+        case(
+            "unknown optimisation method",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_method.toml",
+                    "engine = \"auto\"",
+                    "engine = \"auto\"\nmethod = \"newton\"",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.method", "normalized or adam"],
+        )
+        .absent(&out),
+        case(
+            "per-synapse weights with the burn engine",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_syn.toml",
+                    "engine = \"auto\"",
+                    "engine = \"burn\"\nper_synapse = true",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.per_synapse", "fused"],
         )
         .absent(&out),
         case(

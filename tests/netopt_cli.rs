@@ -185,3 +185,73 @@ fn optimize_refuses_missing_checkpoints_and_bad_objectives() {
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("objective.band_hz"), "{err}");
 }
+
+/// Per-synapse weights: written with their synapses, kept within bounds, carried through a resume, and
+/// re-checked in the exact engine on the optimised connectome (the same instance before and after).
+#[test]
+fn per_synapse_optimisation_writes_its_weights_and_resumes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    write_checkpoints(&ck);
+    let base = small_config(tmp.path());
+    let cfg = tmp.path().join("syn.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&base)
+            .unwrap()
+            .replace("per_synapse = false", "per_synapse = true"),
+    )
+    .unwrap();
+    let out = tmp.path().join("opt");
+    let surge = || Command::cargo_bin("surge").unwrap();
+    let run = |extra: &[&str]| {
+        surge()
+            .args(["optimize", "--config"])
+            .arg(&cfg)
+            .arg("--checkpoint")
+            .arg(&ck)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .assert()
+            .success()
+    };
+    run(&[]);
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let syn = read("synapses.json");
+    let n = syn["n"].as_u64().unwrap() as usize;
+    assert!(n > 1000, "{n} synapse entries in the alpha column");
+    let w: Vec<f64> = syn["log_weight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(w.len(), n);
+    assert_eq!(syn["pre"].as_array().unwrap().len(), n);
+    assert!(w.iter().all(|x| x.abs() <= 1.0 + 1e-6), "bounded by max_abs_log_weight");
+    // (Whether they move is the gradient tests' business: these tiny random surrogates stay silent,
+    // and with hard spikes a synapse whose presynaptic cell never fired gets no gradient.)
+    let m = read("metrics.json");
+    assert_eq!(m["per_synapse"], true);
+    assert!(m["exact_network_instance"].as_str().unwrap().starts_with("fixed"));
+    let p = read("progress.json");
+    assert_eq!(p["synapse_log_w"].as_array().unwrap().len(), n);
+    run(&["--resume", "--iterations", "3"]);
+    let m = read("metrics.json");
+    assert_eq!(m["iterations"].as_array().unwrap().len(), 3);
+    let w3: Vec<f64> = read("synapses.json")["log_weight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    // The resumed run started from the saved weights: a third step moves each by at most lr.
+    let max_step = w
+        .iter()
+        .zip(&w3)
+        .fold(0f64, |a, (x, y)| a.max((x - y).abs()));
+    assert!(max_step <= 0.1 + 1e-4, "a weight jumped by {max_step}");
+}
