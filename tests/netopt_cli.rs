@@ -231,12 +231,20 @@ fn per_synapse_optimisation_writes_its_weights_and_resumes_them() {
         .collect();
     assert_eq!(w.len(), n);
     assert_eq!(syn["pre"].as_array().unwrap().len(), n);
-    assert!(w.iter().all(|x| x.abs() <= 1.0 + 1e-6), "bounded by max_abs_log_weight");
+    assert!(
+        w.iter().all(|x| x.abs() <= 1.0 + 1e-6),
+        "bounded by max_abs_log_weight"
+    );
     // (Whether they move is the gradient tests' business: these tiny random surrogates stay silent,
     // and with hard spikes a synapse whose presynaptic cell never fired gets no gradient.)
     let m = read("metrics.json");
     assert_eq!(m["per_synapse"], true);
-    assert!(m["exact_network_instance"].as_str().unwrap().starts_with("fixed"));
+    assert!(
+        m["exact_network_instance"]
+            .as_str()
+            .unwrap()
+            .starts_with("fixed")
+    );
     let p = read("progress.json");
     assert_eq!(p["synapse_log_w"].as_array().unwrap().len(), n);
     run(&["--resume", "--iterations", "3"]);

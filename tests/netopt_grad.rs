@@ -438,6 +438,29 @@ fn fused_engine_equals_burn_autodiff() {
             );
         }
     }
+    // Forward-only runs on the plain device (the fused engine serves them there).
+    let plain = Device::flex();
+    let fused = network(&plain);
+    let mut burn = network(&plain);
+    burn.set_engine(Engine::Burn).unwrap();
+    let gains = Gains::new(&[0.2f32, -0.3, 0.4], &plain);
+    let mode = SpikeMode::StraightThrough { beta: 1.0 };
+    let a = fused.run(&gains, 300, 2, mode, &[0], true, &mut |_, _| {});
+    let b = burn.run(&gains, 300, 2, mode, &[0], true, &mut |_, _| {});
+    let (sa, sb) = (
+        a.signal.into_data().try_to_vec::<f32>().unwrap(),
+        b.signal.into_data().try_to_vec::<f32>().unwrap(),
+    );
+    let ds = sa
+        .iter()
+        .zip(&sb)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(ds < 1e-4, "forward runs differ by {ds}");
+    assert_eq!(a.raster, b.raster, "the same spikes");
+    assert!(
+        a.raster.unwrap().iter().any(|s| !s.is_empty()),
+        "cells spike"
+    );
 }
 
 /// Loss and the per-synapse log-weights' gradient of the fused engine on a smooth window.

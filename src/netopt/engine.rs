@@ -708,6 +708,36 @@ impl SurrogateNetwork {
         record: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Run {
+        // The fused engine serves forward-only runs on the plain device (on an autodiff device the
+        // caller wants burn's graph).
+        if let Some(f) = &self.fused
+            && !self.device.is_autodiff()
+        {
+            let w = self.fused_window(
+                f,
+                gains,
+                bins,
+                noise,
+                mode,
+                signal_pops,
+                200,
+                record,
+                &mut |done| progress(done, bins as u64),
+            );
+            let dev = &self.device;
+            return Run {
+                signal: Tensor::from_data(TensorData::new(w.signal, [bins]), dev),
+                pop_spikes: self
+                    .pop_range
+                    .iter()
+                    .map(|r| {
+                        let c = w.per_cell[r.clone()].iter().sum::<f64>() as f32;
+                        Tensor::from_data(TensorData::new(vec![c], [1]), dev)
+                    })
+                    .collect(),
+                raster: w.raster,
+            };
+        }
         let link = self.coupling(gains, gains.log_gain.val());
         let signal_w = self.signal_weights(signal_pops);
         let (signal, total, raster) = self.simulate(
@@ -934,6 +964,64 @@ impl SurrogateNetwork {
         }
     }
 
+    /// The fused engine's forward pass over a window in chunks of `chunk` bins, keeping the state at
+    /// each chunk start; `progress(bins done)` after each chunk.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_window(
+        &self,
+        f: &FusedNet,
+        gains: &Gains,
+        bins: usize,
+        noise: u64,
+        mode: SpikeMode,
+        signal_pops: &[usize],
+        chunk: usize,
+        record: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> FusedWindow {
+        let lg = f.link_gains(&gains.values());
+        let lw = f.weights(gains.synapse_values().as_deref());
+        let drive = self.drive_values(bins, noise);
+        let sig_w = self.signal_weight_values(signal_pops);
+        let mut st = f.rest();
+        let mut starts = Vec::with_capacity(bins.div_ceil(chunk));
+        let mut signal = Vec::with_capacity(bins);
+        let mut per_cell = vec![0f64; self.n];
+        let mut raster = record.then(Vec::new);
+        for lo in (0..bins).step_by(chunk) {
+            let hi = (lo + chunk).min(bins);
+            let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, &lw, mode, &sig_w);
+            starts.push(std::mem::replace(&mut st, next));
+            signal.extend_from_slice(&tape.signal);
+            for t in 0..tape.bins() {
+                let s = tape.spikes(t);
+                for (a, &b) in per_cell.iter_mut().zip(s) {
+                    *a += b as f64;
+                }
+                if let Some(r) = raster.as_mut() {
+                    r.push(
+                        s.iter()
+                            .enumerate()
+                            .filter(|(_, v)| **v > 0.5)
+                            .map(|(i, _)| i as u32)
+                            .collect(),
+                    );
+                }
+            }
+            progress(hi as u64);
+        }
+        FusedWindow {
+            drive,
+            lg,
+            lw,
+            sig_w,
+            starts,
+            signal,
+            per_cell,
+            raster,
+        }
+    }
+
     /// [`SurrogateNetwork::run_with_gradient`] on the fused engine: the same chunks, state saving and
     /// loss, with the fused forward and backward passes.
     #[allow(clippy::too_many_arguments)]
@@ -959,39 +1047,26 @@ impl SurrogateNetwork {
         let n_chunks = bins.div_ceil(chunk);
         let span = |c: usize| (c * chunk, ((c + 1) * chunk).min(bins));
         let total_work = (2 * bins) as u64;
-        let lg = f.link_gains(&gains.values());
-        let log_w = gains.synapse_values();
-        let lw = f.weights(log_w.as_deref());
-        let drive = self.drive_values(bins, noise);
-        let sig_w = self.signal_weight_values(signal_pops);
-        // Forward, keeping the state at each chunk start.
-        let mut st = f.rest();
-        let mut starts: Vec<FusedState> = Vec::with_capacity(n_chunks);
-        let mut signal = Vec::with_capacity(bins);
-        let mut per_cell = vec![0f64; self.n];
-        let mut raster = record.then(Vec::new);
-        for c in 0..n_chunks {
-            let (lo, hi) = span(c);
-            let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, &lw, mode, &sig_w);
-            starts.push(std::mem::replace(&mut st, next));
-            signal.extend_from_slice(&tape.signal);
-            for t in 0..tape.bins() {
-                let s = tape.spikes(t);
-                for (a, &b) in per_cell.iter_mut().zip(s) {
-                    *a += b as f64;
-                }
-                if let Some(r) = raster.as_mut() {
-                    r.push(
-                        s.iter()
-                            .enumerate()
-                            .filter(|(_, v)| **v > 0.5)
-                            .map(|(i, _)| i as u32)
-                            .collect(),
-                    );
-                }
-            }
-            progress(hi as u64, total_work);
-        }
+        let FusedWindow {
+            drive,
+            lg,
+            lw,
+            sig_w,
+            starts,
+            signal,
+            per_cell,
+            raster,
+        } = self.fused_window(
+            f,
+            gains,
+            bins,
+            noise,
+            mode,
+            signal_pops,
+            chunk,
+            record,
+            &mut |done| progress(done, total_work),
+        );
         // The loss and its gradient with respect to the signal and the counts.
         let pop_spikes: Vec<f32> = self
             .pop_range
@@ -1017,7 +1092,7 @@ impl SurrogateNetwork {
             .log_w
             .as_ref()
             .and_then(|w| w.val().grad_remove(&mut g));
-        let mut d_log_w = log_w.as_ref().map(|u| vec![0f32; u.len()]);
+        let mut d_log_w = gains.synapse_values().map(|u| vec![0f32; u.len()]);
         // Backward through the chunks, last first, each re-run from its saved state. A second
         // thread re-runs the next chunk while this one is back-propagated (two tapes in memory).
         let mut d_state = f.rest();
@@ -1132,6 +1207,18 @@ pub struct GradientRun {
     /// Largest difference (mV) between the signal of the forward pass and of the chunks' re-runs:
     /// 0 when the pieces retrace the window exactly, as they should.
     pub replay_error_mv: f32,
+}
+
+/// The fused engine's forward pass over a window and what its backward pass needs.
+struct FusedWindow {
+    drive: Vec<Vec<f32>>,
+    lg: Vec<Vec<f32>>,
+    lw: super::fused::LinkWeights,
+    sig_w: Vec<f32>,
+    starts: Vec<FusedState>,
+    signal: Vec<f32>,
+    per_cell: Vec<f64>,
+    raster: Option<Vec<Vec<u32>>>,
 }
 
 /// Everything a window carries from one bin to the next.

@@ -306,8 +306,7 @@ pub fn build_network(
         "burn" => net.set_engine(Engine::Burn)?,
         _ => {}
     }
-    let autodiff = device.clone().inner() != *device;
-    if cfg.optimizer.per_synapse && autodiff && net.engine() != Engine::Fused {
+    if cfg.optimizer.per_synapse && device.is_autodiff() && net.engine() != Engine::Fused {
         return Err(SurgeError::spec(
             "optimizer.per_synapse",
             "per-synapse weights are differentiated by the fused engine, which runs on the CPU (flex) backend",
