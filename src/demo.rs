@@ -146,7 +146,7 @@ pub fn run(out: &Path) -> Result<()> {
 
     header(
         4,
-        "alpha -> 15-60 Hz: Adam over the connection gains through the surrogates, then the exact re-check; CMA-ES and RLS on the exact engine for comparison",
+        "alpha -> 15-60 Hz: gradient descent over the connection gains through the surrogates, then the exact re-check; CMA-ES and RLS on the exact engine for comparison",
     );
     let t = Instant::now();
     let opt = optimize_cli::run(optimize_cli::Args {

@@ -1,4 +1,4 @@
-//! `surge compare methods`: the surrogate gradient (Adam through the surrogate column) against a
+//! `surge compare methods`: the surrogate gradient (gradient descent through the surrogate column) against a
 //! gradient-free search on the exact engine (CMA-ES over the same log-gains, same objective, window and
 //! bounds) and RLS (FORCE) on the exact network, all judged the same way: the exact engine on the
 //! held-out seeds of the experiment.
@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let before = check_all(&vec![0.0; n_groups])?;
 
-    println!("== surrogate gradient: Adam through the surrogate column");
+    println!("== surrogate gradient: descent through the surrogate column");
     let (sg_gains, sg_iters, sg_wall) = match given {
         Some(g) => {
             println!(
@@ -251,7 +251,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     let bar = |after: &[ExactCheck]| bar_against(after, &before);
     let methods = [
         MethodResult {
-            method: "surrogate gradient (Adam, BPTT through surrogates)".into(),
+            method: "surrogate gradient (BPTT through surrogates)".into(),
             exact_evaluations: 0,
             search_wall_s: sg_wall,
             seeds_passing_bar: bar(&sg_after),

@@ -1,4 +1,4 @@
-//! `surge optimize`: Adam over connection gains through the surrogate network, then the exact re-check
+//! `surge optimize`: gradient descent over connection gains through the surrogate network, then the exact re-check
 //! on held-out seeds; writes metrics.json (one record per iteration, before/after in both engines),
 //! gains.json, and figures (objective curve, spectra before/after in both engines, gains).
 

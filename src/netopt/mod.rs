@@ -1,6 +1,6 @@
 //! Connectivity optimisation through surrogate neurons: the surrogate network engine (same spec and
 //! connectome as the exact engine, differentiable spikes), objectives on the population signal, and the
-//! Adam loop over connection gains; CMA-ES on the exact engine as the gradient-free baseline.
+//! gradient-descent loop over connection gains (and synapses); CMA-ES on the exact engine as the gradient-free baseline.
 
 pub mod engine;
 mod fused;
