@@ -27,38 +27,30 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// `c[m, n] = a[m, k] b[k, n]` (or `+=` with `acc`), row-major slices.
 fn mm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
-    debug_assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    // SAFETY: the slices hold the matrices the strides describe (checked above in debug builds, and
-    // by construction in every caller); `gemm` reads and writes only within them.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    gemm_rm(c, a, b, m, k, n, acc, (1, n as isize));
 }
 
 /// `c[m, n] (+)= a[m, k] b^T` where `b` is stored `[n, k]` row-major.
 fn mm_bt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
-    debug_assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    // SAFETY: as in `mm`; `b` is read through transposed strides within its `n * k` elements.
+    gemm_rm(c, a, b, m, k, n, acc, (k as isize, 1));
+}
+
+/// `gemm` on row-major `c` and `a`, with `b` read through its (column, row) strides `b_strides`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    acc: bool,
+    b_strides: (isize, isize),
+) {
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the slices hold the matrices the strides describe (the lengths are checked above and
+    // both stride pairs address exactly `k * n` elements of `b`); `gemm` reads and writes only
+    // within them.
     unsafe {
         gemm::gemm(
             m,
@@ -72,8 +64,8 @@ fn mm_bt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc:
             1,
             k as isize,
             b.as_ptr(),
-            k as isize,
-            1,
+            b_strides.0,
+            b_strides.1,
             1.0f32,
             1.0f32,
             false,
