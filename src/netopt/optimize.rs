@@ -93,7 +93,7 @@ impl Default for OptimizerConfig {
             bptt_chunk_ms: 50.0,
             engine: "auto".into(),
             method: "normalized".into(),
-            average_last: 10,
+            average_last: 1,
             per_synapse: false,
             synapse_l2: 0.1,
             max_abs_log_weight: 1.0,
