@@ -176,6 +176,42 @@ fn stream(backend: &str) -> Result<Row> {
     })
 }
 
+/// The same stream on the fused CPU path (`netopt::FusedStream`), raw inputs scaled inside.
+fn stream_fused() -> Result<Row> {
+    use burn::tensor::{Distribution, Tensor};
+    let device = burn::tensor::Device::flex();
+    device.seed(1);
+    let arch = surge::surrogate::SurrogateArch::new(4);
+    let model = arch.init(&device);
+    let (cells, steps) = (1000, 200);
+    let meta: surge::surrogate::train::SurrogateMeta = serde_json::from_value(serde_json::json!({
+        "arch": arch, "channel_names": ["ampa", "nmda", "gabaa", "gabab"],
+        "scaling": {"input_scale": [1.0, 1.0, 1.0, 1.0], "v_mean": 0.0, "v_std": 1.0},
+        "bin_ms": 0.5, "neuron_model": "", "datasets": [], "training": {"seed": 1},
+        "epochs": [], "best_epoch": 0, "surge_version": "", "spike_logit_threshold": 0.0
+    }))?;
+    let x: Vec<f32> = Tensor::<2>::random([cells, 4], Distribution::Uniform(0.0, 1.0), &device)
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let inputs = vec![x; steps];
+    let mut stream = surge::netopt::FusedStream::new(&model, &meta, cells);
+    let t0 = Instant::now();
+    let v = stream.run(&inputs);
+    let secs = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(v.len() == steps, "the stream returned {} bins", v.len());
+    Ok(Row {
+        case: "stream (1000 cells x 200 bins, fused CPU)".into(),
+        setup_s: 0.0,
+        wall_s: secs,
+        biological_s: (cells * steps) as f64,
+        realtime_factor: secs / (steps as f64 * 0.5e-3),
+        throughput: (cells * steps) as f64 / secs,
+        throughput_unit: "cell-bins/s",
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// Textbook FORCE (N = 500 tanh units, tau 10 ms, dt 1 ms, g 1.5, shared P, update every 2 steps): one 1 s training loop.
 fn force() -> Result<Row> {
     let mut net = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
@@ -410,7 +446,7 @@ pub fn run(
         "brunel" => vec![Box::new(brunel_case)],
         "gen" => vec![Box::new(generation)],
         "train" => vec![Box::new(|| train_step(backend))],
-        "stream" => vec![Box::new(|| stream(backend))],
+        "stream" => vec![Box::new(|| stream(backend)), Box::new(stream_fused)],
         "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
         "optimize" => {
             use surge::netopt::Engine::Burn;
@@ -433,6 +469,7 @@ pub fn run(
             Box::new(|| balanced_loops(2)),
             Box::new(|| train_step(backend)),
             Box::new(|| stream(backend)),
+            Box::new(stream_fused),
             Box::new(|| optimize_iteration(500.0, 50.0, backend, None)),
         ],
         other => bail!(

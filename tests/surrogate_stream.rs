@@ -49,3 +49,66 @@ fn streaming_equals_full_forward_over_2000_steps() {
         - full_v.iter().fold(f32::INFINITY, |a, &b| a.min(b));
     assert!(spread > 1e-3, "output spread {spread}");
 }
+
+/// The fused CPU stream (plain buffers, `gemm`) gives the full forward pass's voltages, input scaling
+/// and output scaling included, over 2,000 steps.
+#[test]
+fn fused_stream_equals_full_forward_over_2000_steps() {
+    use surge::surrogate::train::{Scaling, SurrogateMeta, TrainConfig};
+    let device = Device::flex();
+    device.seed(8);
+    let arch = SurrogateArch::new(4);
+    let model = arch.init(&device);
+    let (batch, steps) = (3, 2000);
+    let scale = [1.5f32, 0.3, 2.0, 90.0];
+    let meta = SurrogateMeta {
+        arch: arch.clone(),
+        channel_names: vec!["ampa".into(), "nmda".into(), "gabaa".into(), "gabab".into()],
+        scaling: Scaling {
+            input_scale: scale.to_vec(),
+            v_mean: -65.0,
+            v_std: 8.0,
+        },
+        bin_ms: 0.5,
+        neuron_model: String::new(),
+        datasets: Vec::new(),
+        training: serde_json::from_str::<TrainConfig>(r#"{"seed": 1}"#).unwrap(),
+        epochs: Vec::new(),
+        best_epoch: 0,
+        surge_version: String::new(),
+        spike_logit_threshold: 0.0,
+    };
+    // Raw inputs: sparse, positive, channel scales apart.
+    let raw = Tensor::<3>::random([batch, steps, 4], Distribution::Uniform(0.0, 1.0), &device);
+    let raw = raw.clone().greater_elem(0.8).float() * raw * 3.0;
+    let s = Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(scale.to_vec(), [1, 1, 4]),
+        &device,
+    );
+    let scaled = (raw.clone() / s).add_scalar(1.0).log();
+    let (v_full, _) = model.forward(scaled);
+    let v_full: Vec<f32> = v_full.into_data().try_to_vec::<f32>().unwrap();
+    let raw: Vec<f32> = raw.into_data().try_to_vec::<f32>().unwrap();
+    // Per bin, [batch * C] as the network engine lays it out.
+    let bins: Vec<Vec<f32>> = (0..steps)
+        .map(|t| {
+            (0..batch)
+                .flat_map(|b| (0..4).map(move |c| (b, c)))
+                .map(|(b, c)| raw[(b * steps + t) * 4 + c])
+                .collect()
+        })
+        .collect();
+    let mut stream = surge::netopt::FusedStream::new(&model, &meta, batch);
+    // In two pieces: the state carries over.
+    let mut v = stream.run(&bins[..700]);
+    v.extend(stream.run(&bins[700..]));
+    let mut worst = 0f32;
+    for (t, vt) in v.iter().enumerate() {
+        for (b, &x) in vt.iter().enumerate() {
+            let want = v_full[b * steps + t] * 8.0 - 65.0;
+            worst = worst.max((x - want).abs());
+        }
+    }
+    eprintln!("max |full - fused stream|: {worst:.2e} mV");
+    assert!(worst < 1e-3, "{worst} mV");
+}

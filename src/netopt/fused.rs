@@ -372,6 +372,8 @@ struct TypeTape {
     /// `[T + 1, n]`, row 0 from the start state.
     soft: Vec<f32>,
     hard_end: Vec<f32>,
+    /// Somatic voltage (mV) `[T, n]`.
+    v: Vec<f32>,
 }
 
 /// A chunk's forward pass: activations, spikes (`hist` rows from `pad`), coupling sums and signal.
@@ -751,6 +753,7 @@ impl CellType {
             tc: vec![0f32; bins * n * hd],
             soft,
             hard_end: st.hard.clone(),
+            v: vec![0f32; bins * n],
         }
     }
 
@@ -845,6 +848,7 @@ impl CellType {
         let mut sig = 0f32;
         for i in 0..n {
             let v = (heads[2 * i] + m.b_head[0]) * self.v_std + self.v_mean;
+            tp.v[t * n + i] = v;
             let logit = heads[2 * i + 1] + m.b_head[1] - self.threshold;
             sig += v * signal_w[i];
             let soft = 1.0 / (1.0 + exp(-(logit * beta)));
@@ -1086,6 +1090,65 @@ impl TypeGrad {
             c: self.c,
             soft,
         }
+    }
+}
+
+/// One surrogate stepped for a batch of independent cells on the fused CPU path: streaming inference
+/// without burn's per-operation overhead, with the outputs of [`crate::surrogate::SurrogateState`]
+/// (a test holds them equal).
+pub struct FusedStream {
+    net: FusedNet,
+    state: FusedState,
+    batch: usize,
+}
+
+impl FusedStream {
+    pub fn new(
+        model: &Surrogate,
+        meta: &crate::surrogate::train::SurrogateMeta,
+        batch: usize,
+    ) -> Self {
+        let nc = meta.scaling.input_scale.len();
+        let net = FusedNet::new(
+            &[TypeSource {
+                range: 0..batch,
+                model,
+                meta,
+            }],
+            Vec::new(),
+            &[],
+            batch,
+            nc,
+            1,
+            0,
+        );
+        let state = net.rest();
+        FusedStream { net, state, batch }
+    }
+
+    /// Advances every cell through `inputs` (per bin, the raw `[batch * C]` inputs as the datasets
+    /// define them, scaled here); returns each bin's somatic voltages (mV), `[batch]` per bin.
+    pub fn run(&mut self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let none = LinkWeights {
+            w: Vec::new(),
+            wt: Vec::new(),
+        };
+        let b = self.batch;
+        let mut out = Vec::with_capacity(inputs.len());
+        // A few bins at a time: the tape of a piece stays small (nothing is back-propagated here).
+        for piece in inputs.chunks(4) {
+            let (tape, next) = self.net.forward(
+                &self.state,
+                piece,
+                &[],
+                &none,
+                SpikeMode::StraightThrough { beta: 1.0 },
+                &vec![0f32; b],
+            );
+            self.state = next;
+            out.extend((0..tape.bins).map(|t| tape.types[0].v[t * b..(t + 1) * b].to_vec()));
+        }
+        out
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod fused;
+pub use fused::FusedStream;
 pub mod objective;
 
 pub use engine::{CellType, Engine, Gains, Run, SpikeMode, SurrogateNetwork};
