@@ -164,8 +164,13 @@ fn stream(backend: &str) -> Result<Row> {
         let _ = v.into_data();
     }
     let secs = t0.elapsed().as_secs_f64();
-    Ok(Row {
-        case: format!("stream (1000 cells x 200 bins, {backend})"),
+    Ok(stream_row(backend, secs, cells, steps))
+}
+
+/// A streaming case's row: `cells` stepped `steps` bins of 0.5 ms in `secs`.
+fn stream_row(how: &str, secs: f64, cells: usize, steps: usize) -> Row {
+    Row {
+        case: format!("stream ({cells} cells x {steps} bins, {how})"),
         setup_s: 0.0,
         wall_s: secs,
         biological_s: (cells * steps) as f64,
@@ -173,7 +178,7 @@ fn stream(backend: &str) -> Result<Row> {
         throughput: (cells * steps) as f64 / secs,
         throughput_unit: "cell-bins/s",
         peak_rss_mb: peak_rss_mb(),
-    })
+    }
 }
 
 /// The same stream on the fused CPU path (`netopt::FusedStream`), raw inputs scaled inside.
@@ -184,12 +189,18 @@ fn stream_fused() -> Result<Row> {
     let arch = surge::surrogate::SurrogateArch::new(4);
     let model = arch.init(&device);
     let (cells, steps) = (1000, 200);
-    let meta: surge::surrogate::train::SurrogateMeta = serde_json::from_value(serde_json::json!({
-        "arch": arch, "channel_names": ["ampa", "nmda", "gabaa", "gabab"],
-        "scaling": {"input_scale": [1.0, 1.0, 1.0, 1.0], "v_mean": 0.0, "v_std": 1.0},
-        "bin_ms": 0.5, "neuron_model": "", "datasets": [], "training": {"seed": 1},
-        "epochs": [], "best_epoch": 0, "surge_version": "", "spike_logit_threshold": 0.0
-    }))?;
+    let meta = surge::surrogate::train::SurrogateMeta::untrained(
+        arch,
+        ["ampa", "nmda", "gabaa", "gabab"]
+            .map(String::from)
+            .to_vec(),
+        surge::surrogate::train::Scaling {
+            input_scale: vec![1.0; 4],
+            v_mean: 0.0,
+            v_std: 1.0,
+        },
+        0.5,
+    );
     let x: Vec<f32> = Tensor::<2>::random([cells, 4], Distribution::Uniform(0.0, 1.0), &device)
         .into_data()
         .try_to_vec()
@@ -200,16 +211,7 @@ fn stream_fused() -> Result<Row> {
     let v = stream.run(&inputs);
     let secs = t0.elapsed().as_secs_f64();
     anyhow::ensure!(v.len() == steps, "the stream returned {} bins", v.len());
-    Ok(Row {
-        case: "stream (1000 cells x 200 bins, fused CPU)".into(),
-        setup_s: 0.0,
-        wall_s: secs,
-        biological_s: (cells * steps) as f64,
-        realtime_factor: secs / (steps as f64 * 0.5e-3),
-        throughput: (cells * steps) as f64 / secs,
-        throughput_unit: "cell-bins/s",
-        peak_rss_mb: peak_rss_mb(),
-    })
+    Ok(stream_row("fused CPU", secs, cells, steps))
 }
 
 /// Textbook FORCE (N = 500 tanh units, tau 10 ms, dt 1 ms, g 1.5, shared P, update every 2 steps): one 1 s training loop.

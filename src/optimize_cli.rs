@@ -184,7 +184,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
             let with_gains = Connectome::build(&optimize::apply_gains(&spec, &final_gains));
             anyhow::ensure!(
                 with_gains.targets == conn.targets,
-                "the connectome changed with the gains; per-synapse weights cannot be mapped"
+                "the connectome drawn with the optimised gains differs from the one optimised, so the per-synapse weights cannot be mapped onto it (a bug: please report it with the experiment file)"
             );
             Some((conn.clone(), net.apply_synapse_weights(&with_gains, w)))
         }
@@ -293,8 +293,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     )?;
     if let Some(w) = &final_w {
         let table = net.synapse_table();
-        let rms =
-            (w.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / w.len().max(1) as f64).sqrt();
+        let rms = optimize::rms(w);
         let syn = serde_json::json!({
             "what": "per-synapse log-weights: synapse weight = connectome weight x group gain x exp(log_weight); contacts of one cell onto the same (cell, channel) through one group and delay share one entry",
             "connectome_seed": spec.seed(),

@@ -7,7 +7,7 @@ use surge::netopt::objective::{ObjectiveConfig, loss};
 use surge::netopt::{CellType, Engine, Gains, Spectrum, SpikeMode, SurrogateNetwork};
 use surge::spec::{Connectome, NetworkSpec};
 use surge::surrogate::SurrogateArch;
-use surge::surrogate::train::{Scaling, SurrogateMeta, TrainConfig};
+use surge::surrogate::train::{Scaling, SurrogateMeta};
 
 const SPEC: &str = r#"
 name = "tiny"
@@ -88,25 +88,18 @@ fn network(device: &Device) -> SurrogateNetwork {
         dilations: vec![1, 2],
         lstm_hidden: 8,
     };
-    let meta = SurrogateMeta {
-        arch: arch.clone(),
-        channel_names: spec.populations[0].neuron.channel_names(),
-        scaling: Scaling {
+    let meta = SurrogateMeta::untrained(
+        arch.clone(),
+        spec.populations[0].neuron.channel_names(),
+        Scaling {
             input_scale: vec![1.0; 4],
             // No offset: a constant -60 mV would swamp the fluctuations in f32 and with them the
             // finite differences.
             v_mean: 0.0,
             v_std: 1.0,
         },
-        bin_ms: 0.5,
-        neuron_model: String::new(),
-        datasets: Vec::new(),
-        training: serde_json::from_str::<TrainConfig>(r#"{"seed": 1}"#).unwrap(),
-        epochs: Vec::new(),
-        best_epoch: 0,
-        surge_version: String::new(),
-        spike_logit_threshold: 0.0,
-    };
+        0.5,
+    );
     let cell = CellType {
         name: "cell".into(),
         model: arch.init(device),

@@ -54,30 +54,25 @@ fn streaming_equals_full_forward_over_2000_steps() {
 /// and output scaling included, over 2,000 steps.
 #[test]
 fn fused_stream_equals_full_forward_over_2000_steps() {
-    use surge::surrogate::train::{Scaling, SurrogateMeta, TrainConfig};
+    use surge::surrogate::train::{Scaling, SurrogateMeta};
     let device = Device::flex();
     device.seed(8);
     let arch = SurrogateArch::new(4);
     let model = arch.init(&device);
     let (batch, steps) = (3, 2000);
     let scale = [1.5f32, 0.3, 2.0, 90.0];
-    let meta = SurrogateMeta {
-        arch: arch.clone(),
-        channel_names: vec!["ampa".into(), "nmda".into(), "gabaa".into(), "gabab".into()],
-        scaling: Scaling {
+    let meta = SurrogateMeta::untrained(
+        arch.clone(),
+        ["ampa", "nmda", "gabaa", "gabab"]
+            .map(String::from)
+            .to_vec(),
+        Scaling {
             input_scale: scale.to_vec(),
             v_mean: -65.0,
             v_std: 8.0,
         },
-        bin_ms: 0.5,
-        neuron_model: String::new(),
-        datasets: Vec::new(),
-        training: serde_json::from_str::<TrainConfig>(r#"{"seed": 1}"#).unwrap(),
-        epochs: Vec::new(),
-        best_epoch: 0,
-        surge_version: String::new(),
-        spike_logit_threshold: 0.0,
-    };
+        0.5,
+    );
     // Raw inputs: sparse, positive, channel scales apart.
     let raw = Tensor::<3>::random([batch, steps, 4], Distribution::Uniform(0.0, 1.0), &device);
     let raw = raw.clone().greater_elem(0.8).float() * raw * 3.0;

@@ -110,18 +110,6 @@ fn tanh(x: f32) -> f32 {
     2.0 * logistic(2.0 * x) - 1.0
 }
 
-/// burn's `sign`: 0 at 0.
-#[inline(always)]
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
 /// A causal convolution as `kernel` tap matrices.
 struct Conv {
     /// `[kernel * c_in, c_out]`: rows `j * c_in ..` are tap `j`, which reads the input
@@ -314,9 +302,8 @@ struct CellType {
     start: usize,
     n: usize,
     model: Model,
-    scale: Vec<f32>,
-    v_std: f32,
-    v_mean: f32,
+    /// The datasets' input transform and output scaling.
+    scaling: crate::surrogate::train::Scaling,
     threshold: f32,
 }
 
@@ -432,9 +419,7 @@ impl FusedNet {
                 start: t.range.start,
                 n: t.range.len(),
                 model: Model::from_burn(t.model),
-                scale: t.meta.scaling.input_scale.clone(),
-                v_std: t.meta.scaling.v_std,
-                v_mean: t.meta.scaling.v_mean,
+                scaling: t.meta.scaling.clone(),
                 threshold: t.meta.spike_logit_threshold,
             })
             .collect();
@@ -640,8 +625,8 @@ impl FusedNet {
         let mut ds = vec![0f32; n_all];
         let mut scratch = Scratch::default();
         for t in (0..bins).rev() {
-            for ((i, d), g) in ds.iter_mut().enumerate().zip(d_spike) {
-                *d = g + dhist.row(dhist.pad + t)[i];
+            for ((d, g), h) in ds.iter_mut().zip(d_spike).zip(dhist.row(dhist.pad + t)) {
+                *d = g + h;
             }
             for ((ty, tp), dg) in self.types.iter().zip(&tape.types).zip(&mut dtypes) {
                 ty.backward_bin(
@@ -788,7 +773,7 @@ impl CellType {
             let y0 = &mut tp.series[0];
             let row = y0.pad + t;
             for (i, (y, &v)) in y0.row_mut(row).iter_mut().zip(x).enumerate() {
-                *y = sign(v) * (v.abs() / self.scale[i % nc] + 1.0).ln();
+                *y = self.scaling.input(v, i % nc);
             }
         }
         for (b, blk) in m.blocks.iter().enumerate() {
@@ -847,7 +832,7 @@ impl CellType {
         let soft_prev = &soft_prev[t * n..];
         let mut sig = 0f32;
         for i in 0..n {
-            let v = (heads[2 * i] + m.b_head[0]) * self.v_std + self.v_mean;
+            let v = (heads[2 * i] + m.b_head[0]) * self.scaling.v_std + self.scaling.v_mean;
             tp.v[t * n + i] = v;
             let logit = heads[2 * i + 1] + m.b_head[1] - self.threshold;
             sig += v * signal_w[i];
@@ -894,7 +879,7 @@ impl CellType {
             let soft_prev = tp.soft[t * n + i];
             let dsoft = dg.soft[i] + ds[i] * (1.0 - soft_prev);
             dg.soft[i] = -ds[i] * soft;
-            dhead[2 * i] = d_sig * signal_w[i] * self.v_std;
+            dhead[2 * i] = d_sig * signal_w[i] * self.scaling.v_std;
             dhead[2 * i + 1] = dsoft * beta * soft * (1.0 - soft);
         }
         mm_bt(&mut dg.h, dhead, &m.w_head, n, 2, hd, true);
@@ -973,7 +958,7 @@ impl CellType {
         let xr = &tp.x_raw[t * n * nc..(t + 1) * n * nc];
         for (j, ((d, &dy), &x)) in dx.iter_mut().zip(dy0).zip(xr).enumerate() {
             *d = if x != 0.0 {
-                dy / (self.scale[j % nc] + x.abs())
+                dy / (self.scaling.input_scale[j % nc] + x.abs())
             } else {
                 0.0
             };

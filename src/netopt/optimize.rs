@@ -1,4 +1,5 @@
-//! The Adam loop over connection gains, and the re-check of its result in the exact engine.
+//! The gradient-step loop over connection gains (and synapse weights), and the re-check of its
+//! result in the exact engine.
 
 use super::engine::{CellType, Engine, Gains, SpikeMode, SurrogateNetwork};
 use super::objective::{self, ObjectiveConfig, Spectrum};
@@ -49,7 +50,7 @@ pub struct OptimizerConfig {
     pub warmup_ms: f64,
     /// Scale of the spike surrogate gradient: `sigmoid(beta * logit)`.
     pub spike_beta: f32,
-    /// Largest gradient norm Adam sees.
+    /// Largest gradient norm a step sees (per parameter tensor).
     pub clip_norm: f32,
     /// Log-gains are kept within +-this.
     pub max_abs_log_gain: f32,
@@ -206,15 +207,18 @@ impl OptimizeConfig {
                 "fix the [optimizer] table",
             ));
         }
-        if o.synapse_l2.is_nan()
-            || o.synapse_l2 < 0.0
-            || o.max_abs_log_weight.is_nan()
-            || o.max_abs_log_weight <= 0.0
-        {
+        if o.synapse_l2.is_nan() || o.synapse_l2 < 0.0 {
             return Err(SurgeError::spec(
                 "optimizer.synapse_l2",
-                "needs synapse_l2 >= 0 and max_abs_log_weight > 0",
-                "e.g. synapse_l2 = 0.1, max_abs_log_weight = 1.0",
+                format!("{} is not >= 0", o.synapse_l2),
+                "e.g. synapse_l2 = 0.1 (0: no penalty on the per-synapse log-weights)",
+            ));
+        }
+        if o.max_abs_log_weight.is_nan() || o.max_abs_log_weight <= 0.0 {
+            return Err(SurgeError::spec(
+                "optimizer.max_abs_log_weight",
+                format!("{} is not > 0", o.max_abs_log_weight),
+                "e.g. max_abs_log_weight = 1.0",
             ));
         }
         if o.average_last == 0 {
@@ -491,7 +495,7 @@ fn scalar(t: &Tensor<1>) -> f64 {
     t.clone().into_data().try_to_vec::<f32>().expect("f32")[0] as f64
 }
 
-/// Runs Adam for the configured iterations, calling `on_iter` after each; returns the final group
+/// Runs the configured gradient steps (`optimizer.method`), calling `on_iter` after each; returns the final group
 /// log-gains and, with `optimizer.per_synapse`, the per-synapse log-weights. `start` and `start_w`
 /// continue from saved values (resume; `start_w` `None` starts the synapses at 0).
 pub fn optimize(
@@ -559,9 +563,7 @@ pub fn optimize(
         rec.iteration = it;
         rec.log_gains = gains.values();
         if let Some(w) = gains.synapse_values() {
-            rec.synapse_log_w_rms = Some(
-                (w.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / w.len().max(1) as f64).sqrt(),
-            );
+            rec.synapse_log_w_rms = Some(rms(&w));
             rec.synapse_log_w = Some(w);
         }
         if it + n_avg >= cfg.optimizer.iterations {
@@ -584,6 +586,11 @@ pub fn optimize(
     // A resumed run averages the iterates it ran itself (the earlier ones are not stored).
     let mean = |v: Vec<f64>| v.into_iter().map(|x| (x / summed as f64) as f32).collect();
     Ok((mean(sum_g), sum_w.map(mean)))
+}
+
+/// Root mean square of `v` (0 for none).
+pub fn rms(v: &[f32]) -> f64 {
+    (v.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }
 
 /// One normalised step (see `OptimizerConfig::method`): each parameter tensor's gradient is clipped

@@ -237,6 +237,31 @@ pub struct SurrogateMeta {
     pub spike_logit_threshold: f32,
 }
 
+impl SurrogateMeta {
+    /// The sidecar of a model that no data has trained (benchmarks, tests of the engines): no
+    /// datasets, no epochs, default training settings, spike-logit threshold 0.
+    pub fn untrained(
+        arch: SurrogateArch,
+        channel_names: Vec<String>,
+        scaling: Scaling,
+        bin_ms: f64,
+    ) -> Self {
+        SurrogateMeta {
+            arch,
+            channel_names,
+            scaling,
+            bin_ms,
+            neuron_model: String::new(),
+            datasets: Vec::new(),
+            training: TrainConfig::new(1),
+            epochs: Vec::new(),
+            best_epoch: 0,
+            surge_version: env!("CARGO_PKG_VERSION").to_string(),
+            spike_logit_threshold: 0.0,
+        }
+    }
+}
+
 /// Traces in memory, scaled.
 struct Data {
     n: usize,
