@@ -49,7 +49,8 @@ fn rls(c: &mut Criterion) {
                         w_r,
                         w_s,
                     });
-                update_all(&mut shared, &x, items)
+                // The next input announced, as Part 3 does (its feedforward spikes are drawn ahead).
+                update_all(&mut shared, &x, Some(&x), items)
             })
         },
     );

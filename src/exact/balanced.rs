@@ -179,6 +179,13 @@ impl BalancedConfig {
         if self.loops == 0 {
             return Err(SurgeError::spec("loops", "must be at least 1", "set loops"));
         }
+        if self.ffwd > u16::MAX as usize {
+            return Err(SurgeError::spec(
+                "ffwd",
+                format!("at most {} feedforward inputs are supported", u16::MAX),
+                "lower ffwd",
+            ));
+        }
         Ok(())
     }
 
@@ -587,6 +594,14 @@ impl BalancedNet {
         let w_ei = -0.75 * je / cfg.tau_syn_ms;
         let w_ii = -je / cfg.tau_syn_ms;
         let mut v: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+        // The feedforward spikes do not depend on the network, so they are drawn up front (the same draws
+        // in the same order as drawing them step by step): RLS then knows each next update's shared
+        // input and every neuron computes its next `G s` in the pass that updates `G`.
+        let (ff_spikes, ff_off, s_at_update) = if nff > 0 {
+            self.draw_feedforward(tt, &mut rng)
+        } else {
+            (Vec::new(), vec![0; steps + 1], Vec::new())
+        };
         let (mut xe, mut xi, mut xp, mut r) =
             (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         let (mut ce, mut ci) = (vec![0u16; n], vec![0u16; n]);
@@ -659,7 +674,8 @@ impl BalancedNet {
                         w_s,
                     })
                     .collect();
-                let c = structured::update_all(&mut learner.shared, &s, items.into_par_iter());
+                let next = (k < bins && nff > 0).then(|| &s_at_update[k * nff..(k + 1) * nff]);
+                let c = structured::update_all(&mut learner.shared, &s, next, items.into_par_iter());
                 if !(c > 0.0 && c <= 1.0 + 1e-12) {
                     return Err(SurgeError::RlsUnstable { c, t_ms });
                 }
@@ -770,13 +786,11 @@ impl BalancedNet {
             std::mem::swap(&mut fired, &mut fired_prev);
             // Feedforward Poisson inputs during the window.
             if step >= win && nff > 0 {
-                let ms = (((step - win) as f64) * dt) as usize;
-                let rates = &self.ffwd_rate[tt][ms * nff..(ms + 1) * nff];
-                for (j, &rate) in rates.iter().enumerate() {
-                    if rng.random::<f64>() < rate as f64 * dt / 1000.0 {
-                        ff_fired.push(j);
-                    }
-                }
+                ff_fired.extend(
+                    ff_spikes[ff_off[step] as usize..ff_off[step + 1] as usize]
+                        .iter()
+                        .map(|&j| j as usize),
+                );
                 if !ff_fired.is_empty() {
                     let w = &self.w_ffwd[tt];
                     for (t, &c) in self.trained.iter().enumerate() {
@@ -794,6 +808,54 @@ impl BalancedNet {
             mean_input,
             c_min,
         })
+    }
+
+    /// The feedforward spikes of one trial, drawn from `rng` step by step over the window in the order
+    /// the simulation consumes them: spike indices with offsets per step (spikes drawn at the end of
+    /// step `t` arrive at step `t + 1`), and the filtered shared input `s` as each RLS update sees it
+    /// (`updates x ffwd`).
+    fn draw_feedforward(&self, tt: usize, rng: &mut impl Rng) -> (Vec<u16>, Vec<u32>, Vec<f64>) {
+        let cfg = &self.cfg;
+        let (nff, dt, steps, win, every) = (
+            cfg.ffwd,
+            cfg.dt_ms,
+            cfg.steps(),
+            cfg.window_start(),
+            cfg.every(),
+        );
+        let mut spikes = Vec::new();
+        let mut off = vec![0u32; steps + 1];
+        for step in 0..steps {
+            if step >= win {
+                let ms = (((step - win) as f64) * dt) as usize;
+                let rates = &self.ffwd_rate[tt][ms * nff..(ms + 1) * nff];
+                for (j, &rate) in rates.iter().enumerate() {
+                    if rng.random::<f64>() < rate as f64 * dt / 1000.0 {
+                        spikes.push(j as u16);
+                    }
+                }
+            }
+            off[step + 1] = spikes.len() as u32;
+        }
+        // Replays the filter exactly as the simulation runs it.
+        let p_p = (-dt / cfg.tau_plastic_ms).exp();
+        let inv_tp = 1.0 / cfg.tau_plastic_ms;
+        let mut s = vec![0.0; nff];
+        let mut at_update = Vec::with_capacity(cfg.updates() * nff);
+        for step in 0..steps {
+            for x in s.iter_mut() {
+                *x *= p_p;
+            }
+            if step > 0 {
+                for &j in &spikes[off[step - 1] as usize..off[step] as usize] {
+                    s[j as usize] += inv_tp;
+                }
+            }
+            if step + 1 > win && (step + 1 - win).is_multiple_of(every) {
+                at_update.extend_from_slice(&s);
+            }
+        }
+        (spikes, off, at_update)
     }
 
     /// Mean target over each window bin (the average of the targets at its two ends).

@@ -19,6 +19,10 @@ pub struct SharedBlock {
     pub n: usize,
     /// `S^-1`, row-major `n x n`.
     pub s_inv: Vec<f64>,
+    /// Steps absorbed so far.
+    steps: u64,
+    /// The shared input the last absorbed step announced for the next one.
+    announced: Option<Vec<f64>>,
 }
 
 /// One neuron's private part.
@@ -29,6 +33,9 @@ pub struct NeuronBlock {
     pub m_inv: Vec<f64>,
     /// `G = B S^-1`, row-major `m x n`.
     pub g: GBlock,
+    /// `G s` for the shared input announced for step `gs_step` (computed ahead, see [`SharedBlock::prepare`]).
+    gs: Vec<f64>,
+    gs_step: u64,
 }
 
 /// Storage of `G`. Updating thousands of neurons is limited by memory bandwidth, not arithmetic, so
@@ -137,12 +144,76 @@ fn fused_pass<T: Elem>(
     }
 }
 
+/// [`fused_pass`] that also computes `G_new s_next` for the next step while each row of `G` is at hand,
+/// so that step need not read `G` again (the read is what bounds Part 3). The sums run in the lanes and
+/// order of [`dot_elems`], so the result is bit for bit what the next step would compute itself.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fused_pass_ahead<T: Elem>(
+    g: &mut [T],
+    n: usize,
+    z_r: &[f64],
+    d: &[f64],
+    gamma: f64,
+    u: &[f64],
+    z_s: &mut [f64],
+    s_next: &[f64],
+    gs_next: &mut [f64],
+) {
+    for (((row, &zi), &di), gs) in g.chunks_exact_mut(n).zip(z_r).zip(d).zip(gs_next) {
+        let gd = gamma * di;
+        let mut acc = [0.0f64; LANES];
+        let mut rows = row.chunks_exact_mut(LANES);
+        let mut zss = z_s.chunks_exact_mut(LANES);
+        let mut us = u.chunks_exact(LANES);
+        let mut ss = s_next.chunks_exact(LANES);
+        for (((gr, zr), ur), sr) in (&mut rows).zip(&mut zss).zip(&mut us).zip(&mut ss) {
+            for l in 0..LANES {
+                let x = gr[l].get();
+                zr[l] -= zi * x;
+                let xn = T::put(x + gd * ur[l]);
+                gr[l] = xn;
+                acc[l] += xn.get() * sr[l];
+            }
+        }
+        let mut tail = 0.0;
+        for (((gj, zs), &uj), &sj) in rows
+            .into_remainder()
+            .iter_mut()
+            .zip(zss.into_remainder())
+            .zip(us.remainder())
+            .zip(ss.remainder())
+        {
+            let x = gj.get();
+            *zs -= zi * x;
+            let xn = T::put(x + gd * uj);
+            *gj = xn;
+            tail += xn.get() * sj;
+        }
+        let mut width = LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+            width /= 2;
+        }
+        *gs = acc[0] + tail;
+    }
+}
+
 /// What one update step needs to know about the shared input, computed once per step.
 pub struct SharedStep {
     /// `S^-1 s`.
     pub u: Vec<f64>,
     /// `s . S^-1 s`.
     pub su: f64,
+    /// Which step this is (steps absorbed before it).
+    index: u64,
+    /// Whether `s` is the input the previous step announced, so neurons may use the `G s` they
+    /// computed for it ahead of time.
+    announced: bool,
+    /// The next step's shared input, when the caller knows it.
+    next: Option<Vec<f64>>,
 }
 
 impl SharedBlock {
@@ -152,22 +223,39 @@ impl SharedBlock {
         for i in 0..n {
             s_inv[i * n + i] = 1.0 / lambda;
         }
-        SharedBlock { n, s_inv }
+        SharedBlock {
+            n,
+            s_inv,
+            steps: 0,
+            announced: None,
+        }
     }
 
-    /// Prepares a step with shared input `s` (before any neuron is updated).
-    pub fn prepare(&self, s: &[f64]) -> SharedStep {
+    /// Prepares a step with shared input `s` (before any neuron is updated). `next`, when the caller
+    /// already knows the next step's shared input (Part 3's feedforward spikes do not depend on the
+    /// network), lets every neuron compute its next `G s` in the pass that updates `G`; a step whose
+    /// input differs from what was announced falls back to reading `G`, so a wrong announcement costs
+    /// time, never correctness.
+    pub fn prepare(&self, s: &[f64], next: Option<&[f64]>) -> SharedStep {
         let n = self.n;
         let u: Vec<f64> = (0..n)
             .map(|i| dot(&self.s_inv[i * n..(i + 1) * n], s))
             .collect();
         let su = dot(s, &u);
-        SharedStep { u, su }
+        SharedStep {
+            u,
+            su,
+            index: self.steps,
+            announced: self.announced.as_deref() == Some(s),
+            next: next.filter(|x| x.len() == n).map(<[f64]>::to_vec),
+        }
     }
 
     /// Absorbs `s` into `S^-1` (after every neuron has been updated with the same step).
     pub fn absorb(&mut self, step: &SharedStep) {
         let n = self.n;
+        self.steps += 1;
+        self.announced = step.next.clone();
         if n == 0 {
             return;
         }
@@ -191,7 +279,13 @@ impl NeuronBlock {
         } else {
             GBlock::F64(vec![0.0; m * n])
         };
-        Ok(NeuronBlock { m, m_inv, g })
+        Ok(NeuronBlock {
+            m,
+            m_inv,
+            g,
+            gs: vec![0.0; m],
+            gs_step: u64::MAX,
+        })
     }
 
     /// One RLS step with private input `r`, shared input `s` (prepared in `step`), and error `e`
@@ -208,101 +302,120 @@ impl NeuronBlock {
         w_s: &mut [f64],
         scratch: &mut Scratch,
     ) -> f64 {
-        let (m, n) = (self.m, s.len());
-        let Scratch { d, z_r, z_s } = scratch;
-        d.resize(m, 0.0);
-        z_r.resize(m, 0.0);
-        z_s.resize(n, 0.0);
-        // d = r - G s
-        d.copy_from_slice(r);
-        if n > 0 {
-            match &self.g {
-                GBlock::F64(g) => wide::sub_g_s(g, n, s, d),
-                GBlock::F32(g) => wide::sub_g_s(g, n, s, d),
-            }
-        }
-        for (zi, row) in z_r.iter_mut().zip(self.m_inv.chunks_exact(m)) {
-            *zi = dot(row, d);
-        }
-        let c = 1.0 / (1.0 + dot(d, z_r) + step.su);
-        let gamma = 1.0 / (1.0 + step.su);
-        // z_s = u - G^T z_r, and G += gamma d u^T, in one pass over G.
-        z_s.copy_from_slice(&step.u);
-        if n > 0 {
-            match &mut self.g {
-                GBlock::F64(g) => wide::fused_pass(g, n, z_r, d, gamma, &step.u, z_s),
-                GBlock::F32(g) => wide::fused_pass(g, n, z_r, d, gamma, &step.u, z_s),
-            }
-        }
-        for (i, row) in self.m_inv.chunks_exact_mut(m).enumerate() {
-            let zi = c * z_r[i];
-            for (p, &zj) in row.iter_mut().zip(z_r.iter()) {
-                *p -= zi * zj;
-            }
-        }
-        let ec = e * c;
-        for (w, &z) in w_r.iter_mut().zip(z_r.iter()) {
-            *w -= ec * z;
-        }
-        for (w, &z) in w_s.iter_mut().zip(z_s.iter()) {
-            *w -= ec * z;
-        }
-        c
+        wide::update(self, r, s, step, e, w_r, w_s, scratch)
     }
 }
 
-/// The two passes over `G` compiled a second time for AVX2 and chosen at run time: the release build
-/// targets baseline x86-64 (SSE2), and these loops are where Part 3 spends its time. No FMA, so both
-/// versions round identically.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn update_impl(
+    block: &mut NeuronBlock,
+    r: &[f64],
+    s: &[f64],
+    step: &SharedStep,
+    e: f64,
+    w_r: &mut [f64],
+    w_s: &mut [f64],
+    scratch: &mut Scratch,
+) -> f64 {
+    let (m, n) = (block.m, s.len());
+    let Scratch { d, z_r, z_s } = scratch;
+    d.resize(m, 0.0);
+    z_r.resize(m, 0.0);
+    z_s.resize(n, 0.0);
+    // d = r - G s
+    d.copy_from_slice(r);
+    if n > 0 {
+        if step.announced && block.gs_step == step.index {
+            for (a, &b) in d.iter_mut().zip(&block.gs) {
+                *a -= b;
+            }
+        } else {
+            match &block.g {
+                GBlock::F64(g) => sub_g_s(g, n, s, d),
+                GBlock::F32(g) => sub_g_s(g, n, s, d),
+            }
+        }
+    }
+    for (zi, row) in z_r.iter_mut().zip(block.m_inv.chunks_exact(m)) {
+        *zi = dot_elems(row, d);
+    }
+    let c = 1.0 / (1.0 + dot_elems(d, z_r) + step.su);
+    let gamma = 1.0 / (1.0 + step.su);
+    // z_s = u - G^T z_r, and G += gamma d u^T, in one pass over G (with the next step's G s when known).
+    z_s.copy_from_slice(&step.u);
+    if n > 0 {
+        match (&mut block.g, step.next.as_deref()) {
+            (GBlock::F64(g), None) => fused_pass(g, n, z_r, d, gamma, &step.u, z_s),
+            (GBlock::F32(g), None) => fused_pass(g, n, z_r, d, gamma, &step.u, z_s),
+            (GBlock::F64(g), Some(sn)) => {
+                fused_pass_ahead(g, n, z_r, d, gamma, &step.u, z_s, sn, &mut block.gs)
+            }
+            (GBlock::F32(g), Some(sn)) => {
+                fused_pass_ahead(g, n, z_r, d, gamma, &step.u, z_s, sn, &mut block.gs)
+            }
+        }
+        block.gs_step = if step.next.is_some() {
+            step.index + 1
+        } else {
+            u64::MAX
+        };
+    }
+    for (i, row) in block.m_inv.chunks_exact_mut(m).enumerate() {
+        let zi = c * z_r[i];
+        for (p, &zj) in row.iter_mut().zip(z_r.iter()) {
+            *p -= zi * zj;
+        }
+    }
+    let ec = e * c;
+    for (w, &z) in w_r.iter_mut().zip(z_r.iter()) {
+        *w -= ec * z;
+    }
+    for (w, &z) in w_s.iter_mut().zip(z_s.iter()) {
+        *w -= ec * z;
+    }
+    c
+}
+
+/// The update compiled a second time for AVX2 and chosen at run time: the release build targets
+/// baseline x86-64 (SSE2), and these loops are where Part 3 spends its time. No FMA, so both versions
+/// round identically.
 mod wide {
-    use super::Elem;
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sub_g_s_avx2<T: Elem>(g: &[T], n: usize, s: &[f64], d: &mut [f64]) {
-        super::sub_g_s(g, n, s, d)
-    }
+    use super::{NeuronBlock, Scratch, SharedStep};
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn fused_pass_avx2<T: Elem>(
-        g: &mut [T],
-        n: usize,
-        z_r: &[f64],
-        d: &[f64],
-        gamma: f64,
-        u: &[f64],
-        z_s: &mut [f64],
-    ) {
-        super::fused_pass(g, n, z_r, d, gamma, u, z_s)
-    }
-
-    pub(super) fn sub_g_s<T: Elem>(g: &[T], n: usize, s: &[f64], d: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { sub_g_s_avx2(g, n, s, d) };
-        }
-        super::sub_g_s(g, n, s, d)
+    unsafe fn update_avx2(
+        block: &mut NeuronBlock,
+        r: &[f64],
+        s: &[f64],
+        step: &SharedStep,
+        e: f64,
+        w_r: &mut [f64],
+        w_s: &mut [f64],
+        scratch: &mut Scratch,
+    ) -> f64 {
+        super::update_impl(block, r, s, step, e, w_r, w_s, scratch)
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn fused_pass<T: Elem>(
-        g: &mut [T],
-        n: usize,
-        z_r: &[f64],
-        d: &[f64],
-        gamma: f64,
-        u: &[f64],
-        z_s: &mut [f64],
-    ) {
+    pub(super) fn update(
+        block: &mut NeuronBlock,
+        r: &[f64],
+        s: &[f64],
+        step: &SharedStep,
+        e: f64,
+        w_r: &mut [f64],
+        w_s: &mut [f64],
+        scratch: &mut Scratch,
+    ) -> f64 {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { fused_pass_avx2(g, n, z_r, d, gamma, u, z_s) };
+            return unsafe { update_avx2(block, r, s, step, e, w_r, w_s, scratch) };
         }
-        super::fused_pass(g, n, z_r, d, gamma, u, z_s)
+        super::update_impl(block, r, s, step, e, w_r, w_s, scratch)
     }
 }
 
@@ -315,12 +428,13 @@ pub struct Scratch {
 }
 
 /// Updates many neurons with the same shared input in parallel: `items` yields, per neuron, its block,
-/// private input, error and weights. Returns the smallest gain `c` seen (a diagnostic of conditioning).
-pub fn update_all<'a, I>(shared: &mut SharedBlock, s: &[f64], items: I) -> f64
+/// private input, error and weights; `next` is the next step's shared input when it is already known.
+/// Returns the smallest gain `c` seen (a diagnostic of conditioning).
+pub fn update_all<'a, I>(shared: &mut SharedBlock, s: &[f64], next: Option<&[f64]>, items: I) -> f64
 where
     I: IndexedParallelIterator<Item = Item<'a>>,
 {
-    let step = shared.prepare(s);
+    let step = shared.prepare(s, next);
     let c_min = items
         .map_init(Scratch::default, |scratch, it| {
             it.block
@@ -448,22 +562,55 @@ mod tests {
             .collect();
         let mut w_r = vec![vec![0.1; m]; 2 * neurons];
         let mut w_s = vec![vec![0.1; n]; 2 * neurons];
+        // The same learners again, told each next shared input ahead of time (except every seventh
+        // step, whose announcement is wrong): they must not differ in a single bit.
+        let mut shared_ahead = SharedBlock::new(n, lam_s);
+        let mut blocks_ahead = blocks.clone();
+        let (mut w_r_ahead, mut w_s_ahead) = (w_r.clone(), w_s.clone());
         let mut scratch = Scratch::default();
-        for _ in 0..steps {
-            let s: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
-            let step = shared.prepare(&s);
+        let inputs: Vec<Vec<f64>> = (0..=steps)
+            .map(|_| (0..n).map(|_| rng.random::<f64>()).collect())
+            .collect();
+        let wrong = vec![0.5; n];
+        let mut announced = 0;
+        for (t, s) in inputs.iter().take(steps).enumerate() {
+            let step = shared.prepare(s, None);
+            let next = if t % 7 == 3 { &wrong } else { &inputs[t + 1] };
+            let step_ahead = shared_ahead.prepare(s, Some(next));
+            announced += step_ahead.announced as usize;
             for i in 0..neurons {
                 let r: Vec<f64> = (0..m).map(|_| rng.random::<f64>() * 2.0).collect();
                 let target = rng.random::<f64>() * 4.0 - 2.0;
-                let x: Vec<f64> = r.iter().chain(&s).copied().collect();
+                let x: Vec<f64> = r.iter().chain(s).copied().collect();
                 full_rls_step(&mut p_full[i], &x, &mut w_full[i], target);
                 for k in [i, i + neurons] {
-                    let e = dot(&w_r[k], &r) + dot(&w_s[k], &s) - target;
-                    blocks[k].update(&r, &s, &step, e, &mut w_r[k], &mut w_s[k], &mut scratch);
+                    let e = dot(&w_r[k], &r) + dot(&w_s[k], s) - target;
+                    blocks[k].update(&r, s, &step, e, &mut w_r[k], &mut w_s[k], &mut scratch);
+                    let e = dot(&w_r_ahead[k], &r) + dot(&w_s_ahead[k], s) - target;
+                    blocks_ahead[k].update(
+                        &r,
+                        s,
+                        &step_ahead,
+                        e,
+                        &mut w_r_ahead[k],
+                        &mut w_s_ahead[k],
+                        &mut scratch,
+                    );
                 }
             }
             shared.absorb(&step);
+            shared_ahead.absorb(&step_ahead);
         }
+        for k in 0..2 * neurons {
+            assert_eq!(w_r[k], w_r_ahead[k], "private weights, neuron {k}");
+            assert_eq!(w_s[k], w_s_ahead[k], "shared weights, neuron {k}");
+            assert_eq!(blocks[k].g.to_f64(), blocks_ahead[k].g.to_f64(), "G, neuron {k}");
+            assert_eq!(blocks[k].m_inv, blocks_ahead[k].m_inv, "M^-1, neuron {k}");
+        }
+        assert_eq!(shared.s_inv, shared_ahead.s_inv);
+        // The look-ahead was used: every step but the first and those after a wrong announcement.
+        assert_eq!(announced, steps - 1 - (0..steps - 1).filter(|t| t % 7 == 3).count());
+        assert!(blocks_ahead.iter().all(|b| b.gs_step == steps as u64));
         let mut worst: f64 = 0.0;
         for i in 0..neurons {
             let w: Vec<f64> = w_r[i].iter().chain(&w_s[i]).copied().collect();
@@ -516,7 +663,7 @@ mod tests {
             let r: Vec<f64> = (0..m).map(|_| rng.random::<f64>()).collect();
             let f = rng.random::<f64>();
             plain.update(&mut w1, &r, f);
-            let step = shared.prepare(&[]);
+            let step = shared.prepare(&[], None);
             let e = dot(&w2, &r) - f;
             block.update(&r, &[], &step, e, &mut w2, &mut ws, &mut scratch);
             shared.absorb(&step);
