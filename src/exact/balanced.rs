@@ -16,6 +16,71 @@ use rand::seq::index::sample;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
+/// One population's membrane and synapse update for a step, compiled a second time for AVX2 and chosen
+/// at run time (the release build targets baseline x86-64). No FMA, so both versions round alike.
+mod membrane {
+    pub(super) struct Pop<'a> {
+        pub xe: &'a mut [f64],
+        pub xi: &'a mut [f64],
+        pub xp: &'a mut [f64],
+        pub ce: &'a mut [u16],
+        pub ci: &'a mut [u16],
+        pub acc: &'a mut [f64],
+        pub mu: &'a [f64],
+        pub st: &'a [f64],
+        pub v: &'a mut [f64],
+        pub su: &'a mut [f64],
+    }
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Consts {
+        pub p_s: f64,
+        pub p_p: f64,
+        pub p_v: f64,
+        pub inv_tp: f64,
+        pub w_e: f64,
+        pub w_i: f64,
+    }
+
+    #[inline(always)]
+    fn pass_impl(p: Pop, c: Consts) {
+        let len = p.v.len();
+        let (xe, xi, xp) = (&mut p.xe[..len], &mut p.xi[..len], &mut p.xp[..len]);
+        let (ce, ci, acc) = (&mut p.ce[..len], &mut p.ci[..len], &mut p.acc[..len]);
+        let (mu, st, su, v) = (&p.mu[..len], &p.st[..len], &mut p.su[..len], p.v);
+        for k in 0..len {
+            let e_c = xe[k] * c.p_s + ce[k] as f64 * c.w_e;
+            let i_c = xi[k] * c.p_s + ci[k] as f64 * c.w_i;
+            let p_c = xp[k] * c.p_p + acc[k] * c.inv_tp;
+            xe[k] = e_c;
+            xi[k] = i_c;
+            xp[k] = p_c;
+            ce[k] = 0;
+            ci[k] = 0;
+            acc[k] = 0.0;
+            let syn = mu[k] + e_c + i_c + p_c;
+            su[k] += syn;
+            let u = syn + st[k];
+            v[k] = u + (v[k] - u) * c.p_v;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pass_avx2(p: Pop, c: Consts) {
+        pass_impl(p, c)
+    }
+
+    pub(super) fn pass(p: Pop, c: Consts) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { pass_avx2(p, c) };
+        }
+        pass_impl(p, c)
+    }
+}
+
 /// Names of the two trial types, in the order of the target file.
 pub const TRIAL_TYPES: [&str; 2] = ["lickright", "lickleft"];
 
@@ -621,6 +686,10 @@ impl BalancedNet {
         let mut err = vec![0.0; n_tr];
         let inv_tp = 1.0 / cfg.tau_plastic_ms;
         let per_bin = every;
+        // Feedforward weight sums per spiking step until the next weight change (see below).
+        let (mut ff_stale, mut ff_until, mut ff_next) = (true, 0usize, 0usize);
+        let (mut ff_steps, mut ff_sums, mut ff_sums_t) =
+            (Vec::<usize>::new(), Vec::<f64>::new(), Vec::<f64>::new());
         for step in 0..steps {
             let t_ms = (step + 1) as f64 * dt;
             let stim_on = t_ms > cfg.stim_on_ms && t_ms <= cfg.stim_off_ms;
@@ -680,6 +749,7 @@ impl BalancedNet {
                     return Err(SurgeError::RlsUnstable { c, t_ms });
                 }
                 c_min = c_min.min(c);
+                ff_stale = true;
             }
             // Currents take last step's spikes, then the membranes move; one pass per population.
             fired.clear();
@@ -708,21 +778,29 @@ impl BalancedNet {
                     &mut sum_u[range],
                 );
                 // A branch-free pass the compiler can vectorise, then a scan for threshold crossings.
-                for k in 0..len {
-                    let e_c = xe[k] * p_s + ce[k] as f64 * w_e;
-                    let i_c = xi[k] * p_s + ci[k] as f64 * w_i;
-                    let p_c = xp[k] * p_p + acc[k] * inv_tp;
-                    xe[k] = e_c;
-                    xi[k] = i_c;
-                    xp[k] = p_c;
-                    ce[k] = 0;
-                    ci[k] = 0;
-                    acc[k] = 0.0;
-                    let syn = mu[k] + e_c + i_c + p_c;
-                    su[k] += syn;
-                    let u = syn + st[k];
-                    v[k] = u + (v[k] - u) * p_v;
-                }
+                membrane::pass(
+                    membrane::Pop {
+                        xe,
+                        xi,
+                        xp,
+                        ce,
+                        ci,
+                        acc,
+                        mu,
+                        st,
+                        v,
+                        su,
+                    },
+                    membrane::Consts {
+                        p_s,
+                        p_p,
+                        p_v,
+                        inv_tp,
+                        w_e,
+                        w_i,
+                    },
+                );
+                debug_assert_eq!(v.len(), len);
                 for (k, vk) in v.iter_mut().enumerate() {
                     if *vk >= 1.0 {
                         *vk = 0.0;
@@ -792,11 +870,39 @@ impl BalancedNet {
                         .map(|&j| j as usize),
                 );
                 if !ff_fired.is_empty() {
-                    let w = &self.w_ffwd[tt];
-                    for (t, &c) in self.trained.iter().enumerate() {
-                        let row = &w[t * nff..(t + 1) * nff];
-                        acc_p[c as usize] += ff_fired.iter().map(|&j| row[j]).sum::<f64>();
+                    // The weights hold until the next RLS update: sum each neuron's weights of every
+                    // spiking step up to then in one pass over its row (the row stays in cache), rather
+                    // than touching 1824 distant rows at each spiking step.
+                    if ff_stale || step >= ff_until {
+                        ff_until = (step + every).min(steps);
+                        ff_steps.clear();
+                        ff_steps.extend((step..ff_until).filter(|&q| ff_off[q + 1] > ff_off[q]));
+                        let per_step = |q: usize| &ff_spikes[ff_off[q] as usize..ff_off[q + 1] as usize];
+                        ff_sums.resize(ff_steps.len() * n_tr, 0.0);
+                        let (w, qs, sums_len) = (&self.w_ffwd[tt], &ff_steps, ff_steps.len());
+                        ff_sums_t.resize(n_tr * sums_len, 0.0);
+                        ff_sums_t
+                            .par_chunks_mut(sums_len.max(1))
+                            .zip(w.par_chunks(nff))
+                            .for_each(|(out, row)| {
+                                for (o, &q) in out.iter_mut().zip(qs) {
+                                    *o = per_step(q).iter().map(|&j| row[j as usize]).sum::<f64>();
+                                }
+                            });
+                        for (t, row) in ff_sums_t.chunks(sums_len.max(1)).enumerate() {
+                            for (qi, &x) in row.iter().enumerate().take(sums_len) {
+                                ff_sums[qi * n_tr + t] = x;
+                            }
+                        }
+                        ff_next = 0;
+                        ff_stale = false;
                     }
+                    debug_assert_eq!(ff_steps[ff_next], step);
+                    let sums = &ff_sums[ff_next * n_tr..(ff_next + 1) * n_tr];
+                    for (&c, &x) in self.trained.iter().zip(sums) {
+                        acc_p[c as usize] += x;
+                    }
+                    ff_next += 1;
                 }
             }
         }
