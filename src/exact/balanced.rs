@@ -43,11 +43,11 @@ mod membrane {
     }
 
     #[inline(always)]
-    fn pass_impl(p: Pop, c: Consts) {
+    fn pass_impl(p: &mut Pop, c: Consts) {
         let len = p.v.len();
         let (xe, xi, xp) = (&mut p.xe[..len], &mut p.xi[..len], &mut p.xp[..len]);
         let (ce, ci, acc) = (&mut p.ce[..len], &mut p.ci[..len], &mut p.acc[..len]);
-        let (mu, st, su, v) = (&p.mu[..len], &p.st[..len], &mut p.su[..len], p.v);
+        let (mu, st, su, v) = (&p.mu[..len], &p.st[..len], &mut p.su[..len], &mut *p.v);
         for k in 0..len {
             let e_c = xe[k] * c.p_s + ce[k] as f64 * c.w_e;
             let i_c = xi[k] * c.p_s + ci[k] as f64 * c.w_i;
@@ -67,17 +67,55 @@ mod membrane {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn pass_avx2(p: Pop, c: Consts) {
+    unsafe fn pass_avx2(p: &mut Pop, c: Consts) {
         pass_impl(p, c)
     }
 
-    pub(super) fn pass(p: Pop, c: Consts) {
+    pub(super) fn pass(p: &mut Pop, c: Consts) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { pass_avx2(p, c) };
         }
         pass_impl(p, c)
+    }
+}
+
+/// Last step's spikes on their way to one population's counters.
+struct Incoming<'a> {
+    fired: &'a [u32],
+    out_off: &'a [u32],
+    out_tgt: &'a [u16],
+    split: &'a [u32],
+    n_e: usize,
+}
+
+impl Incoming<'_> {
+    /// One population's share of a step (cells from `lo`): counts its incoming spikes, moves its
+    /// membranes, and lists its threshold crossings in `fired`.
+    fn lane(&self, lo: usize, mut p: membrane::Pop, c: membrane::Consts, fired: &mut Vec<u32>) {
+        for &src in self.fired {
+            let src = src as usize;
+            let all = &self.out_tgt[self.out_off[src] as usize..self.out_off[src + 1] as usize];
+            let (to_e, to_i) = all.split_at(self.split[src] as usize);
+            let tg = if lo == 0 { to_e } else { to_i };
+            let counter = if src < self.n_e {
+                &mut *p.ce
+            } else {
+                &mut *p.ci
+            };
+            for &q in tg {
+                counter[q as usize - lo] += 1;
+            }
+        }
+        membrane::pass(&mut p, c);
+        fired.clear();
+        for (k, vk) in p.v.iter_mut().enumerate() {
+            if *vk >= 1.0 {
+                *vk = 0.0;
+                fired.push((lo + k) as u32);
+            }
+        }
     }
 }
 
@@ -635,6 +673,18 @@ impl BalancedNet {
         &mut self,
         tt: usize,
         noise: u64,
+        learn: Option<(&mut Learner, &Targets)>,
+        record: bool,
+    ) -> Result<TrialOut> {
+        // On a pool thread, so that splitting each step between the populations costs a push onto
+        // its own work queue rather than a hand-over from outside the pool.
+        rayon::scope(|_| self.trial_on_pool(tt, noise, learn, record))
+    }
+
+    fn trial_on_pool(
+        &mut self,
+        tt: usize,
+        noise: u64,
         mut learn: Option<(&mut Learner, &Targets)>,
         record: bool,
     ) -> Result<TrialOut> {
@@ -677,6 +727,14 @@ impl BalancedNet {
         let mut s = vec![0.0; nff];
         let mut fired: Vec<u32> = Vec::new();
         let mut fired_prev: Vec<u32> = Vec::new();
+        let (mut fired_e, mut fired_i) = (Vec::<u32>::new(), Vec::<u32>::new());
+        // Where each cell's (ascending) target list passes from E to I cells.
+        let out_split: Vec<u32> = (0..n)
+            .map(|c| {
+                let tg = &self.out_tgt[self.out_off[c] as usize..self.out_off[c + 1] as usize];
+                tg.partition_point(|&p| (p as usize) < n_e) as u32
+            })
+            .collect();
         let mut ff_fired: Vec<usize> = Vec::new();
         let mut input = vec![0.0; n_tr * bins];
         let mut counts = vec![0u16; n * bins];
@@ -744,7 +802,8 @@ impl BalancedNet {
                     })
                     .collect();
                 let next = (k < bins && nff > 0).then(|| &s_at_update[k * nff..(k + 1) * nff]);
-                let c = structured::update_all(&mut learner.shared, &s, next, items.into_par_iter());
+                let c =
+                    structured::update_all(&mut learner.shared, &s, next, items.into_par_iter());
                 if !(c > 0.0 && c <= 1.0 + 1e-12) {
                     return Err(SurgeError::RlsUnstable { c, t_ms });
                 }
@@ -758,56 +817,71 @@ impl BalancedNet {
                 sum_u.iter_mut().for_each(|x| *x = 0.0);
             }
             let stim_now: &[f64] = if stim_on { &self.stim[tt] } else { &zeros };
-            for (range, w_e, w_i) in [(0..n_e, w_ee, w_ei), (n_e..n, w_ie, w_ii)] {
-                let lo = range.start;
-                let len = range.len();
-                let (xe, xi, xp) = (
-                    &mut xe[range.clone()],
-                    &mut xi[range.clone()],
-                    &mut xp[range.clone()],
-                );
-                let (ce, ci, acc) = (
-                    &mut ce[range.clone()],
-                    &mut ci[range.clone()],
-                    &mut acc_p[range.clone()],
-                );
-                let (mu, st, v, su) = (
-                    &self.mu[range.clone()],
-                    &stim_now[range.clone()],
-                    &mut v[range.clone()],
-                    &mut sum_u[range],
-                );
-                // A branch-free pass the compiler can vectorise, then a scan for threshold crossings.
-                membrane::pass(
-                    membrane::Pop {
-                        xe,
-                        xi,
-                        xp,
-                        ce,
-                        ci,
-                        acc,
-                        mu,
-                        st,
-                        v,
-                        su,
+            // The E and I populations on two threads: each first adds last step's spikes to its own
+            // cells' counters (integer counts, so the order is immaterial), then moves its membranes
+            // and collects its crossings; E's list then I's, as one serial pass would.
+            {
+                let (xe_e, xe_i) = xe.split_at_mut(n_e);
+                let (xi_e, xi_i) = xi.split_at_mut(n_e);
+                let (xp_e, xp_i) = xp.split_at_mut(n_e);
+                let (ce_e, ce_i) = ce.split_at_mut(n_e);
+                let (ci_e, ci_i) = ci.split_at_mut(n_e);
+                let (acc_e, acc_i) = acc_p.split_at_mut(n_e);
+                let (v_e, v_i) = v.split_at_mut(n_e);
+                let (su_e, su_i) = sum_u.split_at_mut(n_e);
+                let (mu_e, mu_i) = self.mu.split_at(n_e);
+                let (st_e, st_i) = stim_now.split_at(n_e);
+                let consts = |w_e, w_i| membrane::Consts {
+                    p_s,
+                    p_p,
+                    p_v,
+                    inv_tp,
+                    w_e,
+                    w_i,
+                };
+                let spikes_in = Incoming {
+                    fired: &fired_prev,
+                    out_off: &self.out_off,
+                    out_tgt: &self.out_tgt,
+                    split: &out_split,
+                    n_e,
+                };
+                let (fe, fi) = (&mut fired_e, &mut fired_i);
+                rayon::join(
+                    || {
+                        let pop = membrane::Pop {
+                            xe: xe_e,
+                            xi: xi_e,
+                            xp: xp_e,
+                            ce: ce_e,
+                            ci: ci_e,
+                            acc: acc_e,
+                            mu: mu_e,
+                            st: st_e,
+                            v: v_e,
+                            su: su_e,
+                        };
+                        spikes_in.lane(0, pop, consts(w_ee, w_ei), fe)
                     },
-                    membrane::Consts {
-                        p_s,
-                        p_p,
-                        p_v,
-                        inv_tp,
-                        w_e,
-                        w_i,
+                    || {
+                        let pop = membrane::Pop {
+                            xe: xe_i,
+                            xi: xi_i,
+                            xp: xp_i,
+                            ce: ce_i,
+                            ci: ci_i,
+                            acc: acc_i,
+                            mu: mu_i,
+                            st: st_i,
+                            v: v_i,
+                            su: su_i,
+                        };
+                        spikes_in.lane(n_e, pop, consts(w_ie, w_ii), fi)
                     },
                 );
-                debug_assert_eq!(v.len(), len);
-                for (k, vk) in v.iter_mut().enumerate() {
-                    if *vk >= 1.0 {
-                        *vk = 0.0;
-                        fired.push((lo + k) as u32);
-                    }
-                }
             }
+            fired.extend_from_slice(&fired_e);
+            fired.extend_from_slice(&fired_i);
             for x in r.iter_mut() {
                 *x *= p_p;
             }
@@ -841,18 +915,9 @@ impl BalancedNet {
                 });
             }
             // Deliver spikes for the next step.
+            // (The static synapses' counters are filled by the populations' threads at the next step.)
             for &c in &fired {
                 let c = c as usize;
-                let tg = &self.out_tgt[self.out_off[c] as usize..self.out_off[c + 1] as usize];
-                if c < n_e {
-                    for &p in tg {
-                        ce[p as usize] += 1;
-                    }
-                } else {
-                    for &p in tg {
-                        ci[p as usize] += 1;
-                    }
-                }
                 for &f in &self.pl_idx[self.pl_off[c] as usize..self.pl_off[c + 1] as usize] {
                     let post = self.trained[f as usize / l] as usize;
                     acc_p[post] += self.w_plastic[f as usize];
@@ -877,7 +942,8 @@ impl BalancedNet {
                         ff_until = (step + every).min(steps);
                         ff_steps.clear();
                         ff_steps.extend((step..ff_until).filter(|&q| ff_off[q + 1] > ff_off[q]));
-                        let per_step = |q: usize| &ff_spikes[ff_off[q] as usize..ff_off[q + 1] as usize];
+                        let per_step =
+                            |q: usize| &ff_spikes[ff_off[q] as usize..ff_off[q + 1] as usize];
                         ff_sums.resize(ff_steps.len() * n_tr, 0.0);
                         let (w, qs, sums_len) = (&self.w_ffwd[tt], &ff_steps, ff_steps.len());
                         ff_sums_t.resize(n_tr * sums_len, 0.0);

@@ -604,12 +604,19 @@ mod tests {
         for k in 0..2 * neurons {
             assert_eq!(w_r[k], w_r_ahead[k], "private weights, neuron {k}");
             assert_eq!(w_s[k], w_s_ahead[k], "shared weights, neuron {k}");
-            assert_eq!(blocks[k].g.to_f64(), blocks_ahead[k].g.to_f64(), "G, neuron {k}");
+            assert_eq!(
+                blocks[k].g.to_f64(),
+                blocks_ahead[k].g.to_f64(),
+                "G, neuron {k}"
+            );
             assert_eq!(blocks[k].m_inv, blocks_ahead[k].m_inv, "M^-1, neuron {k}");
         }
         assert_eq!(shared.s_inv, shared_ahead.s_inv);
         // The look-ahead was used: every step but the first and those after a wrong announcement.
-        assert_eq!(announced, steps - 1 - (0..steps - 1).filter(|t| t % 7 == 3).count());
+        assert_eq!(
+            announced,
+            steps - 1 - (0..steps - 1).filter(|t| t % 7 == 3).count()
+        );
         assert!(blocks_ahead.iter().all(|b| b.gs_step == steps as u64));
         let mut worst: f64 = 0.0;
         for i in 0..neurons {
