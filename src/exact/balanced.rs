@@ -1050,6 +1050,37 @@ impl BalancedNet {
         self.correlations_smoothed(out, targets, tt, 0)
     }
 
+    /// The score of perfect learning: the untrained run's input plus each target's deviation from its
+    /// mean, correlated with the target as [`Self::correlations_smoothed`] does. The plastic input is slow
+    /// and can only add to the network's own fast fluctuations (balanced E and I synapses of 3 ms), so
+    /// these fluctuations, not the learning rule, cap what any training can score in short bins.
+    pub fn ceiling_correlations(
+        &self,
+        untrained: &TrialOut,
+        targets: &Targets,
+        tt: usize,
+        half: usize,
+    ) -> Vec<f64> {
+        let tg = self.binned_targets(targets, tt);
+        let b = untrained.bins;
+        let mut input = untrained.input.clone();
+        for (x, y) in input.chunks_mut(b).zip(tg.chunks(b)) {
+            let m = mean(y);
+            for (xi, yi) in x.iter_mut().zip(y) {
+                *xi += yi - m;
+            }
+        }
+        let oracle = TrialOut {
+            input,
+            counts: Vec::new(),
+            bins: b,
+            spikes: Vec::new(),
+            mean_input: Vec::new(),
+            c_min: 1.0,
+        };
+        self.correlations_smoothed(&oracle, targets, tt, half)
+    }
+
     /// As [`Self::correlations`] after a centred moving average of `2 half + 1` bins on the input (the
     /// edges, where the window does not fit, are left out). The tutorial's published figure uses a
     /// 100 ms average (`half = 2` at 20 ms bins).

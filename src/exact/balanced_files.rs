@@ -163,8 +163,19 @@ pub fn save_state(
             .flat_map(|b| b.m_inv.iter().copied())
             .collect();
         w.data("m_inv", &m_inv, &[n_tr, l, l])?;
-        let g: Vec<f64> = learner.blocks.iter().flat_map(|b| b.g.to_f64()).collect();
-        w.data("g", &g, &[n_tr, l, nff])?;
+        // G in its storage type: f32 when kept so (exact, and half of what every save writes).
+        if net.cfg.g_f32 {
+            let g: Vec<f32> = learner
+                .blocks
+                .iter()
+                .flat_map(|b| b.g.to_f64())
+                .map(|x| x as f32)
+                .collect();
+            w.data("g", &g, &[n_tr, l, nff])?;
+        } else {
+            let g: Vec<f64> = learner.blocks.iter().flat_map(|b| b.g.to_f64()).collect();
+            w.data("g", &g, &[n_tr, l, nff])?;
+        }
     }
     commit(&partial, path)
 }

@@ -454,6 +454,8 @@ pub struct Item<'a> {
     pub w_s: &'a mut [f64],
 }
 
+/// A dot product with many independent partial sums (see [`LANES`]), summed in a fixed order.
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     dot_elems(a, b)
 }
