@@ -4,7 +4,7 @@
 
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -186,17 +186,9 @@ impl TcnBlock {
 
 /// `tanh(x) = 2 sigmoid(2x) - 1`: on the CPU backends tanh goes through the C library's scalar
 /// `tanhf` (an `expm1f` per element), which made it the single largest cost of a surrogate network's
-/// step; the sigmoid is a plain `exp`.
+/// step; the sigmoid is a plain `exp` (burn's, numerically stable for any input).
 fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    logistic(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
-}
-
-/// `1 / (1 + exp(-x))` from elementary operations: burn's autodiff sigmoid evaluates the sigmoid of
-/// its input a second time in the backward pass, these reuse what the forward pass stored. The input
-/// is clamped to +-30 (the sigmoid is within 1e-13 of 0 or 1 there): an `exp` that overflows to
-/// infinity would turn the backward pass's `0 * inf` into NaN.
-fn logistic<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clamp(-30.0, 30.0).neg().exp().add_scalar(1.0).recip()
+    sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0)
 }
 
 /// LSTM with gates ordered (input, forget, cell, output).
@@ -209,20 +201,45 @@ pub struct FusedLstm {
 }
 
 impl FusedLstm {
+    /// `[1, 4H]`: 1 on the input, forget and output gates, 2 on the cell gate. Scaling the gates by it
+    /// before one sigmoid gives `sigmoid(2u)` for the cell gate, and `tanh(u) = 2 sigmoid(2u) - 1`.
+    pub fn gate_scale(&self, device: &Device) -> Tensor<2> {
+        let hd = self.hidden;
+        let v: Vec<f32> = (0..4 * hd)
+            .map(|j| if j / hd == 2 { 2.0 } else { 1.0 })
+            .collect();
+        Tensor::<1>::from_floats(v.as_slice(), device).reshape([1, 4 * hd])
+    }
+
     /// One step from pre-computed input gates `[batch, 4H]`; returns the new `(h, c)`.
     pub fn cell(&self, gates_x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let scale = self.gate_scale(&gates_x.device());
+        self.cell_scaled(gates_x, h, c, &scale)
+    }
+
+    /// [`Self::cell`] with the gate scale made once per sequence. Under autodiff every operation of a
+    /// step is a graph node with its own allocation and bookkeeping, which is what a training step
+    /// spends most of its time on; so the step is written in as few operations as it can be: one
+    /// sigmoid (burn's own, one node) for all four gates and the cell gate's tanh, and tanh of the cell
+    /// state from the same sigmoid.
+    fn cell_scaled(
+        &self,
+        gates_x: Tensor<2>,
+        h: Tensor<2>,
+        c: Tensor<2>,
+        scale: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
         let gates = gates_x + h.matmul(self.recurrent.val());
-        // One sigmoid over all four gates (the cell gate's is not used): fewer, larger operations.
         let [_, four_h] = gates.dims();
         let hd = four_h / 4;
-        let u = gates.clone().narrow(1, 2 * hd, hd);
-        let s = logistic(gates);
-        let (i, f, o) = (
+        let s = sigmoid(gates * scale.clone());
+        let (i, f, g, o) = (
             s.clone().narrow(1, 0, hd),
             s.clone().narrow(1, hd, hd),
+            s.clone().narrow(1, 2 * hd, hd),
             s.narrow(1, 3 * hd, hd),
         );
-        let c = f * c + i * tanh(u);
+        let c = f * c + i * g.mul_scalar(2.0).sub_scalar(1.0);
         let h = o * tanh(c.clone());
         (h, c)
     }
@@ -235,7 +252,8 @@ impl FusedLstm {
         let mut h = Tensor::<2>::zeros([b, self.hidden], &device);
         let mut c = Tensor::<2>::zeros([b, self.hidden], &device);
         let mut out = Vec::with_capacity(t);
-        self.run(gates_x, &mut h, &mut c, &mut out);
+        let scale = self.gate_scale(&device);
+        self.run(gates_x, &mut h, &mut c, &scale, &mut out);
         Tensor::stack(out, 1)
     }
 
@@ -247,6 +265,7 @@ impl FusedLstm {
         gates_x: Tensor<3>,
         h: &mut Tensor<2>,
         c: &mut Tensor<2>,
+        scale: &Tensor<2>,
         out: &mut Vec<Tensor<2>>,
     ) {
         const LEAF: usize = 16;
@@ -254,15 +273,15 @@ impl FusedLstm {
         if t <= LEAF {
             for step in 0..t {
                 let gs = gates_x.clone().narrow(1, step, 1).reshape([b, g]);
-                let (h2, c2) = self.cell(gs, h.clone(), c.clone());
+                let (h2, c2) = self.cell_scaled(gs, h.clone(), c.clone(), scale);
                 *h = h2;
                 *c = c2;
                 out.push(h.clone());
             }
         } else {
             let half = t / 2;
-            self.run(gates_x.clone().narrow(1, 0, half), h, c, out);
-            self.run(gates_x.narrow(1, half, t - half), h, c, out);
+            self.run(gates_x.clone().narrow(1, 0, half), h, c, scale, out);
+            self.run(gates_x.narrow(1, half, t - half), h, c, scale, out);
         }
     }
 }
