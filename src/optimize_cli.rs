@@ -170,8 +170,34 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
             Ok(())
         },
     )?;
-    let (final_gains, final_w) = optimized;
+    let (mut final_gains, final_w) = optimized;
     pb.finish_and_clear();
+    // With select = "validation", the iterate the exact engine scored best on the validation instances.
+    let selected = if cfg.optimizer.select == "validation" {
+        let mut all = prior.clone();
+        all.extend(
+            records
+                .iter()
+                .map(|r| serde_json::to_value(r).expect("record")),
+        );
+        let (it, gains, loss, frac) = optimize::select_by_validation(&all).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no iteration has a finite validation loss, so none can be selected. Fix: check the exact network (surge validate --config ...) or set select = \"last\""
+            )
+        })?;
+        println!(
+            "selected iteration {} of {}: exact validation loss {loss:.3}, band fraction {frac:.3} (seeds {:?})",
+            it + 1,
+            all.len(),
+            cfg.optimizer.validation_seeds
+        );
+        final_gains = gains;
+        Some(
+            serde_json::json!({"iteration": it, "validation_loss": loss, "validation_band_fraction": frac, "validation_seeds": cfg.optimizer.validation_seeds}),
+        )
+    } else {
+        None
+    };
     let opt_s = t0.elapsed().as_secs_f64();
     let gains_net = match &final_w {
         Some(w) => surge::netopt::Gains::with_synapses(&final_gains, w, &plain),
@@ -268,6 +294,8 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
             "bar": "peak moves into the band, band fraction at least doubles, all population rates within 0.5-50 Hz",
         },
         "wall_clock_s": { "optimize": opt_s, "exact_check": exact_s },
+        "selected": selected,
+        "exact_runs_for_selection": all_records.iter().filter(|r| r.get("validation_loss").is_some_and(|v| !v.is_null())).count() * cfg.optimizer.validation_seeds.len(),
         "per_synapse": final_w.is_some(),
         "exact_network_instance": if final_w.is_some() {
             "fixed: the optimised connectome (spec seed); held-out seeds vary the drive noise and initial state"

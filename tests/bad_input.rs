@@ -833,6 +833,60 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "unknown way to select the result",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_select.toml",
+                    "select = \"validation\"",
+                    "select = \"best\"",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.select", "last or validation"],
+        )
+        .absent(&out),
+        case(
+            "validation seeds that are held-out seeds",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_valseeds.toml",
+                    "validation_seeds = [201, 202]",
+                    "validation_seeds = [201, 101]",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.validation_seeds", "101", "held-out"],
+        )
+        .absent(&out),
+        case(
+            "validation selection with per-synapse weights",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_valsyn.toml",
+                    "engine = \"auto\"",
+                    "engine = \"auto\"\nper_synapse = true",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.select", "per_synapse"],
+        )
+        .absent(&out),
+        case(
             "per-synapse weights with the burn engine",
             &[
                 &"optimize",

@@ -54,6 +54,7 @@ pub struct OptimizerConfig {
     pub clip_norm: f32,
     /// Log-gains are kept within +-this.
     pub max_abs_log_gain: f32,
+    /// Seeds the drive noise of the iterations (see [`OptimizerConfig::iteration_noise`]).
     pub seed: u64,
     /// Back-propagation through time runs in chunks of this length (ms), each re-simulated from its
     /// saved start state: memory for one chunk's graph instead of the window's, and the same gradient.
@@ -71,6 +72,14 @@ pub struct OptimizerConfig {
     /// (1: the last iterate). Each iteration sees fresh drive noise, so single iterates scatter around
     /// the optimum; their average is a steadier estimate.
     pub average_last: usize,
+    /// Which parameters are the result: `last` (the last iterate, or the mean of the last
+    /// `average_last`), or `validation`: the iterate whose loss in the exact engine, on the network
+    /// instances `validation_seeds` (never the held-out `recheck.seeds`), is lowest. Each window's
+    /// gradient is noisy and the column's rhythm switches abruptly, so single iterates scatter; the
+    /// exact engine is cheap next to a gradient step and says which one to keep, as early stopping
+    /// on a validation set does.
+    pub select: String,
+    pub validation_seeds: Vec<u64>,
     /// Also fit one log-weight per synapse (fused engine only). The network instance is then fixed:
     /// the exact re-check runs the optimised connectome with held-out drive noise.
     pub per_synapse: bool,
@@ -78,6 +87,14 @@ pub struct OptimizerConfig {
     pub synapse_l2: f64,
     /// Per-synapse log-weights are kept within +-this.
     pub max_abs_log_weight: f32,
+}
+
+impl OptimizerConfig {
+    /// The drive-noise stream of iteration `it`: fresh noise every iteration, a different sequence for
+    /// every optimiser `seed` (the network instance is the spec's).
+    pub fn iteration_noise(&self, it: usize) -> u64 {
+        (self.seed << 24) ^ it as u64
+    }
 }
 
 impl Default for OptimizerConfig {
@@ -95,6 +112,8 @@ impl Default for OptimizerConfig {
             engine: "auto".into(),
             method: "normalized".into(),
             average_last: 1,
+            select: "last".into(),
+            validation_seeds: vec![201, 202],
             per_synapse: false,
             synapse_l2: 0.1,
             max_abs_log_weight: 1.0,
@@ -249,6 +268,43 @@ impl OptimizeConfig {
                 "use auto, fused or burn",
             ));
         }
+        match o.select.as_str() {
+            "last" => {}
+            "validation" => {
+                if o.validation_seeds.is_empty() {
+                    return Err(SurgeError::spec(
+                        "optimizer.validation_seeds",
+                        "is empty",
+                        "give at least one seed, e.g. validation_seeds = [201, 202]",
+                    ));
+                }
+                if let Some(s) = o
+                    .validation_seeds
+                    .iter()
+                    .find(|s| self.recheck.seeds.contains(s))
+                {
+                    return Err(SurgeError::spec(
+                        "optimizer.validation_seeds",
+                        format!("seed {s} is also a held-out seed of [recheck]"),
+                        "choose validation seeds that the re-check does not use",
+                    ));
+                }
+                if o.per_synapse || o.average_last > 1 {
+                    return Err(SurgeError::spec(
+                        "optimizer.select",
+                        "validation picks one iterate of the group gains; it does not combine with per_synapse or average_last > 1",
+                        "set select = \"last\", or per_synapse = false and average_last = 1",
+                    ));
+                }
+            }
+            other => {
+                return Err(SurgeError::spec(
+                    "optimizer.select",
+                    format!("unknown selection `{other}`"),
+                    "use last or validation",
+                ));
+            }
+        }
         if self.recheck.seeds.is_empty()
             || self.recheck.duration_ms <= self.recheck.warmup_ms + 500.0
         {
@@ -335,6 +391,10 @@ pub struct IterationRecord {
     pub replay_error_mv: f32,
     /// Root mean square of the per-synapse log-weights (with `per_synapse`).
     pub synapse_log_w_rms: Option<f64>,
+    /// With `select = "validation"`: the exact engine's loss and band fraction of `log_gains`,
+    /// averaged over the validation seeds.
+    pub validation_loss: Option<f64>,
+    pub validation_band_fraction: Option<f64>,
     /// The per-synapse log-weights after the step (kept for progress files, not in every record).
     #[serde(skip)]
     pub synapse_log_w: Option<Vec<f32>>,
@@ -487,6 +547,8 @@ fn score(
         replay_error_mv: 0.0,
         synapse_log_w_rms: None,
         synapse_log_w: None,
+        validation_loss: None,
+        validation_band_fraction: None,
     };
     (total, rec, (spectrum.freqs_hz.clone(), psd))
 }
@@ -538,8 +600,14 @@ pub fn optimize(
     let mut summed = 0usize;
     for it in first_iteration..cfg.optimizer.iterations {
         let t0 = std::time::Instant::now();
-        let (mut rec, _, grads) =
-            evaluate_with_gradient(net, cfg, &gains, it as u64, device, &mut |_, _| {});
+        let (mut rec, _, grads) = evaluate_with_gradient(
+            net,
+            cfg,
+            &gains,
+            cfg.optimizer.iteration_noise(it),
+            device,
+            &mut |_, _| {},
+        );
         if !rec.loss.is_finite() {
             return Err(SurgeError::NotFinite {
                 what: format!("the objective at iteration {it} ({})", rec.loss),
@@ -577,6 +645,11 @@ pub fn optimize(
             }
             summed += 1;
         }
+        if cfg.optimizer.select == "validation" {
+            let (loss, fraction) = validation_score(&net.spec, cfg, &rec.log_gains)?;
+            rec.validation_loss = Some(loss);
+            rec.validation_band_fraction = Some(fraction);
+        }
         rec.seconds = t0.elapsed().as_secs_f64();
         on_iter(&rec)?;
     }
@@ -586,6 +659,66 @@ pub fn optimize(
     // A resumed run averages the iterates it ran itself (the earlier ones are not stored).
     let mean = |v: Vec<f64>| v.into_iter().map(|x| (x / summed as f64) as f32).collect();
     Ok((mean(sum_g), sum_w.map(mean)))
+}
+
+/// The exact engine's loss (the optimiser's terms, [`super::search::exact_loss`]) and band fraction of
+/// `log_gains`, each averaged over `optimizer.validation_seeds` (run in parallel).
+pub fn validation_score(
+    spec: &NetworkSpec,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+) -> Result<(f64, f64)> {
+    use rayon::prelude::*;
+    let seeds = &cfg.optimizer.validation_seeds;
+    let runs: Vec<(f64, f64)> = seeds
+        .par_iter()
+        .map(|&seed| {
+            let check = exact_run(
+                spec,
+                cfg,
+                log_gains,
+                seed,
+                cfg.recheck.duration_ms,
+                cfg.recheck.warmup_ms,
+            )?;
+            Ok((
+                super::search::exact_loss(cfg, &check, log_gains),
+                check.band_fraction,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let n = runs.len().max(1) as f64;
+    Ok((
+        runs.iter().map(|r| r.0).sum::<f64>() / n,
+        runs.iter().map(|r| r.1).sum::<f64>() / n,
+    ))
+}
+
+/// The iterate `select = "validation"` keeps: among iteration records as written to `progress.json`
+/// (so a resumed run's earlier records count too), the one with the lowest validation loss. Returns
+/// its iteration, log-gains, validation loss and band fraction; `None` when no record has a loss.
+pub fn select_by_validation(records: &[serde_json::Value]) -> Option<(usize, Vec<f32>, f64, f64)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let loss = r
+                .get("validation_loss")?
+                .as_f64()
+                .filter(|x| x.is_finite())?;
+            let gains = r
+                .get("log_gains")?
+                .as_array()?
+                .iter()
+                .map(|g| g.as_f64().map(|x| x as f32))
+                .collect::<Option<Vec<f32>>>()?;
+            let it = r.get("iteration")?.as_u64()? as usize;
+            let frac = r
+                .get("validation_band_fraction")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(f64::NAN);
+            Some((it, gains, loss, frac))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
 }
 
 /// Root mean square of `v` (0 for none).
