@@ -49,7 +49,7 @@ fn small_config(dir: &Path) -> std::path::PathBuf {
                     .display()
             ),
         )
-        .replace("iterations = 40", "iterations = 2")
+        .replace("iterations = 80", "iterations = 2")
         .replace("window_ms = 500.0", "window_ms = 60.0")
         .replace("warmup_ms = 100.0", "warmup_ms = 10.0")
         .replace("seeds = [101, 102, 103]", "seeds = [101]")
