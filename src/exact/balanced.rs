@@ -210,7 +210,7 @@ impl Default for BalancedConfig {
             loops: 200,
             lambda: 0.04,
             lambda_sum: 8.0,
-            lambda_ffwd: 1.0,
+            lambda_ffwd: 0.3,
             g_f32: true,
             recenter_targets: true,
             checkpoint_every: 10,
