@@ -724,7 +724,6 @@ impl BalancedNet {
         let mut sum_u = vec![0.0; n];
         let mut mean_input = vec![0.0; n];
         let zeros = vec![0.0; n];
-        let mut s = vec![0.0; nff];
         let mut fired: Vec<u32> = Vec::new();
         let mut fired_prev: Vec<u32> = Vec::new();
         let (mut fired_e, mut fired_i) = (Vec::<u32>::new(), Vec::<u32>::new());
@@ -735,7 +734,6 @@ impl BalancedNet {
                 tg.partition_point(|&p| (p as usize) < n_e) as u32
             })
             .collect();
-        let mut ff_fired: Vec<usize> = Vec::new();
         let mut input = vec![0.0; n_tr * bins];
         let mut counts = vec![0u16; n * bins];
         let mut spikes = Vec::new();
@@ -746,25 +744,19 @@ impl BalancedNet {
         let per_bin = every;
         // Feedforward weight sums per spiking step until the next weight change (see below).
         let (mut ff_stale, mut ff_until, mut ff_next) = (true, 0usize, 0usize);
-        let (mut ff_steps, mut ff_sums, mut ff_sums_t) =
-            (Vec::<usize>::new(), Vec::<f64>::new(), Vec::<f64>::new());
+        let (mut ff_steps, mut ff_sums) = (Vec::<usize>::new(), Vec::<f64>::new());
         for step in 0..steps {
             let t_ms = (step + 1) as f64 * dt;
             let stim_on = t_ms > cfg.stim_on_ms && t_ms <= cfg.stim_off_ms;
-            for x in s.iter_mut() {
-                *x *= p_p;
-            }
-            for &j in &ff_fired {
-                s[j] += inv_tp;
-            }
-            ff_fired.clear();
             // RLS at the end of every target bin of the window.
             if step + 1 > win
                 && (step + 1 - win).is_multiple_of(every)
                 && let Some((learner, targets)) = learn.as_mut()
             {
                 let k = (step + 1 - win) / every; // 1..=bins
-                let (xe_, xi_, r_, s_) = (&xe, &xi, &r, &s);
+                // The filtered feedforward input as this update sees it (replayed before the trial).
+                let s = &s_at_update[(k - 1) * nff..k * nff];
+                let (xe_, xi_, r_, s_) = (&xe, &xi, &r, s);
                 let net = &*self;
                 r_buf
                     .par_chunks_mut(l)
@@ -802,8 +794,7 @@ impl BalancedNet {
                     })
                     .collect();
                 let next = (k < bins && nff > 0).then(|| &s_at_update[k * nff..(k + 1) * nff]);
-                let c =
-                    structured::update_all(&mut learner.shared, &s, next, items.into_par_iter());
+                let c = structured::update_all(&mut learner.shared, s, next, items.into_par_iter());
                 if !(c > 0.0 && c <= 1.0 + 1e-12) {
                     return Err(SurgeError::RlsUnstable { c, t_ms });
                 }
@@ -927,49 +918,37 @@ impl BalancedNet {
                 }
             }
             std::mem::swap(&mut fired, &mut fired_prev);
-            // Feedforward Poisson inputs during the window.
-            if step >= win && nff > 0 {
-                ff_fired.extend(
-                    ff_spikes[ff_off[step] as usize..ff_off[step + 1] as usize]
-                        .iter()
-                        .map(|&j| j as usize),
-                );
-                if !ff_fired.is_empty() {
-                    // The weights hold until the next RLS update: sum each neuron's weights of every
-                    // spiking step up to then in one pass over its row (the row stays in cache), rather
-                    // than touching 1824 distant rows at each spiking step.
-                    if ff_stale || step >= ff_until {
-                        ff_until = (step + every).min(steps);
-                        ff_steps.clear();
-                        ff_steps.extend((step..ff_until).filter(|&q| ff_off[q + 1] > ff_off[q]));
-                        let per_step =
-                            |q: usize| &ff_spikes[ff_off[q] as usize..ff_off[q + 1] as usize];
-                        ff_sums.resize(ff_steps.len() * n_tr, 0.0);
-                        let (w, qs, sums_len) = (&self.w_ffwd[tt], &ff_steps, ff_steps.len());
-                        ff_sums_t.resize(n_tr * sums_len, 0.0);
-                        ff_sums_t
-                            .par_chunks_mut(sums_len.max(1))
-                            .zip(w.par_chunks(nff))
-                            .for_each(|(out, row)| {
-                                for (o, &q) in out.iter_mut().zip(qs) {
-                                    *o = per_step(q).iter().map(|&j| row[j as usize]).sum::<f64>();
-                                }
-                            });
-                        for (t, row) in ff_sums_t.chunks(sums_len.max(1)).enumerate() {
-                            for (qi, &x) in row.iter().enumerate().take(sums_len) {
-                                ff_sums[qi * n_tr + t] = x;
+            // Feedforward Poisson inputs during the window (none drawn outside it, or without inputs).
+            if ff_off[step + 1] > ff_off[step] {
+                // The weights hold until the next RLS update: sum each neuron's weights of every
+                // spiking step up to then in one pass over its row (the row stays in cache), rather
+                // than touching 1824 distant rows at each spiking step.
+                if ff_stale || step >= ff_until {
+                    ff_until = (step + every).min(steps);
+                    ff_steps.clear();
+                    ff_steps.extend((step..ff_until).filter(|&q| ff_off[q + 1] > ff_off[q]));
+                    let per_step =
+                        |q: usize| &ff_spikes[ff_off[q] as usize..ff_off[q + 1] as usize];
+                    let qs = &ff_steps;
+                    // `ff_steps` holds this step at least, so rows are never empty.
+                    ff_sums.resize(n_tr * qs.len(), 0.0);
+                    ff_sums
+                        .par_chunks_mut(qs.len())
+                        .zip(self.w_ffwd[tt].par_chunks(nff))
+                        .for_each(|(out, row)| {
+                            for (o, &q) in out.iter_mut().zip(qs) {
+                                *o = per_step(q).iter().map(|&j| row[j as usize]).sum::<f64>();
                             }
-                        }
-                        ff_next = 0;
-                        ff_stale = false;
-                    }
-                    debug_assert_eq!(ff_steps[ff_next], step);
-                    let sums = &ff_sums[ff_next * n_tr..(ff_next + 1) * n_tr];
-                    for (&c, &x) in self.trained.iter().zip(sums) {
-                        acc_p[c as usize] += x;
-                    }
-                    ff_next += 1;
+                        });
+                    ff_next = 0;
+                    ff_stale = false;
                 }
+                debug_assert_eq!(ff_steps[ff_next], step);
+                let width = ff_steps.len();
+                for (t, &c) in self.trained.iter().enumerate() {
+                    acc_p[c as usize] += ff_sums[t * width + ff_next];
+                }
+                ff_next += 1;
             }
         }
         Ok(TrialOut {
@@ -1009,7 +988,8 @@ impl BalancedNet {
             }
             off[step + 1] = spikes.len() as u32;
         }
-        // Replays the filter exactly as the simulation runs it.
+        // The plastic channel's filter (tau_plastic) over those spikes, sampled where RLS reads it;
+        // the simulation needs `s` nowhere else.
         let p_p = (-dt / cfg.tau_plastic_ms).exp();
         let inv_tp = 1.0 / cfg.tau_plastic_ms;
         let mut s = vec![0.0; nff];

@@ -673,14 +673,7 @@ pub fn validation_score(
     let runs: Vec<(f64, f64)> = seeds
         .par_iter()
         .map(|&seed| {
-            let check = exact_run(
-                spec,
-                cfg,
-                log_gains,
-                seed,
-                cfg.recheck.duration_ms,
-                cfg.recheck.warmup_ms,
-            )?;
+            let check = exact_check(spec, cfg, log_gains, seed)?;
             Ok((
                 super::search::exact_loss(cfg, &check, log_gains),
                 check.band_fraction,
