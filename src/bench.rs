@@ -134,6 +134,56 @@ fn train_step(backend: &str) -> Result<Row> {
     ))
 }
 
+/// The same step as [`train_step`] on the fused CPU path (`surge train`'s default on the CPU): the
+/// gradient from `surrogate::fused`, the update from burn's Adam, the weights read back each step.
+fn train_step_fused() -> Result<Row> {
+    use burn::optim::AdamConfig;
+    use rand::{Rng, SeedableRng};
+    use surge::surrogate::fused::{Batch, FusedTrainer, LossSpec};
+    let device = surge::surrogate::backend::device("flex")?;
+    let ad = device.clone().autodiff();
+    ad.seed(1);
+    let mut model = surge::surrogate::SurrogateArch::new(4).init(&ad);
+    let mut optim = AdamConfig::new().init();
+    let (b, w) = (32, 1000);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let x: Vec<f32> = (0..b * w * 4).map(|_| rng.random::<f32>()).collect();
+    let v: Vec<f32> = (0..b * w)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    let s = vec![0f32; b * w];
+    // The reference's loss: voltage MSE over every bin.
+    let spec = LossSpec {
+        skip: 0,
+        pos_weight: 1.0,
+        lambda: 0.0,
+    };
+    let mut ft = FusedTrainer::new(&model);
+    let steps = 3;
+    let mut times = Vec::new();
+    for _ in 0..=steps {
+        let t0 = Instant::now();
+        ft.load(&model);
+        let batch = Batch {
+            x: &x,
+            v: &v,
+            s: &s,
+            b,
+            w,
+        };
+        let (_, grads) = ft.step(&model, &batch, spec, &device);
+        model = optim.step(1e-3, model, grads);
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let mean = times[1..].iter().sum::<f64>() / steps as f64;
+    Ok(train_row(
+        "train step (batch 32 x 1000 bins, fused CPU)".into(),
+        times[0],
+        mean,
+        peak_rss_mb(),
+    ))
+}
+
 /// A row for one training step of batch 32 x 1000 bins of 0.5 ms (Surge's or the reference's).
 fn train_row(case: String, first_s: f64, step_s: f64, peak_rss_mb: Option<f64>) -> Row {
     let (traces, bins, bin_s) = (32.0, 1000.0, 0.5e-3);
@@ -447,6 +497,10 @@ pub fn run(
     let cases: Vec<Case> = match case {
         "brunel" => vec![Box::new(brunel_case)],
         "gen" => vec![Box::new(generation)],
+        // On the CPU, the fused step `surge train` uses, then burn's autodiff on the backend.
+        "train" if matches!(backend, "flex" | "ndarray") => {
+            vec![Box::new(train_step_fused), Box::new(|| train_step(backend))]
+        }
         "train" => vec![Box::new(|| train_step(backend))],
         "stream" => vec![Box::new(|| stream(backend)), Box::new(stream_fused)],
         "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
@@ -469,6 +523,7 @@ pub fn run(
             Box::new(generation),
             Box::new(force),
             Box::new(|| balanced_loops(2)),
+            Box::new(train_step_fused),
             Box::new(|| train_step(backend)),
             Box::new(|| stream(backend)),
             Box::new(stream_fused),

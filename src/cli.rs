@@ -125,6 +125,10 @@ enum Command {
         /// from a fresh model; the data must have its channels and bin width.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// On a CPU backend, take each step's gradient from burn's autodiff instead of the fused
+        /// CPU step (same loss and gradient, several times slower; GPU backends always use autodiff).
+        #[arg(long)]
+        autodiff: bool,
     },
     /// Measure a checkpoint on held-out traces (voltage RMSE and r, spike F1 and coincidence factor).
     Eval {
@@ -451,7 +455,11 @@ pub fn run() -> Result<()> {
             init,
             force,
             resume,
-        } => train_command(data, out, config, backend, epochs, init, force, resume).map(|_| ()),
+            autodiff,
+        } => train_command(
+            data, out, config, backend, epochs, init, force, resume, autodiff,
+        )
+        .map(|_| ()),
         Command::Eval {
             checkpoint,
             data,
@@ -860,6 +868,7 @@ pub(crate) fn train_command(
     init: Option<PathBuf>,
     force: bool,
     resume: bool,
+    autodiff: bool,
 ) -> Result<surge::surrogate::train::SurrogateMeta> {
     let (arch, mut tc) = match &config {
         Some(p) => {
@@ -889,6 +898,7 @@ pub(crate) fn train_command(
         &tc,
         &out,
         &device,
+        !autodiff && matches!(backend.as_str(), "flex" | "ndarray"),
         resume,
         &mut |e, _, vl| {
             pb.set_position(e as u64);

@@ -104,6 +104,7 @@ pub fn run(out: &Path) -> Result<()> {
         Some(ckpt.join("pyramidal")),
         true,
         false,
+        false,
     )?;
     let device = surge::surrogate::backend::device("flex")?;
     let (thr, n_exact, _) = surge::surrogate::eval::calibrate(

@@ -62,6 +62,7 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out,
         &device,
+        true,
         false,
         &mut |_, _, _| true,
     )
@@ -152,6 +153,7 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out2,
         &device,
+        true,
         false,
         &mut |e, _, _| e < 3,
     )
@@ -163,6 +165,7 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out2,
         &device,
+        true,
         true,
         &mut |_, _, _| true,
     )
@@ -190,6 +193,7 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &other_tc,
         &out2,
         &device,
+        true,
         true,
         &mut |_, _, _| true,
     )

@@ -16,138 +16,9 @@
 
 use super::engine::SpikeMode;
 use crate::surrogate::Surrogate;
-use burn::tensor::Tensor;
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32")
-}
-
-/// `c[m, n] = a[m, k] b[k, n]` (or `+=` with `acc`), row-major slices.
-fn mm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
-    gemm_rm(c, a, b, m, k, n, acc, (1, n as isize));
-}
-
-/// `c[m, n] (+)= a[m, k] b^T` where `b` is stored `[n, k]` row-major.
-fn mm_bt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, acc: bool) {
-    gemm_rm(c, a, b, m, k, n, acc, (k as isize, 1));
-}
-
-/// `gemm` on row-major `c` and `a`, with `b` read through its (column, row) strides `b_strides`.
-#[allow(clippy::too_many_arguments)]
-fn gemm_rm(
-    c: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    acc: bool,
-    b_strides: (isize, isize),
-) {
-    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    // SAFETY: the slices hold the matrices the strides describe (the lengths are checked above and
-    // both stride pairs address exactly `k * n` elements of `b`); `gemm` reads and writes only
-    // within them.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            b_strides.0,
-            b_strides.1,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
-/// `exp(x)` for `|x| <= 87` without a library call, so that loops over it vectorise: `x = k ln 2 + r`
-/// with integer `k` and `|r| <= ln 2 / 2`, `exp(r)` from its Taylor series to `r^7` (relative error
-/// below 2e-7, about the rounding of `f32`), and `2^k` written into the exponent bits.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and removing 1.5 * 2^23 rounds to the nearest integer without a `floor` call.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 87.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    f32::from_bits(((k as i32 + 127) << 23) as u32) * p
-}
-
-/// The logistic function as the burn engine computes it (input clamped to +-30).
-#[inline(always)]
-fn logistic(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x.clamp(-30.0, 30.0)))
-}
-
-/// `tanh(x) = 2 sigmoid(2x) - 1`, as the burn engine computes it.
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    2.0 * logistic(2.0 * x) - 1.0
-}
-
-/// A causal convolution as `kernel` tap matrices.
-struct Conv {
-    /// `[kernel * c_in, c_out]`: rows `j * c_in ..` are tap `j`, which reads the input
-    /// `(kernel - 1 - j) * dilation` bins back.
-    w: Vec<f32>,
-    b: Vec<f32>,
-    kernel: usize,
-    dilation: usize,
-    c_in: usize,
-    c_out: usize,
-}
+use crate::surrogate::flat::{Conv, Model, exp, lstm_cells, mm, mm_bt};
 
 impl Conv {
-    fn from_burn(conv: &crate::surrogate::model::CausalConv) -> Self {
-        let [c_out, c_in, k] = conv.weight.dims();
-        Conv {
-            w: to_vec(
-                conv.weight
-                    .val()
-                    .permute([2, 1, 0])
-                    .reshape([k * c_in, c_out]),
-            ),
-            b: to_vec(conv.bias.val()),
-            kernel: k,
-            dilation: conv.dilation,
-            c_in,
-            c_out,
-        }
-    }
-    fn span(&self) -> usize {
-        (self.kernel - 1) * self.dilation
-    }
-    fn back(&self, j: usize) -> usize {
-        (self.kernel - 1 - j) * self.dilation
-    }
-    fn tap(&self, j: usize) -> &[f32] {
-        &self.w[j * self.c_in * self.c_out..(j + 1) * self.c_in * self.c_out]
-    }
     /// `out[n, c_out]` = the convolution at bin `t` of `src`.
     fn forward(&self, src: &Series, t: usize, n: usize, out: &mut [f32]) {
         for j in 0..self.kernel {
@@ -184,62 +55,7 @@ impl Conv {
     }
 }
 
-struct Block {
-    conv1: Conv,
-    conv2: Conv,
-    skip: Option<Conv>,
-}
-
-/// One surrogate's weights as plain buffers.
-struct Model {
-    blocks: Vec<Block>,
-    /// `[c_tcn, 4H]`, `[4H]`.
-    w_in: Vec<f32>,
-    b_in: Vec<f32>,
-    /// `[H, 4H]`.
-    w_rec: Vec<f32>,
-    /// `[H, 2]`: voltage and spike heads side by side; `[2]`.
-    w_head: Vec<f32>,
-    b_head: [f32; 2],
-    hidden: usize,
-    n_inputs: usize,
-}
-
 impl Model {
-    fn from_burn(m: &Surrogate) -> Self {
-        let hidden = m.lstm.hidden;
-        let bias = |l: &burn::nn::Linear, d: usize| {
-            l.bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; d], |b| to_vec(b.val()))
-        };
-        let wv = to_vec(m.voltage_head.weight.val());
-        let ws = to_vec(m.spike_head.weight.val());
-        let w_head = (0..hidden).flat_map(|i| [wv[i], ws[i]]).collect();
-        let blocks: Vec<Block> = m
-            .blocks
-            .iter()
-            .map(|b| Block {
-                conv1: Conv::from_burn(&b.conv1),
-                conv2: Conv::from_burn(&b.conv2),
-                skip: b.skip.as_ref().map(Conv::from_burn),
-            })
-            .collect();
-        let n_inputs = blocks.first().map_or(0, |b| b.conv1.c_in);
-        Model {
-            w_in: to_vec(m.lstm.input.weight.val()),
-            b_in: bias(&m.lstm.input, 4 * hidden),
-            w_rec: to_vec(m.lstm.recurrent.val()),
-            w_head,
-            b_head: [bias(&m.voltage_head, 1)[0], bias(&m.spike_head, 1)[0]],
-            hidden,
-            n_inputs,
-            blocks,
-        }
-    }
-    fn tcn_out(&self) -> usize {
-        self.blocks.last().map_or(self.n_inputs, |b| b.conv2.c_out)
-    }
     /// Widths (channels) and pads (bins of history) of the series: the scaled input, then per block
     /// its first convolution's output and the block's output.
     fn series_shapes(&self) -> Vec<(usize, usize)> {
@@ -966,79 +782,6 @@ impl CellType {
     }
 }
 
-/// The LSTM cells of one bin: `gates` (`[n, 4H]`, before the bias) become the activations
-/// `(i, f, u, o)`, and the new `c`, `tanh(c)` and `h` are written. Compiled for AVX2 where the CPU
-/// has it (chosen at run time): the loops vectorise, with the same results as the baseline build.
-fn lstm_cells(
-    gates: &mut [f32],
-    b_in: &[f32],
-    c_prev: &[f32],
-    c_new: &mut [f32],
-    tc: &mut [f32],
-    h_new: &mut [f32],
-    hd: usize,
-) {
-    #[inline(always)]
-    fn body(
-        gates: &mut [f32],
-        b_in: &[f32],
-        c_prev: &[f32],
-        c_new: &mut [f32],
-        tc: &mut [f32],
-        h_new: &mut [f32],
-        hd: usize,
-    ) {
-        for (i, g) in gates.chunks_exact_mut(4 * hd).enumerate() {
-            for (v, b) in g.iter_mut().zip(b_in) {
-                *v += b;
-            }
-            let (gi, rest) = g.split_at_mut(hd);
-            let (gf, rest) = rest.split_at_mut(hd);
-            let (gu, go) = rest.split_at_mut(hd);
-            let cp = &c_prev[i * hd..(i + 1) * hd];
-            let cn = &mut c_new[i * hd..(i + 1) * hd];
-            let tcn = &mut tc[i * hd..(i + 1) * hd];
-            let hn = &mut h_new[i * hd..(i + 1) * hd];
-            for q in 0..hd {
-                let a_i = logistic(gi[q]);
-                let a_f = logistic(gf[q]);
-                let a_u = tanh(gu[q]);
-                let a_o = logistic(go[q]);
-                gi[q] = a_i;
-                gf[q] = a_f;
-                gu[q] = a_u;
-                go[q] = a_o;
-                let c = a_f * cp[q] + a_i * a_u;
-                cn[q] = c;
-                let t_c = tanh(c);
-                tcn[q] = t_c;
-                hn[q] = a_o * t_c;
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(
-            gates: &mut [f32],
-            b_in: &[f32],
-            c_prev: &[f32],
-            c_new: &mut [f32],
-            tc: &mut [f32],
-            h_new: &mut [f32],
-            hd: usize,
-        ) {
-            body(gates, b_in, c_prev, c_new, tc, h_new, hd)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2(gates, b_in, c_prev, c_new, tc, h_new, hd) };
-            return;
-        }
-    }
-    body(gates, b_in, c_prev, c_new, tc, h_new, hd)
-}
-
 /// The gradient of one cell type's state while a chunk is back-propagated.
 struct TypeGrad {
     series: Vec<Series>,
@@ -1134,20 +877,5 @@ impl FusedStream {
             out.extend((0..tape.bins).map(|t| tape.types[0].v[t * b..(t + 1) * b].to_vec()));
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fast_exp_is_as_accurate_as_f32() {
-        let mut worst = 0f64;
-        for i in -870_000..=870_000 {
-            let x = i as f32 * 1e-4;
-            let want = (x as f64).exp();
-            let got = super::exp(x) as f64;
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 3e-7, "relative error {worst:e}");
     }
 }

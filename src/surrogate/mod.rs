@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod eval;
+pub(crate) mod flat;
+pub mod fused;
 pub mod model;
 pub mod stream;
 pub mod train;

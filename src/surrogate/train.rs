@@ -3,6 +3,7 @@
 //! cosine learning-rate schedule and gradient clipping; validation on held-out traces; the best
 //! model kept as a checkpoint (`model.bpk` + `surrogate.json`), written atomically every epoch.
 
+use super::fused::{Batch, FusedTrainer, LossSpec};
 use super::model::{Surrogate, SurrogateArch};
 use crate::data::DatasetReader;
 use crate::error::{Result, SurgeError};
@@ -332,13 +333,8 @@ fn load(reader: &DatasetReader, scaling: Option<&Scaling>) -> Result<(Data, Scal
 }
 
 impl Data {
-    /// A batch of windows `(trace, start)` as tensors `[b, w, c]`, `[b, w]`, `[b, w]`.
-    fn batch(
-        &self,
-        windows: &[(usize, usize)],
-        w: usize,
-        device: &Device,
-    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    /// A batch of windows `(trace, start)` as flat buffers `[b, w, c]`, `[b, w]`, `[b, w]`.
+    fn batch_raw(&self, windows: &[(usize, usize)], w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let b = windows.len();
         let mut x = Vec::with_capacity(b * w * self.nch);
         let mut v = Vec::with_capacity(b * w);
@@ -350,6 +346,18 @@ impl Data {
             v.extend_from_slice(&self.v[i * self.bins + a..i * self.bins + a + w]);
             s.extend_from_slice(&self.s[i * self.bins + a..i * self.bins + a + w]);
         }
+        (x, v, s)
+    }
+
+    /// The same batch as tensors.
+    fn batch(
+        &self,
+        windows: &[(usize, usize)],
+        w: usize,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+        let b = windows.len();
+        let (x, v, s) = self.batch_raw(windows, w);
         (
             Tensor::from_data(TensorData::new(x, [b, w, self.nch]), device),
             Tensor::from_data(TensorData::new(v, [b, w]), device),
@@ -359,7 +367,7 @@ impl Data {
 }
 
 /// Loss terms on the bins after the receptive field: (total, voltage MSE, spike BCE).
-fn loss(
+pub fn loss(
     model: &Surrogate,
     x: Tensor<3>,
     v: Tensor<2>,
@@ -426,12 +434,16 @@ fn state_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
 /// (Flex, wgpu, ...); training runs on its autodiff form. After each epoch `progress(epoch, epochs,
 /// val_loss)` is called; returning `false` stops the run there (it can be resumed). With `resume`, an
 /// interrupted run in `out_dir` continues from its last finished epoch and ends as the uninterrupted run would.
+/// With `fused` (CPU devices only), each step's gradient comes from [`super::fused`] instead of
+/// burn's autodiff; the optimizer, checkpoints and state files are the same either way.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     files: &[PathBuf],
     arch_template: Option<SurrogateArch>,
     cfg: &TrainConfig,
     out_dir: &Path,
     device: &Device,
+    fused: bool,
     resume: bool,
     progress: &mut dyn FnMut(usize, usize, f64) -> bool,
 ) -> Result<SurrogateMeta> {
@@ -587,6 +599,12 @@ pub fn train(
         }
     }
     let total_steps = (cfg.epochs * cfg.steps_per_epoch).max(1);
+    let mut fused = fused.then(|| FusedTrainer::new(&model));
+    let spec = LossSpec {
+        skip,
+        pos_weight: pos_weight as f32,
+        lambda: cfg.spike_weight as f32,
+    };
     for epoch in first_epoch..=cfg.epochs {
         // Each epoch draws its windows from its own stream, so a resumed run sees the same batches.
         let mut rng = rng_for(cfg.seed, &[EPOCH_STREAM, epoch as u64]);
@@ -606,9 +624,30 @@ pub fn train(
                     )
                 })
                 .collect();
-            let (x, v, s) = data.batch(&windows, cfg.window, &ad);
-            let (l, _, _) = loss(&model, x, v, s, skip, pos_weight, cfg.spike_weight);
-            let value = scalar(l.clone());
+            let (value, grads) = match fused.as_mut() {
+                Some(ft) => {
+                    let (x, v, s) = data.batch_raw(&windows, cfg.window);
+                    let batch = Batch {
+                        x: &x,
+                        v: &v,
+                        s: &s,
+                        b: windows.len(),
+                        w: cfg.window,
+                    };
+                    ft.load(&model);
+                    let (l, grads) = ft.step(&model, &batch, spec, device);
+                    (l.total, Some(grads))
+                }
+                None => {
+                    let (x, v, s) = data.batch(&windows, cfg.window, &ad);
+                    let (l, _, _) = loss(&model, x, v, s, skip, pos_weight, cfg.spike_weight);
+                    let value = scalar(l.clone());
+                    let grads = value
+                        .is_finite()
+                        .then(|| GradientsParams::from_grads(l.backward(), &model));
+                    (value, grads)
+                }
+            };
             if !value.is_finite() {
                 let kept = if out_dir.join("model.bpk").exists() {
                     format!(
@@ -631,8 +670,7 @@ pub fn train(
                 });
             }
             train_sum += value;
-            let grads = GradientsParams::from_grads(l.backward(), &model);
-            model = optim.step(lr, model, grads);
+            model = optim.step(lr, model, grads.expect("finite loss"));
         }
         // Validation without autodiff.
         let plain = model.valid();

@@ -1,0 +1,223 @@
+//! The fused CPU training step computes the same loss and the same gradient, weight by weight, as
+//! burn's autodiff through the burn model; and the same result on one thread as on two.
+
+use burn::module::{Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use surge::surrogate::fused::{Batch, FusedTrainer, LossSpec};
+use surge::surrogate::train::loss;
+use surge::surrogate::{Surrogate, SurrogateArch};
+
+fn arch() -> SurrogateArch {
+    SurrogateArch {
+        n_inputs: 3,
+        tcn_channels: 8,
+        kernel: 3,
+        dilations: vec![1, 2],
+        lstm_hidden: 6,
+    }
+}
+
+/// Every parameter of the model: (name, id, flat values).
+fn params(m: &Surrogate) -> Vec<(String, ParamId, usize)> {
+    fn p<const D: usize>(
+        out: &mut Vec<(String, ParamId, usize)>,
+        name: String,
+        p: &Param<Tensor<D>>,
+    ) {
+        out.push((name, p.id, D));
+    }
+    let mut out = Vec::new();
+    for (k, b) in m.blocks.iter().enumerate() {
+        for (nm, c) in [
+            ("conv1", Some(&b.conv1)),
+            ("conv2", Some(&b.conv2)),
+            ("skip", b.skip.as_ref()),
+        ] {
+            if let Some(c) = c {
+                p(&mut out, format!("block{k}.{nm}.weight"), &c.weight);
+                p(&mut out, format!("block{k}.{nm}.bias"), &c.bias);
+            }
+        }
+    }
+    p(&mut out, "lstm.input.weight".into(), &m.lstm.input.weight);
+    p(
+        &mut out,
+        "lstm.input.bias".into(),
+        m.lstm.input.bias.as_ref().unwrap(),
+    );
+    p(&mut out, "lstm.recurrent".into(), &m.lstm.recurrent);
+    p(&mut out, "voltage.weight".into(), &m.voltage_head.weight);
+    p(
+        &mut out,
+        "voltage.bias".into(),
+        m.voltage_head.bias.as_ref().unwrap(),
+    );
+    p(&mut out, "spike.weight".into(), &m.spike_head.weight);
+    p(
+        &mut out,
+        "spike.bias".into(),
+        m.spike_head.bias.as_ref().unwrap(),
+    );
+    out
+}
+
+fn grad_values(g: &GradientsParams, id: ParamId, rank: usize) -> Vec<f32> {
+    let data = match rank {
+        1 => g.get::<1>(id).map(|t| t.into_data()),
+        2 => g.get::<2>(id).map(|t| t.into_data()),
+        3 => g.get::<3>(id).map(|t| t.into_data()),
+        _ => unreachable!(),
+    };
+    data.expect("a gradient for every parameter")
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+struct Case {
+    x: Vec<f32>,
+    v: Vec<f32>,
+    s: Vec<f32>,
+    b: usize,
+    w: usize,
+}
+
+fn case(b: usize, w: usize, seed: u64) -> Case {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Sparse positive drive (as scaled synaptic input is), voltages with structure, 5% spikes.
+    let x = (0..b * w * 3)
+        .map(|_| {
+            if rng.random::<f32>() < 0.3 {
+                rng.random::<f32>() * 2.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let v = (0..b * w)
+        .map(|i| ((i % w) as f32 * 0.05).sin() + rng.random::<f32>() * 0.3)
+        .collect();
+    let s = (0..b * w)
+        .map(|_| (rng.random::<f32>() < 0.05) as u8 as f32)
+        .collect();
+    Case { x, v, s, b, w }
+}
+
+#[test]
+fn fused_gradient_equals_burn_autodiff() {
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    ad.seed(5);
+    let model = arch().init(&ad);
+    // 11 windows: a full group of 8 and a partial one.
+    let c = case(11, 40, 3);
+    let spec = LossSpec {
+        skip: 12,
+        pos_weight: 4.0,
+        lambda: 0.7,
+    };
+    let mut ft = FusedTrainer::new(&model);
+    let batch = Batch {
+        x: &c.x,
+        v: &c.v,
+        s: &c.s,
+        b: c.b,
+        w: c.w,
+    };
+    let (fl, fg) = ft.step(&model, &batch, spec, &device);
+
+    let tx = Tensor::<3>::from_data(TensorData::new(c.x.clone(), [c.b, c.w, 3]), &ad);
+    let tv = Tensor::<2>::from_data(TensorData::new(c.v.clone(), [c.b, c.w]), &ad);
+    let ts = Tensor::<2>::from_data(TensorData::new(c.s.clone(), [c.b, c.w]), &ad);
+    let (l, m, bce) = loss(
+        &model,
+        tx,
+        tv,
+        ts,
+        spec.skip,
+        spec.pos_weight as f64,
+        spec.lambda as f64,
+    );
+    let scalar = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0] as f64;
+    let (bm, bb) = (scalar(m), scalar(bce));
+    let bg = GradientsParams::from_grads(l.backward(), &model);
+    eprintln!(
+        "loss: fused mse {:.6} bce {:.6}, burn mse {bm:.6} bce {bb:.6}",
+        fl.mse, fl.bce
+    );
+    assert!(
+        (fl.mse - bm).abs() < 1e-5 * bm.max(1.0),
+        "MSE {} vs {bm}",
+        fl.mse
+    );
+    assert!(
+        (fl.bce - bb).abs() < 1e-5 * bb.max(1.0),
+        "BCE {} vs {bb}",
+        fl.bce
+    );
+
+    let mut worst = 0f32;
+    for (name, id, rank) in params(&model) {
+        let a = grad_values(&fg, id, rank);
+        let b = grad_values(&bg, id, rank);
+        assert_eq!(a.len(), b.len(), "{name}");
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
+        eprintln!("{name:<20} max |grad| {scale:.3e}, max difference / max |grad| {err:.2e}");
+        assert!(
+            scale > 1e-6,
+            "{name}: burn's gradient is zero, the case does not test it"
+        );
+        assert!(
+            err < 1e-4,
+            "{name}: fused and autodiff gradients differ by {err:e} of the largest"
+        );
+        worst = worst.max(err);
+    }
+    eprintln!("worst relative difference {worst:.2e}");
+}
+
+#[test]
+fn fused_step_does_not_depend_on_the_thread_count() {
+    let device = Device::flex();
+    device.seed(8);
+    let model = arch().init(&device);
+    let c = case(19, 30, 4);
+    let spec = LossSpec {
+        skip: 10,
+        pos_weight: 2.0,
+        lambda: 1.0,
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut ft = FusedTrainer::new(&model);
+            let batch = Batch {
+                x: &c.x,
+                v: &c.v,
+                s: &c.s,
+                b: c.b,
+                w: c.w,
+            };
+            let (l, g) = ft.step(&model, &batch, spec, &device);
+            let grads: Vec<Vec<f32>> = params(&model)
+                .into_iter()
+                .map(|(_, id, r)| grad_values(&g, id, r))
+                .collect();
+            (l, grads)
+        })
+    };
+    let (l1, g1) = run(1);
+    let (l2, g2) = run(2);
+    assert_eq!(l1, l2);
+    assert_eq!(g1, g2);
+}
