@@ -127,6 +127,8 @@ fn fused_gradient_equals_burn_autodiff() {
         w: c.w,
     };
     let (fl, fg) = ft.step(&model, &batch, spec, &device);
+    // The forward-only loss (validation) is the same pass without the backward.
+    assert_eq!(ft.loss(&batch, spec), fl);
 
     let tx = Tensor::<3>::from_data(TensorData::new(c.x.clone(), [c.b, c.w, 3]), &ad);
     let tv = Tensor::<2>::from_data(TensorData::new(c.v.clone(), [c.b, c.w]), &ad);

@@ -216,8 +216,23 @@ impl FusedTrainer {
         out
     }
 
+    /// The loss of one batch, forward pass only (validation).
+    pub fn loss(&mut self, batch: &Batch, spec: LossSpec) -> StepLoss {
+        self.pass(batch, spec, false).0
+    }
+
     /// The loss of one batch and its gradient with respect to every weight (in [`Model`] layout).
     pub(crate) fn loss_and_grad(&mut self, batch: &Batch, spec: LossSpec) -> (StepLoss, Model) {
+        let (loss, grad) = self.pass(batch, spec, true);
+        (loss, grad.expect("asked for"))
+    }
+
+    fn pass(
+        &mut self,
+        batch: &Batch,
+        spec: LossSpec,
+        want_grad: bool,
+    ) -> (StepLoss, Option<Model>) {
         let (b, w) = (batch.b, batch.w);
         assert!(spec.skip < w, "the window must be longer than the burn-in");
         let nch = self.model.n_inputs;
@@ -239,15 +254,17 @@ impl FusedTrainer {
                     b: cells.len(),
                     w,
                 };
-                work.run(model, &shapes, &sub, spec, scored);
+                work.run(model, &shapes, &sub, spec, scored, want_grad);
             });
-        let mut grad = self.model.zeros_like();
+        let mut grad = want_grad.then(|| self.model.zeros_like());
         let (mut mse, mut bce) = (0.0, 0.0);
         for work in &mut self.groups[..n_groups] {
-            let gw = work.grad.as_mut().expect("computed");
-            for (d, s) in grad.buffers_mut().into_iter().zip(gw.buffers_mut()) {
-                for (d, s) in d.iter_mut().zip(s.iter()) {
-                    *d += s;
+            if let Some(grad) = grad.as_mut() {
+                let gw = work.grad.as_mut().expect("computed");
+                for (d, s) in grad.buffers_mut().into_iter().zip(gw.buffers_mut()) {
+                    for (d, s) in d.iter_mut().zip(s.iter()) {
+                        *d += s;
+                    }
                 }
             }
             mse += work.mse;
@@ -338,9 +355,9 @@ fn to_params(grad: Model, model: &Surrogate, device: &Device) -> GradientsParams
 }
 
 impl Work {
-    /// Forward and backward for the cells of `batch` (one group); leaves the gradient sums and the
-    /// summed (not averaged) loss terms in `self`. `scored` is the whole batch's count of scored
-    /// bins, by which the loss is averaged.
+    /// Forward (and with `want_grad` backward) for the cells of `batch` (one group); leaves the
+    /// summed (not averaged) loss terms and the gradient sums in `self`. `scored` is the whole
+    /// batch's count of scored bins, by which the loss is averaged.
     fn run(
         &mut self,
         m: &Model,
@@ -348,6 +365,7 @@ impl Work {
         batch: &Batch,
         spec: LossSpec,
         scored: f32,
+        want_grad: bool,
     ) {
         let (n, w) = (batch.b, batch.w);
         let nch = m.n_inputs;
@@ -476,6 +494,10 @@ impl Work {
         }
         self.mse = mse;
         self.bce = bce;
+        if !want_grad {
+            self.grad = Some(grad);
+            return;
+        }
         // Heads backward: weight gradient over all bins at once.
         gemm_view(
             hd,

@@ -675,13 +675,33 @@ pub fn train(
         // Validation without autodiff.
         let plain = model.valid();
         let (mut vl, mut vm, mut vb) = (0.0, 0.0, 0.0);
+        if let Some(ft) = fused.as_mut() {
+            ft.load(&model);
+        }
         for chunk in val_windows.chunks(cfg.batch) {
-            let (x, v, s) = data.batch(chunk, cfg.window, device);
-            let (l, m, b) = loss(&plain, x, v, s, skip, pos_weight, cfg.spike_weight);
+            let (l, m, b) = match fused.as_mut() {
+                Some(ft) => {
+                    let (x, v, s) = data.batch_raw(chunk, cfg.window);
+                    let batch = Batch {
+                        x: &x,
+                        v: &v,
+                        s: &s,
+                        b: chunk.len(),
+                        w: cfg.window,
+                    };
+                    let l = ft.loss(&batch, spec);
+                    (l.total, l.mse, l.bce)
+                }
+                None => {
+                    let (x, v, s) = data.batch(chunk, cfg.window, device);
+                    let (l, m, b) = loss(&plain, x, v, s, skip, pos_weight, cfg.spike_weight);
+                    (scalar(l), scalar(m), scalar(b))
+                }
+            };
             let w = chunk.len() as f64 / val_windows.len() as f64;
-            vl += scalar(l) * w;
-            vm += scalar(m) * w;
-            vb += scalar(b) * w;
+            vl += l * w;
+            vm += m * w;
+            vb += b * w;
         }
         meta.epochs.push(EpochMetrics {
             epoch,
