@@ -283,7 +283,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         &o("s_explode.toml"),
         &sur_text
             .replacen("window = 600", "window = 300", 1)
-            .replacen("lr = 3e-3", "lr = 1e30", 1),
+            .replacen("lr = 1e-3", "lr = 1e30", 1),
     );
     let existing = write(&o("existing.h5"), "keep me");
     let existing_ck = o("existing_ck");

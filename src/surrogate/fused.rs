@@ -739,3 +739,65 @@ fn lstm_cells_backward(
     }
     body(gates, c_prev, tc, dh, dc, hd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::surrogate::SurrogateArch;
+    use rand::{Rng, SeedableRng};
+
+    /// Each weight buffer's largest gradient entry against a central difference of the loss.
+    #[test]
+    fn gradient_matches_central_differences() {
+        let device = Device::flex();
+        device.seed(3);
+        let arch = SurrogateArch {
+            n_inputs: 2,
+            tcn_channels: 4,
+            kernel: 2,
+            dilations: vec![1, 3],
+            lstm_hidden: 5,
+        };
+        let mut ft = FusedTrainer::new(&arch.init(&device));
+        let (b, w) = (3, 25);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let x: Vec<f32> = (0..b * w * 2).map(|_| rng.random::<f32>() * 2.0).collect();
+        let v: Vec<f32> = (0..b * w).map(|_| rng.random::<f32>() - 0.5).collect();
+        let s: Vec<f32> = (0..b * w)
+            .map(|_| (rng.random::<f32>() < 0.1) as u8 as f32)
+            .collect();
+        let batch = Batch {
+            x: &x,
+            v: &v,
+            s: &s,
+            b,
+            w,
+        };
+        let spec = LossSpec {
+            skip: 5,
+            pos_weight: 3.0,
+            lambda: 0.5,
+        };
+        let (_, mut grad) = ft.loss_and_grad(&batch, spec);
+        let grads: Vec<Vec<f32>> = grad.buffers_mut().iter().map(|g| g.to_vec()).collect();
+        let eps = 1e-2f32;
+        for (k, g) in grads.iter().enumerate() {
+            let (i, &gi) = g
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .expect("non-empty");
+            let mut at = |d: f32| {
+                ft.model.buffers_mut()[k][i] += d;
+                let l = ft.loss(&batch, spec).total;
+                ft.model.buffers_mut()[k][i] -= d;
+                l
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            assert!(
+                (fd - gi as f64).abs() <= 0.03 * (gi as f64).abs() + 1e-4,
+                "buffer {k}, entry {i}: analytic {gi}, central difference {fd}"
+            );
+        }
+    }
+}
