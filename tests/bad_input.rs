@@ -603,7 +603,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--out",
                 &out,
                 &"--config",
-                &sur("s_unknown.toml", "batch = 16", "batch = 16\nmomentum = 0.9"),
+                &sur("s_unknown.toml", "batch = 32", "batch = 32\nmomentum = 0.9"),
             ],
             &["momentum"],
         )

@@ -72,19 +72,11 @@ pub(crate) struct View {
 }
 
 impl View {
-    /// Row-major rows of `cols` values from `off`.
+    /// Row-major rows from `off`, `cols` values apart (a row may be shorter than that).
     pub(crate) fn rows(off: usize, cols: usize) -> Self {
         View {
             off,
             rs: cols,
-            cs: 1,
-        }
-    }
-    /// Row-major rows `stride` apart, from `off`.
-    pub(crate) fn strided(off: usize, stride: usize) -> Self {
-        View {
-            off,
-            rs: stride,
             cs: 1,
         }
     }
@@ -350,7 +342,7 @@ pub(crate) fn lstm_cells(
     hd: usize,
 ) {
     #[inline(always)]
-    pub(crate) fn body(
+    fn body(
         gates: &mut [f32],
         b_in: &[f32],
         c_prev: &[f32],

@@ -117,7 +117,7 @@ impl Conv {
                 self.c_out,
                 self.c_in,
                 dst,
-                View::strided(0, dst_rs),
+                View::rows(0, dst_rs),
                 j > 0,
                 src,
                 View::rows((pad - self.back(j)) * self.c_in, self.c_in),
