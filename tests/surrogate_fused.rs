@@ -223,3 +223,101 @@ fn fused_step_does_not_depend_on_the_thread_count() {
     assert_eq!(l1, l2);
     assert_eq!(g1, g2);
 }
+
+/// Several Adam steps (gradient clipping on) from the fused gradient follow the autodiff path's weights: the optimizer
+/// state carries over between steps whichever path made the gradient.
+#[test]
+fn adam_steps_on_the_fused_gradient_follow_the_autodiff_path() {
+    use burn::grad_clipping::GradientClippingConfig;
+    use burn::optim::{AdamConfig, Optimizer};
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    ad.seed(6);
+    let mut a = arch().init(&ad);
+    let mut b = a.clone();
+    let config = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)));
+    let (mut oa, mut ob) = (config.init(), config.init());
+    let spec = LossSpec {
+        skip: 8,
+        pos_weight: 3.0,
+        lambda: 0.5,
+    };
+    let mut ft = FusedTrainer::new(&b);
+    let values = |m: &Surrogate| -> Vec<f32> {
+        let mut out = Vec::new();
+        let rec = |t: burn::tensor::TensorData| t.convert::<f32>().try_to_vec::<f32>().unwrap();
+        for blk in &m.blocks {
+            out.extend(rec(blk.conv1.weight.val().into_data()));
+            out.extend(rec(blk.conv2.weight.val().into_data()));
+        }
+        out.extend(rec(m.lstm.recurrent.val().into_data()));
+        out.extend(rec(m.lstm.input.weight.val().into_data()));
+        out.extend(rec(m.voltage_head.weight.val().into_data()));
+        out
+    };
+    let init = values(&a);
+    for step in 0..6 {
+        let c = case(9, 30, 10 + step);
+        let tx = Tensor::<3>::from_data(TensorData::new(c.x.clone(), [c.b, c.w, 3]), &ad);
+        let tv = Tensor::<2>::from_data(TensorData::new(c.v.clone(), [c.b, c.w]), &ad);
+        let ts = Tensor::<2>::from_data(TensorData::new(c.s.clone(), [c.b, c.w]), &ad);
+        let (l, _, _) = loss(
+            &a,
+            tx,
+            tv,
+            ts,
+            spec.skip,
+            spec.pos_weight as f64,
+            spec.lambda as f64,
+        );
+        let ga = GradientsParams::from_grads(l.backward(), &a);
+        a = oa.step(1e-2, a, ga);
+        ft.load(&b);
+        let batch = Batch {
+            x: &c.x,
+            v: &c.v,
+            s: &c.s,
+            b: c.b,
+            w: c.w,
+        };
+        let (_, gb) = ft.step(&b, &batch, spec, &device);
+        b = ob.step(1e-2, b, gb);
+    }
+    let (va, vb) = (values(&a), values(&b));
+    let moved = va
+        .iter()
+        .zip(&init)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let diff = va
+        .iter()
+        .zip(&vb)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    eprintln!(
+        "after 6 steps: weights moved up to {moved:.3e}; fused and autodiff paths differ by up to {diff:.3e}"
+    );
+    assert!(diff < 1e-4, "the paths' weights differ by {diff}");
+}
+
+
+/// burn initialises parameters lazily from the device's generator; the model's constructor reads them all at once,
+/// so the fused step (which reads the heads first) and burn's forward pass start from the same weights.
+#[test]
+fn a_seed_gives_the_same_weights_whichever_path_reads_them_first() {
+    let device = Device::flex();
+    let all = |m: &Surrogate| -> Vec<f32> {
+        let rec = |t: TensorData| t.convert::<f32>().try_to_vec::<f32>().unwrap();
+        let mut out = rec(m.spike_head.weight.val().into_data());
+        out.extend(rec(m.lstm.recurrent.val().into_data()));
+        for blk in &m.blocks {
+            out.extend(rec(blk.conv1.weight.val().into_data()));
+        }
+        out
+    };
+    device.seed(9);
+    let a = arch().init(&device);
+    let _ = FusedTrainer::new(&a);
+    device.seed(9);
+    let b = arch().init(&device);
+    let _ = b.forward(Tensor::<3>::zeros([1, 4, 3], &device));
+    assert_eq!(all(&a), all(&b));
+}

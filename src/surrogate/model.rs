@@ -76,7 +76,7 @@ impl SurrogateArch {
             c_in = self.tcn_channels;
         }
         let h = self.lstm_hidden;
-        Surrogate {
+        let model = Surrogate {
             blocks,
             lstm: FusedLstm {
                 input: LinearConfig::new(self.tcn_channels, 4 * h).init(device),
@@ -89,7 +89,14 @@ impl SurrogateArch {
             },
             voltage_head: LinearConfig::new(h, 1).init(device),
             spike_head: LinearConfig::new(h, 1).init(device),
+        };
+        // burn initialises a parameter lazily, from the device's generator, when it is first read. Read them all
+        // now, in the order of the forward pass, so that a seed gives the same weights whichever code reads them
+        // first (the fused training step reads the heads first, burn's forward pass the convolutions).
+        if self.n_inputs > 0 {
+            let _ = model.forward(Tensor::zeros([1, 1, self.n_inputs], device));
         }
+        model
     }
 }
 
