@@ -9,6 +9,9 @@ use surge::surrogate::fused::{Batch, FusedTrainer, LossSpec};
 use surge::surrogate::train::loss;
 use surge::surrogate::{Surrogate, SurrogateArch};
 
+/// The tests seed burn's one device generator; run them one at a time so none draws from another's stream.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn arch() -> SurrogateArch {
     SurrogateArch {
         n_inputs: 3,
@@ -107,6 +110,7 @@ fn case(b: usize, w: usize, seed: u64) -> Case {
 
 #[test]
 fn fused_gradient_equals_burn_autodiff() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     let ad = device.clone().autodiff();
     ad.seed(5);
@@ -187,6 +191,7 @@ fn fused_gradient_equals_burn_autodiff() {
 
 #[test]
 fn fused_step_does_not_depend_on_the_thread_count() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     device.seed(8);
     let model = arch().init(&device);
@@ -228,6 +233,7 @@ fn fused_step_does_not_depend_on_the_thread_count() {
 /// state carries over between steps whichever path made the gradient.
 #[test]
 fn adam_steps_on_the_fused_gradient_follow_the_autodiff_path() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use burn::grad_clipping::GradientClippingConfig;
     use burn::optim::{AdamConfig, Optimizer};
     let device = Device::flex();
@@ -298,11 +304,11 @@ fn adam_steps_on_the_fused_gradient_follow_the_autodiff_path() {
     assert!(diff < 1e-4, "the paths' weights differ by {diff}");
 }
 
-
 /// burn initialises parameters lazily from the device's generator; the model's constructor reads them all at once,
 /// so the fused step (which reads the heads first) and burn's forward pass start from the same weights.
 #[test]
 fn a_seed_gives_the_same_weights_whichever_path_reads_them_first() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     let all = |m: &Surrogate| -> Vec<f32> {
         let rec = |t: TensorData| t.convert::<f32>().try_to_vec::<f32>().unwrap();
