@@ -235,7 +235,7 @@ fn fused_step_does_not_depend_on_the_thread_count() {
 fn adam_steps_on_the_fused_gradient_follow_the_autodiff_path() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use burn::grad_clipping::GradientClippingConfig;
-    use burn::optim::{AdamConfig, Optimizer};
+    use burn::optim::AdamConfig;
     let device = Device::flex();
     let ad = device.clone().autodiff();
     ad.seed(6);
