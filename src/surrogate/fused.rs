@@ -74,13 +74,15 @@ struct Work {
     h: Vec<f32>,
     tc: Vec<f32>,
     heads: Vec<f32>,
-    /// Gradients: of the heads, of the LSTM input, of one cell's series (two buffers), and of the
-    /// state carried between steps.
+    /// Gradients: of the heads, of the LSTM input, of one cell's series (a block's output, its
+    /// middle series, its second convolution's pre-activation, its input), and of the state carried
+    /// between steps.
     dheads: Vec<f32>,
     dz: Vec<f32>,
     d_a: Vec<f32>,
     d_b: Vec<f32>,
     d_mid: Vec<f32>,
+    d_x: Vec<f32>,
     dh: Vec<f32>,
     dc: Vec<f32>,
     grad: Option<Model>,
@@ -644,17 +646,16 @@ impl Work {
                         *d = 0.0;
                     }
                 }
-                let dpre1: Vec<f32> = self.d_b[p_mid * c1..].to_vec();
                 let need_dx = k > 0;
-                let mut dx = Vec::new();
                 if need_dx {
-                    zeroed(&mut dx, (p_in + w) * c_in);
+                    zeroed(&mut self.d_x, (p_in + w) * c_in);
                 }
+                let dx = &mut self.d_x;
                 blk.conv1.seq_backward(
                     &series[yin],
                     p_in,
                     w,
-                    &dpre1,
+                    &self.d_b[p_mid * c1..],
                     &mut gk.conv1,
                     need_dx.then_some(&mut dx[..]),
                 );
