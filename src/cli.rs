@@ -8,6 +8,9 @@ use surge::data::{DatasetConfig, DatasetReader, h5::DatasetInfo};
 use surge::experiment::{self, Metrics};
 use surge::spec::NetworkSpec;
 
+pub mod gradcheck;
+pub mod sweep;
+
 #[derive(Parser)]
 #[command(
     name = "surge",
@@ -17,6 +20,21 @@ use surge::spec::NetworkSpec;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Controls of `surge optimize`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Control {
+    /// Steps of the same size in random directions.
+    RandomSign,
+}
+
+impl Control {
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::RandomSign => "random_sign",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -186,6 +204,73 @@ enum Command {
     },
     /// Fit connection gains by gradient descent through surrogate neurons to a target band, then re-check
     /// the result in the exact engine on held-out seeds.
+    /// How well the surrogate network's gradient of the optimisation objective matches the exact
+    /// engine's (central differences with common random numbers over network instances): cosine
+    /// similarity with its standard error, sign agreement per group; report.json and a figure.
+    Gradcheck {
+        #[arg(long)]
+        config: PathBuf,
+        /// One or more checkpoint folders (`<checkpoint>/<type>/` per cell type).
+        #[arg(long, num_args = 1.., default_value = "checkpoints/lif-accurate")]
+        checkpoint: Vec<PathBuf>,
+        /// Network instances (connectome, drive noise) both gradients are averaged over.
+        #[arg(long, default_value_t = 16)]
+        instances: usize,
+        /// Instance k has seed `seed + k`.
+        #[arg(long, default_value_t = 900)]
+        seed: u64,
+        /// gains.json written by `surge optimize` [default: the initial gains, all log-gains 0].
+        #[arg(long)]
+        gains: Option<PathBuf>,
+        /// Spike-surrogate scales to measure (calibrated logit widths).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        spike_beta: Vec<f32>,
+        /// Scored window lengths (ms) [default: the experiment's].
+        #[arg(long, value_delimiter = ',')]
+        window_ms: Vec<f64>,
+        /// Finite-difference step in log-gain.
+        #[arg(long, default_value_t = 0.1)]
+        h: f64,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Output folder [default: experiments/out/gradcheck/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Optimiser seeds x held-out instances for several routes to one target (gradient through
+    /// checkpoints, its random-sign control, CMA-ES on the exact engine); one table, a figure and
+    /// sweep.json. Finished runs are read back, so a stopped sweep continues.
+    Sweep {
+        #[arg(long)]
+        config: PathBuf,
+        /// Routes: gradient:<checkpoint>, random-sign:<checkpoint>, cmaes.
+        #[arg(long, value_delimiter = ',', required = true)]
+        arms: Vec<String>,
+        /// Optimiser seeds per route.
+        #[arg(long, default_value_t = 10)]
+        seeds: usize,
+        /// The first optimiser seed.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Held-out instances are drawn from this seed.
+        #[arg(long)]
+        heldout_seed: u64,
+        #[arg(long, default_value_t = 10)]
+        heldout: usize,
+        /// Override the experiment's iterations.
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// CMA-ES's exact-run budget [default: the gradient's windows, iterations x batch].
+        #[arg(long)]
+        cmaes_evals: Option<usize>,
+        /// Output folder [default: experiments/out/sweep/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+    },
     Optimize {
         /// Optimisation experiment (network, cell types, objective, optimizer, re-check).
         #[arg(long)]
@@ -208,6 +293,23 @@ enum Command {
         /// Start over even if --out holds a run.
         #[arg(long)]
         force: bool,
+        /// `random-sign`: the control run. Same loop, windows, step sizes and selection, but every
+        /// parameter steps in a random direction; it must do clearly worse than the gradient.
+        #[arg(long, value_enum)]
+        control: Option<Control>,
+        /// Optimiser seed (the iterations' drive noise and the control's signs) [default: the file's].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Draw the held-out instances of the exact re-check from this seed (instead of the file's
+        /// recheck.seeds): fresh instances, never seen while choosing settings.
+        #[arg(long)]
+        heldout_seed: Option<u64>,
+        /// How many held-out instances --heldout-seed draws.
+        #[arg(long, default_value_t = 10, requires = "heldout_seed")]
+        heldout: usize,
+        /// Override optimizer.spike_beta (the surrogate gradient's scale, in calibrated logit widths).
+        #[arg(long)]
+        spike_beta: Option<f32>,
     },
     /// Set a checkpoint's spike threshold so that it calls as many spikes as the exact neuron on
     /// training data (the class-weighted loss biases the spike logit upwards).
@@ -220,6 +322,9 @@ enum Command {
         /// At most this many traces are used.
         #[arg(long, default_value_t = 256)]
         traces: usize,
+        /// Keep the stored threshold; only measure the logit's width at it.
+        #[arg(long)]
+        keep_threshold: bool,
         #[arg(long, default_value = "flex")]
         backend: String,
     },
@@ -470,13 +575,25 @@ pub fn run() -> Result<()> {
             checkpoint,
             data,
             traces,
+            keep_threshold,
             backend,
         } => {
             let device = surge::surrogate::backend::device(&backend)?;
-            let (thr, exact, at_zero) =
-                surge::surrogate::eval::calibrate(&checkpoint, &data, traces, &device)?;
+            let c = surge::surrogate::eval::calibrate(
+                &checkpoint,
+                &data,
+                traces,
+                keep_threshold,
+                &device,
+            )?;
             println!(
-                "spike-logit threshold {thr:.3}: {exact} exact spikes; at threshold 0 the surrogate called {at_zero}. Saved in {}",
+                "spike-logit threshold {:.3}{}: {} exact spikes; at threshold 0 the surrogate called {}. \
+                 Logit rise per bin at threshold crossings (median): {:.3}. Saved in {}",
+                c.threshold,
+                if keep_threshold { " (kept)" } else { "" },
+                c.exact_spikes,
+                c.at_zero,
+                c.width,
                 checkpoint.join("surrogate.json").display()
             );
             Ok(())
@@ -554,6 +671,67 @@ pub fn run() -> Result<()> {
             )
             .map(|_| ())
         }
+        Command::Gradcheck {
+            config,
+            checkpoint,
+            instances,
+            seed,
+            gains,
+            spike_beta,
+            window_ms,
+            h,
+            backend,
+            out,
+            force,
+        } => {
+            let windows_ms = if window_ms.is_empty() {
+                let (cfg, _, _) = surge::netopt::optimize::OptimizeConfig::load(&config)?;
+                vec![cfg.optimizer.window_ms]
+            } else {
+                window_ms
+            };
+            gradcheck::run(gradcheck::Args {
+                config,
+                checkpoints: checkpoint,
+                instances,
+                seed,
+                gains,
+                spike_betas: spike_beta,
+                windows_ms,
+                h,
+                backend,
+                out,
+                force,
+            })
+            .map(|_| ())
+        }
+        Command::Sweep {
+            config,
+            arms,
+            seeds,
+            first_seed,
+            heldout_seed,
+            heldout,
+            iterations,
+            cmaes_evals,
+            out,
+            backend,
+        } => sweep::run(sweep::Args {
+            config,
+            arms: arms
+                .iter()
+                .map(|a| sweep::Arm::parse(a))
+                .collect::<Result<_>>()?,
+            seeds,
+            first_seed,
+            heldout_seed,
+            heldout,
+            iterations,
+            cmaes_evals,
+            out,
+            backend,
+        })
+        .map(|_| ()),
         Command::Optimize {
             config,
             checkpoint,
@@ -562,6 +740,11 @@ pub fn run() -> Result<()> {
             iterations,
             resume,
             force,
+            control,
+            seed,
+            heldout_seed,
+            heldout,
+            spike_beta,
         } => crate::optimize_cli::run(crate::optimize_cli::Args {
             config,
             checkpoint,
@@ -570,6 +753,11 @@ pub fn run() -> Result<()> {
             iterations,
             resume,
             force,
+            control: control.map(|c| c.name().to_string()),
+            seed,
+            heldout_seed,
+            heldout,
+            spike_beta,
         })
         .map(|_| ()),
         Command::Targets {

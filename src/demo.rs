@@ -110,13 +110,17 @@ pub fn run(out: &Path) -> Result<()> {
         false,
     )?;
     let device = surge::surrogate::backend::device("flex")?;
-    let (thr, n_exact, _) = surge::surrogate::eval::calibrate(
+    let cal = surge::surrogate::eval::calibrate(
         &tuned,
         std::slice::from_ref(&train_set),
         TRAIN_TRACES,
+        false,
         &device,
     )?;
-    println!("calibrated spike-logit threshold {thr:.2} ({n_exact} exact spikes)");
+    println!(
+        "calibrated spike-logit threshold {:.2} ({} exact spikes)",
+        cal.threshold, cal.exact_spikes
+    );
     println!("-- shipped checkpoint on the held-out traces");
     let shipped_m = crate::cli::eval_command(
         ckpt.join("pyramidal"),
@@ -167,6 +171,11 @@ pub fn run(out: &Path) -> Result<()> {
         out: Some(out.join("optimize")),
         iterations: None,
         resume: false,
+        control: None,
+        seed: None,
+        heldout_seed: None,
+        heldout: 10,
+        spike_beta: None,
         force: true,
     })?;
     walls.push(("optimise + exact check", t.elapsed().as_secs_f64()));

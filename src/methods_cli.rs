@@ -164,6 +164,11 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
                 out: Some(dir.join("surrogate-gd")),
                 iterations: None,
                 resume: false,
+                control: None,
+                seed: None,
+                heldout_seed: None,
+                heldout: 10,
+                spike_beta: None,
                 force: args.force,
             })?;
             read_surrogate_run(&dir.join("surrogate-gd"), n_groups)

@@ -16,6 +16,16 @@ pub struct Args {
     pub iterations: Option<usize>,
     pub resume: bool,
     pub force: bool,
+    /// The random-sign control instead of the gradient (`optimizer.control`).
+    pub control: Option<String>,
+    /// Optimiser seed (`optimizer.seed`: the iterations' drive noise, the control's signs).
+    pub seed: Option<u64>,
+    /// Held-out instances drawn from this seed instead of `recheck.seeds`...
+    pub heldout_seed: Option<u64>,
+    /// ...this many of them.
+    pub heldout: usize,
+    /// Override `optimizer.spike_beta`.
+    pub spike_beta: Option<f32>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -26,6 +36,9 @@ struct Progress {
     /// Per-synapse log-weights (with `optimizer.per_synapse`).
     #[serde(default)]
     synapse_log_w: Option<Vec<f32>>,
+    /// Adam's moments (with `optimizer.method = "adam"`).
+    #[serde(default)]
+    adam: Option<optimize::AdamState>,
 }
 
 /// What an optimisation found, for the demo's summary table.
@@ -59,19 +72,26 @@ pub fn passes_bar(cfg: &OptimizeConfig, before: &ExactCheck, after: &ExactCheck)
         && after.rates_hz.iter().all(|&r| (0.5..=50.0).contains(&r))
 }
 
-/// `pre->post channel` for every connection group, in the order of the log-gains.
-pub fn group_names(spec: &surge::spec::NetworkSpec) -> Vec<String> {
-    spec.connections
-        .iter()
-        .map(|c| format!("{}->{} {}", c.pre, c.post, c.channel))
-        .collect()
-}
+pub use surge::netopt::optimize::group_names;
 
 pub fn run(args: Args) -> Result<OptimizeSummary> {
     let (mut cfg, spec, text) = OptimizeConfig::load(&args.config)?;
     if let Some(i) = args.iterations {
         cfg.optimizer.iterations = i;
     }
+    if let Some(c) = &args.control {
+        cfg.optimizer.control = c.replace('-', "_");
+    }
+    if let Some(s) = args.seed {
+        cfg.optimizer.seed = s;
+    }
+    if let Some(b) = args.spike_beta {
+        cfg.optimizer.spike_beta = b;
+    }
+    if let Some(h) = args.heldout_seed {
+        cfg.recheck.seeds = optimize::heldout_seeds(h, args.heldout);
+    }
+    cfg.validate(&spec)?;
     let dir = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .config
@@ -99,6 +119,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     let n_groups = spec.connections.len();
     let mut start = vec![0.0f32; n_groups];
     let mut start_w: Option<Vec<f32>> = None;
+    let mut start_adam: Option<optimize::AdamState> = None;
     let mut records = Vec::<IterationRecord>::new();
     let mut first = 0usize;
     let mut prior: Vec<serde_json::Value> = Vec::new();
@@ -118,6 +139,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
         );
         start = p.log_gains;
         start_w = p.synapse_log_w;
+        start_adam = p.adam;
         first = p.iterations_done;
         prior = serde_json::from_value(p.records).unwrap_or_default();
         println!("resuming {} after iteration {first}", dir.display());
@@ -141,6 +163,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
         &cfg,
         &start,
         start_w.as_deref(),
+        start_adam,
         first,
         &device,
         &mut |rec| {
@@ -162,6 +185,7 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
                 log_gains: rec.log_gains.clone(),
                 records: serde_json::Value::Array(all),
                 synapse_log_w: rec.synapse_log_w.clone(),
+                adam: rec.adam.clone(),
             };
             surge::results::atomic_write(
                 &progress_path,
@@ -407,6 +431,35 @@ pub fn run(args: Args) -> Result<OptimizeSummary> {
     })
 }
 
+/// The log-gains of a gains.json written by `surge optimize`, checked against the network's groups.
+pub fn read_gains(p: &Path, n_groups: usize) -> Result<Vec<f32>> {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+    )
+    .with_context(|| {
+        format!(
+            "{} is not JSON. Fix: pass the gains.json written by `surge optimize`",
+            p.display()
+        )
+    })?;
+    let g: Vec<f32> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["log_gain"].as_f64())
+                .map(|x| x as f32)
+                .collect()
+        })
+        .unwrap_or_default();
+    anyhow::ensure!(
+        g.len() == n_groups,
+        "{} holds {} gains but the network has {n_groups} connection groups. Fix: pass the gains.json of an optimisation of this network",
+        p.display(),
+        g.len()
+    );
+    Ok(g)
+}
+
 fn fmt_hz(p: Option<f64>) -> String {
     p.map_or("-".into(), |p| format!("{p:.0} Hz"))
 }
@@ -572,34 +625,7 @@ pub fn compare_network(
     let n_groups = spec.connections.len();
     let log_gains: Vec<f32> = match gains {
         None => vec![0.0; n_groups],
-        Some(p) => {
-            let v: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
-            )
-            .with_context(|| {
-                format!(
-                    "{} is not JSON. Fix: pass the gains.json written by `surge optimize`",
-                    p.display()
-                )
-            })?;
-            let g: Vec<f32> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x["log_gain"].as_f64())
-                        .map(|x| x as f32)
-                        .collect()
-                })
-                .unwrap_or_default();
-            anyhow::ensure!(
-                g.len() == n_groups,
-                "{} holds {} gains but the network has {n_groups} connection groups. Fix: pass the gains.json of an optimisation of this network",
-                p.display(),
-                g.len()
-            );
-            g
-        }
+        Some(p) => read_gains(p, n_groups)?,
     };
     let plain = surge::surrogate::backend::device(backend)?;
     let conn = Connectome::build(&spec);

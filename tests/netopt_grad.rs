@@ -289,16 +289,16 @@ fn differentiable_spectrum_equals_the_exact_engines_estimator() {
     assert!((bf - psd.band_fraction(30.0, 50.0)).abs() < 1e-4, "{bf}");
 }
 
-/// The objective of `objective` with the rate penalty on, as a closure over a window's signal and spike
-/// counts (what `run_with_gradient` differentiates).
+/// The objective of `objective` with the rate penalty on, as a closure over a window's signal and
+/// expected spike counts (what `run_with_gradient` differentiates).
 fn window_loss<'a>(
     gains: &'a Gains,
     spectrum: &'a Spectrum,
     bins: usize,
     bin_ms: f64,
     device: &'a Device,
-) -> impl FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1> + 'a {
-    move |signal, counts| {
+) -> impl FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1> + 'a {
+    move |signal, counts, _| {
         let cfg = ObjectiveConfig {
             band_hz: (50.0, 200.0),
             // Bounds the tiny network violates, so that the counts carry gradient too.
@@ -526,6 +526,156 @@ fn synapse_weight_gradients_match_finite_differences() {
         assert!(
             err < 0.05,
             "synapse {e}: mean slope {mean_slope:.6e} vs finite difference {numeric:.6e} ({err:.3})"
+        );
+    }
+}
+
+/// The input transform's slope is `1 / (s + |x|)` everywhere, `1 / s` at `x = 0` included (autodiff of
+/// `sign(x) ln(1 + |x| / s)` gives 0 there, which drops the gradient of spikes that nearly arrive).
+#[test]
+fn input_transform_has_its_slope_at_zero_input() {
+    let device = Device::flex().autodiff();
+    let xs = [0.0f32, 0.0, 0.5, -2.0];
+    let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [2, 2]), &device).require_grad();
+    let scale = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, 0.25], [1, 2]), &device);
+    let y = Scaling::input_tensor(x.clone(), scale);
+    let yv = y.clone().into_data().try_to_vec::<f32>().unwrap();
+    let grads = y.sum().backward();
+    let g = x
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let sc = Scaling {
+        input_scale: vec![2.0, 0.25],
+        v_mean: 0.0,
+        v_std: 1.0,
+    };
+    for (j, &xj) in xs.iter().enumerate() {
+        let s = [2.0f32, 0.25][j % 2];
+        assert!((yv[j] - sc.input(xj, j % 2)).abs() < 1e-6, "value at {xj}");
+        assert!(
+            (g[j] - 1.0 / (s + xj.abs())).abs() < 1e-6,
+            "slope at {xj}: {} vs {}",
+            g[j],
+            1.0 / (s + xj.abs())
+        );
+        assert_eq!(g[j], sc.input_grad(xj, j % 2));
+    }
+}
+
+/// The tiny network with the I cells given their own surrogate whose threshold they never reach: in
+/// the hard-spike mode I is silent, so the E cells' GABA-A input is exactly 0 in every bin.
+fn network_with_silent_inhibition(device: &Device) -> SurrogateNetwork {
+    let spec = NetworkSpec::from_toml_str(SPEC, "tiny").unwrap();
+    let conn = Connectome::build(&spec);
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(4);
+    let arch = SurrogateArch {
+        n_inputs: 4,
+        tcn_channels: 8,
+        kernel: 3,
+        dilations: vec![1, 2],
+        lstm_hidden: 8,
+    };
+    let meta = |threshold: f32, width: f32| {
+        let mut m = SurrogateMeta::untrained(
+            arch.clone(),
+            spec.populations[0].neuron.channel_names(),
+            Scaling {
+                input_scale: vec![1.0; 4],
+                v_mean: 0.0,
+                v_std: 1.0,
+            },
+            0.5,
+        );
+        m.spike_logit_threshold = threshold;
+        m.spike_logit_width = Some(width);
+        m
+    };
+    let e = CellType {
+        name: "e".into(),
+        model: arch.init(device),
+        meta: meta(0.0, 1.0),
+        populations: vec![0],
+    };
+    // Far above the untrained logits (|logit| < 1), with a wide surrogate so its slope is resolved.
+    let i = CellType {
+        name: "i".into(),
+        model: arch.init(device),
+        meta: meta(6.0, 4.0),
+        populations: vec![1],
+    };
+    SurrogateNetwork::new(&spec, &conn, vec![e, i], device).unwrap()
+}
+
+/// Hard spikes: the gradient of the E -> I gain reaches the objective (E's signal, rate penalty off)
+/// only through I's near-miss spikes into E's GABA-A channel, whose input is 0 in every bin. It must
+/// not vanish, and both engines must agree on it.
+#[test]
+fn hard_spike_gradient_passes_through_channels_with_zero_input() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::flex().autodiff();
+    let bins = 64;
+    let spectrum = Spectrum::new(bins, 2000.0, &device);
+    let cfg = ObjectiveConfig {
+        band_hz: (50.0, 200.0),
+        rate_weight: 0.0,
+        l2: 0.0,
+        ..ObjectiveConfig::default()
+    };
+    let mode = SpikeMode::StraightThrough { beta: 1.0 };
+    let mut out = Vec::new();
+    for engine in [Engine::Fused, Engine::Burn] {
+        let mut net = network_with_silent_inhibition(&device);
+        net.set_engine(engine).unwrap();
+        let gains = Gains::new(&[0.2f32, -0.3, 0.4], &device);
+        let run = net.run_with_gradient(
+            &gains,
+            bins,
+            1,
+            mode,
+            &[0],
+            16,
+            false,
+            &mut |signal, _, _| {
+                loss(&cfg, &spectrum, signal, &[], gains.log_gain.val(), &device).total
+            },
+            &mut |_, _| {},
+        );
+        assert_eq!(
+            run.pop_spikes[1], 0.0,
+            "{engine:?}: the I cells stay silent"
+        );
+        assert!(run.pop_spikes[0] > 0.0, "{engine:?}: the E cells fire");
+        assert!(
+            run.pop_expected[1] > 0.0,
+            "{engine:?}: but are expected to fire a little"
+        );
+        let g: Vec<f32> = run
+            .grads
+            .get::<1>(gains.log_gain.id)
+            .unwrap()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        out.push(g);
+    }
+    let (f, b) = (&out[0], &out[1]);
+    // Groups: 0 E -> E, 1 E -> I, 2 I -> E. With I silent, the I -> E gain multiplies zero spikes,
+    // but I's smooth spikes carry gradient back through E -> I.
+    assert!(
+        f[1].abs() > 1e-6 * f[0].abs().max(1e-12) && f[1] != 0.0,
+        "E -> I gradient vanished: {f:?}"
+    );
+    let largest = b.iter().fold(0f32, |a, x| a.max(x.abs()));
+    for k in 0..3 {
+        assert!(
+            (f[k] - b[k]).abs() <= 1e-3 * largest,
+            "group {k}: fused {} vs burn {}",
+            f[k],
+            b[k]
         );
     }
 }

@@ -115,11 +115,17 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
             && m.subthreshold_rmse_mv <= m.voltage_rmse_mv
     );
     // Calibration on the training set makes the surrogate call as many spikes there as the exact cell.
-    let (thr, exact, _) =
-        surge::surrogate::eval::calibrate(&out, std::slice::from_ref(&data), 64, &device).unwrap();
+    let cal =
+        surge::surrogate::eval::calibrate(&out, std::slice::from_ref(&data), 64, false, &device)
+            .unwrap();
+    let (thr, exact) = (cal.threshold, cal.exact_spikes);
     let (mt, _) =
         surge::surrogate::eval::evaluate(&out, std::slice::from_ref(&data), &device).unwrap();
     assert!(thr.is_finite() && exact > 0);
+    // The logit's rise at threshold crossings is measured and stored with the threshold.
+    let (_, stored) = surge::surrogate::train::load_checkpoint(&out, &device).unwrap();
+    assert!(cal.width > 0.0 && stored.spike_logit_width == Some(cal.width));
+    assert_eq!(stored.spike_logit_threshold, thr);
     assert!(
         (mt.rate_predicted_hz - mt.rate_exact_hz).abs() <= 0.1 * mt.rate_exact_hz + 0.5,
         "calibrated rate {} Hz vs exact {} Hz (threshold {thr})",

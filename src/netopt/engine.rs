@@ -11,7 +11,7 @@ use super::fused::{FusedNet, FusedState, LinkSource, TypeSource};
 use crate::error::{Result, SurgeError};
 use crate::seed::{rng_for, stream};
 use crate::spec::{Connectome, DriveKind, NetworkSpec};
-use crate::surrogate::train::SurrogateMeta;
+use crate::surrogate::train::{Scaling, SurrogateMeta};
 use crate::surrogate::{Surrogate, SurrogateState};
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
@@ -151,10 +151,13 @@ pub enum Engine {
 }
 
 /// What a window leaves: the population signal per bin (mV), spike counts per population (summed over
-/// cells and bins, differentiable), and, if asked, hard spikes per bin.
+/// cells and bins, differentiable), the expected counts (the smooth onsets summed: a silent population
+/// still has a small expected count whose gradient says how to wake it), and, if asked, hard spikes
+/// per bin.
 pub struct Run {
     pub signal: Tensor<1>,
     pub pop_spikes: Vec<Tensor<1>>,
+    pub pop_expected: Vec<Tensor<1>>,
     pub raster: Option<Vec<Vec<u32>>>,
 }
 
@@ -647,7 +650,8 @@ impl SurrogateNetwork {
         w
     }
 
-    /// Advances the network one bin: returns the population signal `[1]` (mV) and the spikes `[N]`.
+    /// Advances the network one bin: returns the population signal `[1]` (mV), the spikes `[N]` and
+    /// the smooth onsets `[N]`.
     fn step(
         &self,
         st: &mut NetState,
@@ -655,7 +659,7 @@ impl SurrogateNetwork {
         link: &[(Tensor<2>, Tensor<2>)],
         mode: SpikeMode,
         signal_w: &Tensor<1>,
-    ) -> (Tensor<1>, Tensor<1>) {
+    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
         let (n, nc) = (self.n, self.channels.len());
         let mut x = drive.reshape([n * nc]);
         for (l, (g, w)) in self.links.iter().zip(link) {
@@ -665,7 +669,7 @@ impl SurrogateNetwork {
             x = x.select_assign(0, l.target.clone(), y.reshape([k]), IndexingUpdateOp::Add);
         }
         let x = x.reshape([n, nc]);
-        let results: Vec<(Tensor<1>, Tensor<1>)> = self
+        let results: Vec<(Tensor<1>, Tensor<1>, Tensor<1>)> = self
             .cell_types
             .iter()
             .zip(&self.type_range)
@@ -676,14 +680,21 @@ impl SurrogateNetwork {
                 cell_step(ct, cell, prev, xi, scale.clone(), mode)
             })
             .collect();
-        let (spikes, volts): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let mut spikes = Vec::with_capacity(results.len());
+        let mut volts = Vec::with_capacity(results.len());
+        let mut onsets = Vec::with_capacity(results.len());
+        for (s, v, e) in results {
+            spikes.push(s);
+            volts.push(v);
+            onsets.push(e);
+        }
         let s_all = Tensor::cat(spikes, 0);
         let sig = (Tensor::cat(volts, 0) * signal_w.clone()).sum();
         if self.max_delay > 0 {
             st.history.remove(0);
             st.history.push(s_all.clone().reshape([1, n]));
         }
-        (sig, s_all)
+        (sig, s_all, Tensor::cat(onsets, 0))
     }
 
     /// Spikes per population `[1]` each, from spikes summed per cell `[N]`.
@@ -725,22 +736,25 @@ impl SurrogateNetwork {
                 &mut |done| progress(done, bins as u64),
             );
             let dev = &self.device;
-            return Run {
-                signal: Tensor::from_data(TensorData::new(w.signal, [bins]), dev),
-                pop_spikes: self
-                    .pop_range
+            let per_pop = |per_cell: &[f64]| -> Vec<Tensor<1>> {
+                self.pop_range
                     .iter()
                     .map(|r| {
-                        let c = w.per_cell[r.clone()].iter().sum::<f64>() as f32;
+                        let c = per_cell[r.clone()].iter().sum::<f64>() as f32;
                         Tensor::from_data(TensorData::new(vec![c], [1]), dev)
                     })
-                    .collect(),
+                    .collect()
+            };
+            return Run {
+                signal: Tensor::from_data(TensorData::new(w.signal, [bins]), dev),
+                pop_spikes: per_pop(&w.per_cell),
+                pop_expected: per_pop(&w.expected),
                 raster: w.raster,
             };
         }
         let link = self.coupling(gains, gains.log_gain.val());
         let signal_w = self.signal_weights(signal_pops);
-        let (signal, total, raster) = self.simulate(
+        let (signal, total, expected, raster) = self.simulate(
             &mut self.rest(),
             self.drive_window(bins, noise).into_iter(),
             &link,
@@ -757,12 +771,14 @@ impl SurrogateNetwork {
         Run {
             signal: Tensor::cat(signal, 0),
             pop_spikes: self.per_population(total),
+            pop_expected: self.per_population(expected),
             raster,
         }
     }
 
     /// Steps `st` through `drives` (one `[N, C]` per bin): returns the signal of every bin, the spikes
-    /// summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the state before bin `t`.
+    /// and the smooth onsets summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the
+    /// state before bin `t`.
     #[allow(clippy::too_many_arguments)]
     fn simulate(
         &self,
@@ -773,24 +789,29 @@ impl SurrogateNetwork {
         signal_w: &Tensor<1>,
         record: bool,
         at_bin: &mut dyn FnMut(usize, &NetState),
-    ) -> (Vec<Tensor<1>>, Tensor<1>, Option<Vec<Vec<u32>>>) {
+    ) -> (Vec<Tensor<1>>, Tensor<1>, Tensor<1>, Option<Vec<Vec<u32>>>) {
         let mut signal = Vec::new();
         let mut total = Tensor::<1>::zeros([self.n], &self.device);
+        let mut expected = Tensor::<1>::zeros([self.n], &self.device);
         let mut raster = record.then(Vec::new);
         for (t, drive) in drives.enumerate() {
             at_bin(t, st);
-            let (sig, s) = self.step(st, drive, link, mode, signal_w);
+            let (sig, s, e) = self.step(st, drive, link, mode, signal_w);
             signal.push(sig);
             if let Some(ras) = raster.as_mut() {
                 ras.push(spike_indices(&s));
             }
             total = total + s;
+            expected = expected + e;
         }
-        (signal, total, raster)
+        (signal, total, expected, raster)
     }
 
-    /// Runs a window and back-propagates `loss(signal, spikes per population)` to the log-gains
-    /// through time, `chunk_bins` bins at a time (0: the whole window as one graph).
+    /// Runs a window and back-propagates `loss(signal, expected spikes per population, spike counts)`
+    /// to the log-gains through time, `chunk_bins` bins at a time (0: the whole window as one graph).
+    /// The expected counts (see [`Run`]) are the differentiable ones; their gradient is the one the
+    /// straight-through spikes carry, so the count terms of the loss back-propagate through the
+    /// spikes themselves.
     ///
     /// Why in pieces: burn 0.22's autodiff spends time quadratic in the size of one graph when it
     /// prepares a backward pass, and the graph of a window holds every bin's activations. So the
@@ -810,7 +831,7 @@ impl SurrogateNetwork {
         signal_pops: &[usize],
         chunk_bins: usize,
         record: bool,
-        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1>,
+        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> GradientRun {
         if let Some(f) = &self.fused {
@@ -823,7 +844,7 @@ impl SurrogateNetwork {
                 signal_pops,
                 chunk_bins,
                 record,
-                loss,
+                WindowLoss::Burn(loss),
                 progress,
             );
         }
@@ -834,13 +855,15 @@ impl SurrogateNetwork {
         if chunk_bins == 0 || chunk_bins >= bins {
             let run = self.run(gains, bins, noise, mode, signal_pops, record, progress);
             let signal_values = values(&run.signal);
-            let l = loss(run.signal, run.pop_spikes.clone());
+            let counts: Vec<f32> = run.pop_spikes.iter().map(|t| values(t)[0]).collect();
+            let l = loss(run.signal, run.pop_expected.clone(), &counts);
             let grads = GradientsParams::from_grads(l.backward(), gains);
             return GradientRun {
                 loss: l,
                 grads,
                 signal: signal_values,
-                pop_spikes: run.pop_spikes.iter().map(|t| values(t)[0]).collect(),
+                pop_spikes: counts,
+                pop_expected: run.pop_expected.iter().map(|t| values(t)[0]).collect(),
                 raster: run.raster,
                 replay_error_mv: 0.0,
             };
@@ -854,7 +877,7 @@ impl SurrogateNetwork {
         let plain_w = plain.signal_weights(signal_pops);
         let link = plain.coupling(gains, gains.log_gain.val().inner());
         let mut starts = Vec::with_capacity(n_chunks);
-        let (signal, total, raster) = plain.simulate(
+        let (signal, total, expected, raster) = plain.simulate(
             &mut plain.rest(),
             drive.iter().cloned(),
             &link,
@@ -874,13 +897,18 @@ impl SurrogateNetwork {
         // The loss and its gradient with respect to the signal and the counts.
         let signal_leaf = Tensor::cat(signal, 0).autodiff().require_grad();
         let count_leaves: Vec<Tensor<1>> = plain
-            .per_population(total)
+            .per_population(expected)
             .into_iter()
             .map(|c| c.autodiff().require_grad())
             .collect();
         let signal_values = values(&signal_leaf);
-        let pop_spikes = count_leaves.iter().map(|t| values(t)[0]).collect();
-        let l = loss(signal_leaf.clone(), count_leaves.clone());
+        let pop_spikes: Vec<f32> = plain
+            .per_population(total)
+            .iter()
+            .map(|t| values(t)[0])
+            .collect();
+        let pop_expected = count_leaves.iter().map(|t| values(t)[0]).collect();
+        let l = loss(signal_leaf.clone(), count_leaves.clone(), &pop_spikes);
         let mut g = l.backward();
         let g_signal = grad_or_zeros(&signal_leaf, &g, dev);
         let g_count: Vec<Tensor<1>> = count_leaves
@@ -908,7 +936,7 @@ impl SurrogateNetwork {
             let mut st = self.rest();
             st.set_tensors(leaves.clone());
             let link = self.coupling(gains, gains.log_gain.val());
-            let (sigs, spikes, _) = self.simulate(
+            let (sigs, spikes, _, _) = self.simulate(
                 &mut st,
                 drive[lo..hi].iter().map(|d| d.clone().autodiff()),
                 &link,
@@ -959,9 +987,42 @@ impl SurrogateNetwork {
             grads,
             signal: signal_values,
             pop_spikes,
+            pop_expected,
             raster,
             replay_error_mv,
         }
+    }
+
+    /// [`SurrogateNetwork::run_with_gradient`] with the loss and its gradient computed on plain
+    /// numbers by `loss(signal, expected counts per population, counts per population)`: no burn
+    /// operation touches the window, so the result does not depend on the CPU's SIMD width. Needs the
+    /// fused engine (`None` otherwise).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_gradient_plain(
+        &self,
+        gains: &Gains,
+        bins: usize,
+        noise: u64,
+        mode: SpikeMode,
+        signal_pops: &[usize],
+        chunk_bins: usize,
+        record: bool,
+        loss: &mut dyn FnMut(&[f32], &[f32], &[f32]) -> PlainWindowLoss,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Option<GradientRun> {
+        let f = self.fused.as_ref()?;
+        Some(self.run_with_gradient_fused(
+            f,
+            gains,
+            bins,
+            noise,
+            mode,
+            signal_pops,
+            chunk_bins,
+            record,
+            WindowLoss::Plain(loss),
+            progress,
+        ))
     }
 
     /// The fused engine's forward pass over a window in chunks of `chunk` bins, keeping the state at
@@ -987,12 +1048,16 @@ impl SurrogateNetwork {
         let mut starts = Vec::with_capacity(bins.div_ceil(chunk));
         let mut signal = Vec::with_capacity(bins);
         let mut per_cell = vec![0f64; self.n];
+        let mut expected = vec![0f64; self.n];
         let mut raster = record.then(Vec::new);
         for lo in (0..bins).step_by(chunk) {
             let hi = (lo + chunk).min(bins);
             let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, &lw, mode, &sig_w);
             starts.push(std::mem::replace(&mut st, next));
             signal.extend_from_slice(&tape.signal);
+            for (a, b) in expected.iter_mut().zip(f.expected_onsets(&tape)) {
+                *a += b;
+            }
             for t in 0..tape.bins() {
                 let s = tape.spikes(t);
                 for (a, &b) in per_cell.iter_mut().zip(s) {
@@ -1018,6 +1083,7 @@ impl SurrogateNetwork {
             starts,
             signal,
             per_cell,
+            expected,
             raster,
         }
     }
@@ -1035,7 +1101,7 @@ impl SurrogateNetwork {
         signal_pops: &[usize],
         chunk_bins: usize,
         record: bool,
-        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>) -> Tensor<1>,
+        loss: WindowLoss,
         progress: &mut dyn FnMut(u64, u64),
     ) -> GradientRun {
         let dev = &self.device;
@@ -1055,6 +1121,7 @@ impl SurrogateNetwork {
             starts,
             signal,
             per_cell,
+            expected,
             raster,
         } = self.fused_window(
             f,
@@ -1068,30 +1135,65 @@ impl SurrogateNetwork {
             &mut |done| progress(done, total_work),
         );
         // The loss and its gradient with respect to the signal and the counts.
-        let pop_spikes: Vec<f32> = self
-            .pop_range
-            .iter()
-            .map(|r| per_cell[r.clone()].iter().sum::<f64>() as f32)
-            .collect();
-        let signal_leaf =
-            Tensor::<1>::from_data(TensorData::new(signal.clone(), [bins]), dev).require_grad();
-        let count_leaves: Vec<Tensor<1>> = pop_spikes
-            .iter()
-            .map(|&c| Tensor::<1>::from_data(TensorData::new(vec![c], [1]), dev).require_grad())
-            .collect();
-        let l = loss(signal_leaf.clone(), count_leaves.clone());
-        let mut g = l.backward();
-        let g_signal = values(&grad_or_zeros(&signal_leaf, &g, dev));
+        let per_pop = |per_cell: &[f64]| -> Vec<f32> {
+            self.pop_range
+                .iter()
+                .map(|r| per_cell[r.clone()].iter().sum::<f64>() as f32)
+                .collect()
+        };
+        let pop_spikes = per_pop(&per_cell);
+        let pop_expected = per_pop(&expected);
+        // The loss and its gradient with respect to the signal, the expected counts (per cell: its
+        // population's) and the parameters directly (the penalties).
         let mut d_spike = vec![0f32; self.n];
-        for (r, c) in self.pop_range.iter().zip(&count_leaves) {
-            let gc = values(&grad_or_zeros(c, &g, dev))[0];
-            d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
-        }
-        let g_loss = gains.log_gain.val().grad_remove(&mut g);
-        let g_loss_w = gains
-            .log_w
-            .as_ref()
-            .and_then(|w| w.val().grad_remove(&mut g));
+        let (l, g_signal, g_loss, g_loss_w): (
+            Tensor<1>,
+            Vec<f32>,
+            Option<Vec<f32>>,
+            Option<Vec<f32>>,
+        ) = match loss {
+            WindowLoss::Burn(loss) => {
+                let signal_leaf =
+                    Tensor::<1>::from_data(TensorData::new(signal.clone(), [bins]), dev)
+                        .require_grad();
+                let count_leaves: Vec<Tensor<1>> = pop_expected
+                    .iter()
+                    .map(|&c| {
+                        Tensor::<1>::from_data(TensorData::new(vec![c], [1]), dev).require_grad()
+                    })
+                    .collect();
+                let l = loss(signal_leaf.clone(), count_leaves.clone(), &pop_spikes);
+                let mut g = l.backward();
+                let g_signal = values(&grad_or_zeros(&signal_leaf, &g, dev));
+                for (r, c) in self.pop_range.iter().zip(&count_leaves) {
+                    let gc = values(&grad_or_zeros(c, &g, dev))[0];
+                    d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
+                }
+                let g_loss = gains
+                    .log_gain
+                    .val()
+                    .grad_remove(&mut g)
+                    .map(|t| t.into_data().try_to_vec::<f32>().expect("f32"));
+                let g_loss_w = gains.log_w.as_ref().and_then(|w| {
+                    w.val()
+                        .grad_remove(&mut g)
+                        .map(|t| t.into_data().try_to_vec::<f32>().expect("f32"))
+                });
+                (l, g_signal, g_loss, g_loss_w)
+            }
+            WindowLoss::Plain(loss) => {
+                let p = loss(&signal, &pop_expected, &pop_spikes);
+                for (r, &gc) in self.pop_range.iter().zip(&p.d_expected) {
+                    d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
+                }
+                let inner = dev.clone().inner();
+                let l = Tensor::<1>::from_inner(Tensor::from_data(
+                    TensorData::new(vec![p.loss as f32], [1]),
+                    &inner,
+                ));
+                (l, p.d_signal, Some(p.d_log_gain), p.d_log_w)
+            }
+        };
         let mut d_log_w = gains.synapse_values().map(|u| vec![0f32; u.len()]);
         // Backward through the chunks, last first, each re-run from its saved state. A second
         // thread re-runs the next chunk while this one is back-propagated (two tapes in memory).
@@ -1132,35 +1234,43 @@ impl SurrogateNetwork {
                 progress(done, total_work);
             }
         });
-        let g_groups = f.group_gradient(&d_gain, &lg);
-        let inner = dev.clone().inner();
-        let mut g_gain =
-            Tensor::<1>::from_data(TensorData::new(g_groups, [self.n_groups()]), &inner);
+        let mut g_groups = f.group_gradient(&d_gain, &lg);
         if let Some(gl) = g_loss {
-            g_gain = g_gain + gl;
-        }
-        let mut grads = GradientsParams::new();
-        grads.register(gains.log_gain.id, g_gain);
-        if let (Some(w), Some(dw)) = (&gains.log_w, d_log_w) {
-            let n_w = dw.len();
-            let mut g_w = Tensor::<1>::from_data(TensorData::new(dw, [n_w]), &inner);
-            if let Some(gl) = g_loss_w {
-                g_w = g_w + gl;
+            for (a, b) in g_groups.iter_mut().zip(gl) {
+                *a += b;
             }
-            grads.register(w.id, g_w);
+        }
+        let inner = dev.clone().inner();
+        let mut grads = GradientsParams::new();
+        grads.register(
+            gains.log_gain.id,
+            Tensor::<1>::from_data(TensorData::new(g_groups, [self.n_groups()]), &inner),
+        );
+        if let (Some(w), Some(mut dw)) = (&gains.log_w, d_log_w) {
+            if let Some(gl) = g_loss_w {
+                for (a, b) in dw.iter_mut().zip(gl) {
+                    *a += b;
+                }
+            }
+            let n_w = dw.len();
+            grads.register(
+                w.id,
+                Tensor::<1>::from_data(TensorData::new(dw, [n_w]), &inner),
+            );
         }
         GradientRun {
             loss: l,
             grads,
             signal,
             pop_spikes,
+            pop_expected,
             raster,
             replay_error_mv,
         }
     }
 }
 
-/// One cell type's bin: input `[n, C]` in, spikes and somatic voltage (mV) `[n]` out.
+/// One cell type's bin: input `[n, C]` in, spikes, somatic voltage (mV) and smooth onsets `[n]` out.
 fn cell_step(
     ct: &CellType,
     cell: &mut SurrogateState,
@@ -1168,9 +1278,9 @@ fn cell_step(
     xi: Tensor<2>,
     scale: Tensor<2>,
     mode: SpikeMode,
-) -> (Tensor<1>, Tensor<1>) {
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
     // The input transform of the datasets: sign(x) ln(1 + |x| / scale).
-    let scaled = xi.clone().sign() * (xi.abs() / scale).add_scalar(1.0).log();
+    let scaled = Scaling::input_tensor(xi, scale);
     let (v_std, logit) = cell.step(&ct.model, scaled);
     let logit = logit.sub_scalar(ct.meta.spike_logit_threshold);
     let v = v_std
@@ -1178,7 +1288,11 @@ fn cell_step(
         .add_scalar(ct.meta.scaling.v_mean);
     // A spike is the onset of a run of bins with logit > 0, as `surge eval` counts them: the logit
     // stays high for a few bins around each spike.
-    let soft = sigmoid(logit.clone().mul_scalar(mode.beta()));
+    let soft = sigmoid(
+        logit
+            .clone()
+            .mul_scalar(mode.beta() / ct.meta.spike_width()),
+    );
     let (soft_prev, hard_prev) = prev.clone();
     let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
     let s = match mode {
@@ -1186,14 +1300,33 @@ fn cell_step(
             let hard = logit.greater_elem(0.0).float();
             let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
             *prev = (soft, hard);
-            hard_onset + soft_onset.clone() - soft_onset.detach()
+            hard_onset + soft_onset.clone() - soft_onset.clone().detach()
         }
         SpikeMode::Smooth { .. } => {
             *prev = (soft.clone(), soft);
-            soft_onset
+            soft_onset.clone()
         }
     };
-    (s, v)
+    (s, v, soft_onset)
+}
+
+/// A window's loss computed on plain numbers and its gradient (see
+/// [`SurrogateNetwork::run_with_gradient_plain`]).
+pub struct PlainWindowLoss {
+    pub loss: f64,
+    /// Per bin of the window (warm-up included).
+    pub d_signal: Vec<f32>,
+    /// Per population.
+    pub d_expected: Vec<f32>,
+    /// The loss's own terms in the parameters (penalties).
+    pub d_log_gain: Vec<f32>,
+    pub d_log_w: Option<Vec<f32>>,
+}
+
+/// How the fused engine's window loss is differentiated: by burn's autodiff, or given on plain numbers.
+enum WindowLoss<'a> {
+    Burn(&'a mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1>),
+    Plain(&'a mut dyn FnMut(&[f32], &[f32], &[f32]) -> PlainWindowLoss),
 }
 
 /// What [`SurrogateNetwork::run_with_gradient`] leaves: the loss, the gradient of the log-gains, the
@@ -1203,6 +1336,8 @@ pub struct GradientRun {
     pub grads: GradientsParams,
     pub signal: Vec<f32>,
     pub pop_spikes: Vec<f32>,
+    /// Expected spike counts per population (see [`Run`]).
+    pub pop_expected: Vec<f32>,
     pub raster: Option<Vec<Vec<u32>>>,
     /// Largest difference (mV) between the signal of the forward pass and of the chunks' re-runs:
     /// 0 when the pieces retrace the window exactly, as they should.
@@ -1218,6 +1353,8 @@ struct FusedWindow {
     starts: Vec<FusedState>,
     signal: Vec<f32>,
     per_cell: Vec<f64>,
+    /// Per cell, the smooth onsets summed (expected spikes).
+    expected: Vec<f64>,
     raster: Option<Vec<Vec<u32>>>,
 }
 

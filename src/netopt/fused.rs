@@ -121,6 +121,8 @@ struct CellType {
     /// The datasets' input transform and output scaling.
     scaling: crate::surrogate::train::Scaling,
     threshold: f32,
+    /// The spike surrogate's width in logit units (`SurrogateMeta::spike_width`).
+    width: f32,
 }
 
 /// All synapses of one delay (see the burn engine's `Link`).
@@ -237,6 +239,7 @@ impl FusedNet {
                 model: Model::from_burn(t.model),
                 scaling: t.meta.scaling.clone(),
                 threshold: t.meta.spike_logit_threshold,
+                width: t.meta.spike_width(),
             })
             .collect();
         let mut links: Vec<Link> = links
@@ -406,6 +409,25 @@ impl FusedNet {
             },
             next,
         )
+    }
+
+    /// Per engine cell, the chunk's expected spike count: the sum over its bins of the smooth onset
+    /// `soft_t (1 - soft_{t-1})`, whose gradient the straight-through spikes carry.
+    pub fn expected_onsets(&self, tape: &Tape) -> Vec<f64> {
+        let mut out = vec![0f64; self.n];
+        for (ty, tp) in self.types.iter().zip(&tape.types) {
+            let n = ty.n;
+            for t in 0..tape.bins {
+                let (prev, next) = (
+                    &tp.soft[t * n..(t + 1) * n],
+                    &tp.soft[(t + 1) * n..(t + 2) * n],
+                );
+                for (i, (p, s)) in prev.iter().zip(next).enumerate() {
+                    out[ty.start + i] += (s * (1.0 - p)) as f64;
+                }
+            }
+        }
+        out
     }
 
     /// Back-propagates one chunk: `d_end` is the gradient of the state after the chunk, `d_signal` of
@@ -643,7 +665,7 @@ impl CellType {
         // Heads, spikes and signal.
         let heads = sized(&mut sc.a, n * 2);
         mm(heads, h_new, &m.w_head, n, hd, 2, false);
-        let beta = mode.beta();
+        let beta = mode.beta() / self.width;
         let (soft_prev, soft_next) = tp.soft.split_at_mut((t + 1) * n);
         let soft_prev = &soft_prev[t * n..];
         let mut sig = 0f32;
@@ -687,7 +709,7 @@ impl CellType {
         let (n, m) = (self.n, &self.model);
         let (hd, nc) = (m.hidden, m.n_inputs);
         let g4 = 4 * hd;
-        let beta = mode.beta();
+        let beta = mode.beta() / self.width;
         // Spikes -> logits; signal -> voltages.
         let dhead = sized(&mut sc.a, n * 2);
         for i in 0..n {
@@ -767,17 +789,12 @@ impl CellType {
             }
             blk.conv1.backward(dz, &mut dg.series[yin], t, n);
         }
-        // Input transform: d/dx sign(x) ln(1 + |x| / s) = sign(x)^2 / (s + |x|), as burn's autodiff
-        // has it (no gradient where a channel's input is exactly zero).
+        // Input transform (its slope at x = 0 included).
         let r0 = dg.series[0].pad + t;
         let dy0 = dg.series[0].row(r0);
         let xr = &tp.x_raw[t * n * nc..(t + 1) * n * nc];
         for (j, ((d, &dy), &x)) in dx.iter_mut().zip(dy0).zip(xr).enumerate() {
-            *d = if x != 0.0 {
-                dy / (self.scaling.input_scale[j % nc] + x.abs())
-            } else {
-                0.0
-            };
+            *d = dy * self.scaling.input_grad(x, j % nc);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod fused;
+pub mod gradcheck;
 pub use fused::FusedStream;
 pub mod objective;
 

@@ -208,6 +208,202 @@ pub fn loss(
     }
 }
 
+/// [`Spectrum`] on plain `f64` buffers: the same periodogram (Hann window, mean removed, density
+/// scaling), summed in a fixed order. The optimiser's trajectory runs through it, so it gives the same
+/// numbers on every x86-64 CPU, where burn's reductions pick SIMD widths by CPU.
+pub struct PlainSpectrum {
+    pub freqs_hz: Vec<f64>,
+    /// `[F, len]`, row k the DFT's cosines (sines) at frequency k.
+    cos: Vec<f64>,
+    sin: Vec<f64>,
+    window: Vec<f64>,
+    scale: Vec<f64>,
+    len: usize,
+}
+
+impl PlainSpectrum {
+    pub fn new(len: usize, fs_hz: f64) -> Self {
+        let nf = len / 2 + 1;
+        let mut cos = vec![0f64; len * nf];
+        let mut sin = vec![0f64; len * nf];
+        for k in 0..nf {
+            for t in 0..len {
+                let ph = std::f64::consts::TAU * (t * k % len) as f64 / len as f64;
+                cos[k * len + t] = ph.cos();
+                sin[k * len + t] = ph.sin();
+            }
+        }
+        let window: Vec<f64> = (0..len)
+            .map(|i| 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / len as f64).cos())
+            .collect();
+        let w2: f64 = window.iter().map(|x| x * x).sum();
+        let scale = (0..nf)
+            .map(|k| {
+                let fold = if k == 0 || (len.is_multiple_of(2) && k == len / 2) {
+                    1.0
+                } else {
+                    2.0
+                };
+                fold / (fs_hz * w2)
+            })
+            .collect();
+        PlainSpectrum {
+            freqs_hz: (0..nf).map(|k| k as f64 * fs_hz / len as f64).collect(),
+            cos,
+            sin,
+            window,
+            scale,
+            len,
+        }
+    }
+
+    /// The windowed, mean-removed signal and its DFT (re, im) per frequency.
+    fn transform(&self, x: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = self.len;
+        let m = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&self.window)
+            .map(|(&v, w)| (v as f64 - m) * w)
+            .collect();
+        let nf = self.freqs_hz.len();
+        let mut re = vec![0f64; nf];
+        let mut im = vec![0f64; nf];
+        for k in 0..nf {
+            let (c, s) = (&self.cos[k * n..(k + 1) * n], &self.sin[k * n..(k + 1) * n]);
+            re[k] = y.iter().zip(c).map(|(a, b)| a * b).sum();
+            im[k] = y.iter().zip(s).map(|(a, b)| a * b).sum();
+        }
+        (y, re, im)
+    }
+}
+
+/// [`loss`] in `f64` with its gradient with respect to the signal, the rates and the log-gains.
+pub struct PlainLoss {
+    pub total: f64,
+    pub band_score: f64,
+    pub rate_penalty: f64,
+    pub l2_penalty: f64,
+    pub peak_penalty: f64,
+    /// The periodogram of the signal.
+    pub power: Vec<f64>,
+    pub d_signal: Vec<f64>,
+    pub d_rates: Vec<f64>,
+    pub d_log_gain: Vec<f64>,
+}
+
+/// [`loss`] on plain numbers (see [`PlainSpectrum`]), with its gradient written out.
+pub fn loss_plain(
+    cfg: &ObjectiveConfig,
+    spectrum: &PlainSpectrum,
+    signal: &[f32],
+    rates_hz: &[f64],
+    log_gain: &[f32],
+) -> PlainLoss {
+    let (_, re, im) = spectrum.transform(signal);
+    let nf = re.len();
+    let power: Vec<f64> = (0..nf)
+        .map(|k| (re[k] * re[k] + im[k] * im[k]) * spectrum.scale[k])
+        .collect();
+    let f = &spectrum.freqs_hz;
+    let in_range = |k: usize, lo: f64, hi: f64| k > 0 && f[k] >= lo && f[k] <= hi;
+    let (blo, bhi) = cfg.band_hz;
+    // d loss / d power, term by term.
+    let mut d_power = vec![0f64; nf];
+    let band: f64 = (0..nf)
+        .filter(|&k| in_range(k, blo, bhi))
+        .map(|k| power[k])
+        .sum();
+    let band_score = if cfg.kind == "log_band_power" {
+        let df = f.get(1).copied().unwrap_or(1.0);
+        let bp = band * df + 1e-12;
+        for (k, d) in d_power.iter_mut().enumerate() {
+            if in_range(k, blo, bhi) {
+                *d -= df / bp;
+            }
+        }
+        bp.ln()
+    } else {
+        let total: f64 = (1..nf).map(|k| power[k]).sum();
+        let frac = band / total;
+        for (k, d) in d_power.iter_mut().enumerate().skip(1) {
+            let inside = if in_range(k, blo, bhi) { 1.0 } else { 0.0 };
+            *d -= (inside - frac) / total;
+        }
+        frac
+    };
+    let mut peak_penalty = 0.0;
+    if let Some(target) = cfg.target_peak_hz {
+        let (lo, hi) = cfg.peak_range_hz;
+        let (mut num, mut den) = (0.0, 0.0);
+        for k in (0..nf).filter(|&k| in_range(k, lo, hi)) {
+            num += f[k] * power[k];
+            den += power[k];
+        }
+        let c = num / (den + 1e-30);
+        let d = (c + 1e-9).ln() - target.ln();
+        peak_penalty = d * d;
+        let dc = cfg.peak_weight * 2.0 * d / (c + 1e-9);
+        for k in (0..nf).filter(|&k| in_range(k, lo, hi)) {
+            d_power[k] += dc * (f[k] - c) / (den + 1e-30);
+        }
+    }
+    let (lo, hi) = (cfg.rate_bounds_hz.0.ln(), cfg.rate_bounds_hz.1.ln());
+    let mut rate_penalty = 0.0;
+    let d_rates = rates_hz
+        .iter()
+        .map(|&r| {
+            let lr = (r + 1e-3).ln();
+            let (below, above) = ((lo - lr).max(0.0), (lr - hi).max(0.0));
+            rate_penalty += below * below + above * above;
+            cfg.rate_weight * 2.0 * (above - below) / (r + 1e-3)
+        })
+        .collect();
+    let l2_penalty: f64 = log_gain.iter().map(|&g| (g as f64).powi(2)).sum();
+    let d_log_gain = log_gain.iter().map(|&g| 2.0 * cfg.l2 * g as f64).collect();
+    // Back through the periodogram: d/dy_t = sum_k d_power_k scale_k 2 (re_k cos_kt + im_k sin_kt),
+    // then through the window and the mean removal.
+    let n = signal.len();
+    let mut d_y = vec![0f64; n];
+    for k in 0..nf {
+        let (a, b) = (
+            2.0 * d_power[k] * spectrum.scale[k] * re[k],
+            2.0 * d_power[k] * spectrum.scale[k] * im[k],
+        );
+        if a == 0.0 && b == 0.0 {
+            continue;
+        }
+        let (c, s) = (
+            &spectrum.cos[k * n..(k + 1) * n],
+            &spectrum.sin[k * n..(k + 1) * n],
+        );
+        for t in 0..n {
+            d_y[t] += a * c[t] + b * s[t];
+        }
+    }
+    let d_xw: Vec<f64> = d_y
+        .iter()
+        .zip(&spectrum.window)
+        .map(|(d, w)| d * w)
+        .collect();
+    let mean_d = d_xw.iter().sum::<f64>() / n as f64;
+    let d_signal = d_xw.iter().map(|d| d - mean_d).collect();
+    PlainLoss {
+        total: -band_score
+            + cfg.rate_weight * rate_penalty
+            + cfg.l2 * l2_penalty
+            + cfg.peak_weight * peak_penalty,
+        band_score,
+        rate_penalty,
+        l2_penalty,
+        peak_penalty,
+        power,
+        d_signal,
+        d_rates,
+        d_log_gain,
+    }
+}
+
 /// The peak term of [`loss`] on a plain spectrum (`ln(centroid / target)^2`, 0 without a target):
 /// the same definition, for the exact engine (a test holds the two together).
 pub fn peak_penalty(cfg: &ObjectiveConfig, freqs_hz: &[f64], power: &[f64]) -> f64 {
@@ -322,5 +518,80 @@ mod tests {
             "{plain} vs {}",
             l.peak_penalty
         );
+    }
+
+    /// The plain objective equals the differentiable one in value and gradient (signal, rates and
+    /// log-gains), for both score kinds and with a peak target.
+    #[test]
+    fn plain_loss_equals_the_differentiable_one() {
+        let device = Device::flex().autodiff();
+        let n = 240;
+        let signal: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f32 / 2000.0;
+                (std::f32::consts::TAU * 12.0 * t).sin()
+                    + 0.4 * (std::f32::consts::TAU * 30.0 * t).sin()
+                    + 0.1 * ((i * 7919 % 13) as f32 - 6.0)
+            })
+            .collect();
+        let rates = [0.2f64, 7.0, 80.0];
+        let gains = [0.5f32, -1.5, 0.0];
+        for (kind, peak) in [("band_fraction", None), ("log_band_power", Some(25.0))] {
+            let cfg = ObjectiveConfig {
+                kind: kind.into(),
+                target_peak_hz: peak,
+                ..ObjectiveConfig::default()
+            };
+            let spectrum = Spectrum::new(n, 2000.0, &device);
+            let x = Tensor::<1>::from_data(TensorData::new(signal.clone(), [n]), &device)
+                .require_grad();
+            let r: Vec<Tensor<1>> = rates
+                .iter()
+                .map(|&v| {
+                    Tensor::<1>::from_data(TensorData::new(vec![v as f32], [1]), &device)
+                        .require_grad()
+                })
+                .collect();
+            let g = Tensor::<1>::from_data(TensorData::new(gains.to_vec(), [3]), &device)
+                .require_grad();
+            let l = loss(&cfg, &spectrum, x.clone(), &r, g.clone(), &device);
+            let total = l.total.clone().into_data().try_to_vec::<f32>().unwrap()[0] as f64;
+            let grads = l.total.backward();
+            let vals = |t: &Tensor<1>| -> Vec<f64> {
+                t.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            };
+            let p = loss_plain(
+                &cfg,
+                &PlainSpectrum::new(n, 2000.0),
+                &signal,
+                &rates,
+                &gains,
+            );
+            assert!(
+                (p.total - total).abs() < 1e-4 * total.abs().max(1.0),
+                "{kind}: {} vs {total}",
+                p.total
+            );
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (x - y).abs() < 1e-3 * scale,
+                        "{kind} {what}[{i}]: {x} vs {y}"
+                    );
+                }
+            };
+            close(&p.d_signal, &vals(&x), "signal");
+            let dr: Vec<f64> = r.iter().map(|t| vals(t)[0]).collect();
+            close(&p.d_rates, &dr, "rates");
+            close(&p.d_log_gain, &vals(&g), "log-gains");
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::experiment::signal_psd;
 use crate::spec::{Connectome, NetworkSpec};
 use crate::surrogate::train::load_checkpoint;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,7 +67,18 @@ pub struct OptimizerConfig {
     /// moves by `lr g / (|g| + 1e-5)` against its gradient `g`: about `lr` where the gradient is
     /// resolved, less where it is negligible. This is Adam's first step, taken afresh each iteration
     /// (no moment estimates carried). `adam`: Adam with its moment estimates kept across iterations.
+    /// `sgd`: `lr g` after clipping.
     pub method: String,
+    /// Noise windows per step: the objective is an expectation over drive noise, and each step's
+    /// gradient is the mean over this many windows (each a fresh noise stream).
+    pub batch: usize,
+    /// Step size over the run: `constant`, or `cosine` from `lr` down to `lr_min`.
+    pub lr_schedule: String,
+    pub lr_min: f64,
+    /// `none`, or `random_sign`: the control that shows whether the gradient is what works. The same
+    /// loop, windows, step sizes, bounds and selection, but each parameter moves by the step size in
+    /// a random direction (seeded by `seed`) instead of against its gradient.
+    pub control: String,
     /// The result is the mean of the parameters after each of the last `average_last` iterations
     /// (1: the last iterate). Each iteration sees fresh drive noise, so single iterates scatter around
     /// the optimum; their average is a steadier estimate.
@@ -95,6 +106,25 @@ impl OptimizerConfig {
     pub fn iteration_noise(&self, it: usize) -> u64 {
         (self.seed << 24) ^ it as u64
     }
+
+    /// The noise stream of window `k` of iteration `it`'s batch (with `batch = 1`, iteration `it`'s).
+    pub fn window_noise(&self, it: usize, k: usize) -> u64 {
+        self.iteration_noise(it * self.batch.max(1) + k)
+    }
+
+    /// The step size of iteration `it` under `lr_schedule`.
+    pub fn lr_at(&self, it: usize) -> f64 {
+        match self.lr_schedule.as_str() {
+            "cosine" => {
+                let t = it as f64 / (self.iterations.max(2) - 1) as f64;
+                self.lr_min
+                    + 0.5
+                        * (self.lr - self.lr_min)
+                        * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+            _ => self.lr,
+        }
+    }
 }
 
 impl Default for OptimizerConfig {
@@ -111,6 +141,10 @@ impl Default for OptimizerConfig {
             bptt_chunk_ms: 50.0,
             engine: "auto".into(),
             method: "normalized".into(),
+            batch: 1,
+            lr_schedule: "constant".into(),
+            lr_min: 0.01,
+            control: "none".into(),
             average_last: 1,
             select: "last".into(),
             validation_seeds: vec![201, 202],
@@ -233,6 +267,20 @@ impl OptimizeConfig {
                 "e.g. synapse_l2 = 0.1 (0: no penalty on the per-synapse log-weights)",
             ));
         }
+        if o.max_abs_log_gain.is_nan() || o.max_abs_log_gain <= 0.0 {
+            return Err(SurgeError::spec(
+                "optimizer.max_abs_log_gain",
+                format!("{} is not > 0", o.max_abs_log_gain),
+                "e.g. max_abs_log_gain = 2.0",
+            ));
+        }
+        if !(o.spike_beta > 0.0 && o.spike_beta.is_finite()) {
+            return Err(SurgeError::spec(
+                "optimizer.spike_beta",
+                format!("{} is not > 0", o.spike_beta),
+                "e.g. spike_beta = 0.1 (in calibrated logit widths; see surge gradcheck)",
+            ));
+        }
         if o.max_abs_log_weight.is_nan() || o.max_abs_log_weight <= 0.0 {
             return Err(SurgeError::spec(
                 "optimizer.max_abs_log_weight",
@@ -247,11 +295,39 @@ impl OptimizeConfig {
                 "use 1 for the last iterate, or e.g. 10",
             ));
         }
-        if !["normalized", "adam"].contains(&o.method.as_str()) {
+        if !["normalized", "adam", "sgd"].contains(&o.method.as_str()) {
             return Err(SurgeError::spec(
                 "optimizer.method",
                 format!("unknown method `{}`", o.method),
-                "use normalized or adam",
+                "use normalized, adam or sgd",
+            ));
+        }
+        if o.batch == 0 {
+            return Err(SurgeError::spec(
+                "optimizer.batch",
+                "must be at least 1",
+                "e.g. batch = 4 (noise windows per step)",
+            ));
+        }
+        if !["constant", "cosine"].contains(&o.lr_schedule.as_str()) {
+            return Err(SurgeError::spec(
+                "optimizer.lr_schedule",
+                format!("unknown schedule `{}`", o.lr_schedule),
+                "use constant or cosine",
+            ));
+        }
+        if o.lr_min.is_nan() || o.lr_min < 0.0 || o.lr_min > o.lr {
+            return Err(SurgeError::spec(
+                "optimizer.lr_min",
+                format!("{} is not within [0, lr = {}]", o.lr_min, o.lr),
+                "e.g. lr_min = 0.01",
+            ));
+        }
+        if !["none", "random_sign"].contains(&o.control.as_str()) {
+            return Err(SurgeError::spec(
+                "optimizer.control",
+                format!("unknown control `{}`", o.control),
+                "use none or random_sign",
             ));
         }
         if o.per_synapse && o.engine == "burn" {
@@ -398,6 +474,73 @@ pub struct IterationRecord {
     /// The per-synapse log-weights after the step (kept for progress files, not in every record).
     #[serde(skip)]
     pub synapse_log_w: Option<Vec<f32>>,
+    /// Adam's moments after the step (`method = "adam"`; for progress files).
+    #[serde(skip)]
+    pub adam: Option<AdamState>,
+}
+
+/// Adam's state, kept across iterations and in progress.json so a resumed run continues it: the step
+/// count and, per parameter tensor (group log-gains, then per-synapse log-weights), the first and
+/// second moment estimates.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AdamState {
+    pub t: u64,
+    pub m: Vec<Vec<f64>>,
+    pub v: Vec<Vec<f64>>,
+}
+
+/// `g` scaled to norm at most `clip` (f64, summed in order).
+fn clipped(g: &[f32], clip: f32) -> Vec<f64> {
+    let norm = g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let k = if norm > clip as f64 {
+        clip as f64 / norm
+    } else {
+        1.0
+    };
+    g.iter().map(|&x| x as f64 * k).collect()
+}
+
+/// One step of parameter tensor `which` on plain numbers (see `OptimizerConfig::method`); Adam's
+/// constants are burn's defaults (0.9, 0.999, epsilon 1e-5), its gradient clipped like the others.
+fn step_tensor(
+    method: &str,
+    x: &[f32],
+    g: &[f32],
+    lr: f64,
+    clip: f32,
+    adam: &mut AdamState,
+    which: usize,
+) -> Vec<f32> {
+    let g = clipped(g, clip);
+    let delta: Vec<f64> = match method {
+        "adam" => {
+            while adam.m.len() <= which {
+                adam.m.push(Vec::new());
+                adam.v.push(Vec::new());
+            }
+            let (m, v) = (&mut adam.m[which], &mut adam.v[which]);
+            m.resize(g.len(), 0.0);
+            v.resize(g.len(), 0.0);
+            let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-5f64);
+            let t = adam.t as i32;
+            g.iter()
+                .zip(m.iter_mut().zip(v.iter_mut()))
+                .map(|(&gi, (mi, vi))| {
+                    *mi = b1 * *mi + (1.0 - b1) * gi;
+                    *vi = b2 * *vi + (1.0 - b2) * gi * gi;
+                    let mh = *mi / (1.0 - b1.powi(t));
+                    let vh = *vi / (1.0 - b2.powi(t));
+                    mh / (vh.sqrt() + eps)
+                })
+                .collect()
+        }
+        "sgd" => g,
+        _ => g.iter().map(|&gi| gi / (gi.abs() + 1e-5)).collect(),
+    };
+    x.iter()
+        .zip(&delta)
+        .map(|(&xi, d)| (xi as f64 - lr * d) as f32)
+        .collect()
 }
 
 /// Loss tensor, record, periodogram (Hz, power) and, if asked, the raster of one evaluation.
@@ -429,7 +572,16 @@ pub fn evaluate(
         record_raster,
         &mut |_, _| {},
     );
-    let (total, rec, psd) = score(net, cfg, run.signal, &run.pop_spikes, gains, device);
+    let counts: Vec<f32> = run.pop_spikes.iter().map(|t| scalar(t) as f32).collect();
+    let (total, rec, psd) = score(
+        net,
+        cfg,
+        run.signal,
+        &run.pop_expected,
+        &counts,
+        gains,
+        device,
+    );
     (total, rec, psd, run.raster)
 }
 
@@ -450,6 +602,9 @@ pub fn evaluate_with_gradient(
     } else {
         0
     };
+    if let Some(r) = evaluate_with_gradient_plain(net, cfg, gains, noise, chunk, progress) {
+        return r;
+    }
     let mut scored = None;
     let run = net.run_with_gradient(
         gains,
@@ -459,8 +614,8 @@ pub fn evaluate_with_gradient(
         &cfg.signal_populations(&net.spec),
         chunk,
         false,
-        &mut |signal, counts| {
-            let (total, rec, psd) = score(net, cfg, signal, &counts, gains, device);
+        &mut |signal, expected, counts| {
+            let (total, rec, psd) = score(net, cfg, signal, &expected, counts, gains, device);
             scored = Some((rec, psd));
             total
         },
@@ -469,6 +624,106 @@ pub fn evaluate_with_gradient(
     let (mut rec, psd) = scored.expect("the loss was evaluated");
     rec.replay_error_mv = run.replay_error_mv;
     (rec, psd, run.grads)
+}
+
+/// [`evaluate_with_gradient`] on the fused engine with the objective on plain numbers
+/// ([`objective::loss_plain`]): the optimiser's trajectory then does not depend on the CPU's SIMD
+/// width. `None` on the burn engine.
+fn evaluate_with_gradient_plain(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    gains: &Gains,
+    noise: u64,
+    chunk: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<(IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams)> {
+    if net.engine() != Engine::Fused {
+        return None;
+    }
+    let bin = net.bin_ms();
+    let (warm, win) = window_bins(net, cfg);
+    let secs = (warm + win) as f64 * bin / 1000.0;
+    let sizes: Vec<f64> = net.spec.populations.iter().map(|p| p.size as f64).collect();
+    let spectrum = objective::PlainSpectrum::new(win, 1000.0 / bin);
+    let log_gain = gains.values();
+    let log_w = gains.synapse_values();
+    let mut scored = None;
+    let run = net.run_with_gradient_plain(
+        gains,
+        warm + win,
+        noise,
+        spike_mode(cfg),
+        &cfg.signal_populations(&net.spec),
+        chunk,
+        false,
+        &mut |signal, expected, counts| {
+            let expected_rates: Vec<f64> = expected
+                .iter()
+                .zip(&sizes)
+                .map(|(&e, n)| e as f64 / (n * secs))
+                .collect();
+            let l = objective::loss_plain(
+                &cfg.objective,
+                &spectrum,
+                &signal[warm..],
+                &expected_rates,
+                &log_gain,
+            );
+            let mut d_signal = vec![0f32; warm];
+            d_signal.extend(l.d_signal.iter().map(|&d| d as f32));
+            let d_expected = l
+                .d_rates
+                .iter()
+                .zip(&sizes)
+                .map(|(d, n)| (d / (n * secs)) as f32)
+                .collect();
+            let mut total = l.total;
+            let d_log_w = log_w.as_ref().map(|w| {
+                let l2 = cfg.optimizer.synapse_l2;
+                total += l2 * w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64;
+                w.iter()
+                    .map(|&x| (2.0 * l2 * x as f64 / w.len() as f64) as f32)
+                    .collect()
+            });
+            let peak = crate::signal::Psd {
+                freqs_hz: spectrum.freqs_hz.clone(),
+                power: l.power.clone(),
+            }
+            .peak_hz(2.0, 100.0);
+            let rec = IterationRecord {
+                iteration: 0,
+                loss: total,
+                band_score: l.band_score,
+                peak_hz: peak,
+                rates_hz: counts
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(&c, n)| c as f64 / (n * secs))
+                    .collect(),
+                rate_penalty: l.rate_penalty,
+                log_gains: log_gain.clone(),
+                seconds: 0.0,
+                replay_error_mv: 0.0,
+                synapse_log_w_rms: None,
+                synapse_log_w: None,
+                validation_loss: None,
+                validation_band_fraction: None,
+                adam: None,
+            };
+            scored = Some((rec, (spectrum.freqs_hz.clone(), l.power.clone())));
+            super::engine::PlainWindowLoss {
+                loss: total,
+                d_signal,
+                d_expected,
+                d_log_gain: l.d_log_gain.iter().map(|&d| d as f32).collect(),
+                d_log_w,
+            }
+        },
+        progress,
+    )?;
+    let (mut rec, psd) = scored.expect("the loss was evaluated");
+    rec.replay_error_mv = run.replay_error_mv;
+    Some((rec, psd, run.grads))
 }
 
 fn window_bins(net: &SurrogateNetwork, cfg: &OptimizeConfig) -> (usize, usize) {
@@ -485,22 +740,29 @@ fn spike_mode(cfg: &OptimizeConfig) -> SpikeMode {
     }
 }
 
-/// The objective on a window's signal (warm-up included, `[bins]`) and spikes per population.
+/// The objective on a window's signal (warm-up included, `[bins]`), expected spikes per population
+/// (differentiable; the rate penalty) and spike counts (the rates reported).
 fn score(
     net: &SurrogateNetwork,
     cfg: &OptimizeConfig,
     signal: Tensor<1>,
-    pop_spikes: &[Tensor<1>],
+    pop_expected: &[Tensor<1>],
+    pop_counts: &[f32],
     gains: &Gains,
     device: &Device,
 ) -> (Tensor<1>, IterationRecord, (Vec<f64>, Vec<f64>)) {
     let bin = net.bin_ms();
     let (warm, win) = window_bins(net, cfg);
     let secs = (warm + win) as f64 * bin / 1000.0;
-    let rates: Vec<Tensor<1>> = pop_spikes
+    let expected_rates: Vec<Tensor<1>> = pop_expected
         .iter()
         .zip(&net.spec.populations)
         .map(|(s, p)| s.clone().div_scalar(p.size as f64 * secs))
+        .collect();
+    let rates: Vec<f64> = pop_counts
+        .iter()
+        .zip(&net.spec.populations)
+        .map(|(&c, p)| c as f64 / (p.size as f64 * secs))
         .collect();
     let spectrum = Spectrum::new(win, 1000.0 / bin, device);
     let signal = signal.narrow(0, warm, win);
@@ -516,7 +778,7 @@ fn score(
         &cfg.objective,
         &spectrum,
         signal,
-        &rates,
+        &expected_rates,
         gains.log_gain.val(),
         device,
     );
@@ -540,7 +802,7 @@ fn score(
         loss: scalar(&total),
         band_score: l.band_score,
         peak_hz: peak,
-        rates_hz: rates.iter().map(scalar).collect(),
+        rates_hz: rates,
         rate_penalty: l.rate_penalty,
         log_gains: gains.values(),
         seconds: 0.0,
@@ -549,6 +811,7 @@ fn score(
         synapse_log_w: None,
         validation_loss: None,
         validation_band_fraction: None,
+        adam: None,
     };
     (total, rec, (spectrum.freqs_hz.clone(), psd))
 }
@@ -557,14 +820,124 @@ fn scalar(t: &Tensor<1>) -> f64 {
     t.clone().into_data().try_to_vec::<f32>().expect("f32")[0] as f64
 }
 
-/// Runs the configured gradient steps (`optimizer.method`), calling `on_iter` after each; returns the final group
-/// log-gains and, with `optimizer.per_synapse`, the per-synapse log-weights. `start` and `start_w`
-/// continue from saved values (resume; `start_w` `None` starts the synapses at 0).
+/// `pre->post channel` for every connection group, in the order of the log-gains.
+pub fn group_names(spec: &NetworkSpec) -> Vec<String> {
+    spec.connections
+        .iter()
+        .map(|c| format!("{}->{} {}", c.pre, c.post, c.channel))
+        .collect()
+}
+
+/// The values of parameter `id`'s gradient, if it has one.
+fn grad_values(grads: &GradientsParams, id: burn::module::ParamId) -> Option<Vec<f32>> {
+    grads
+        .get::<1>(id)
+        .map(|g| g.into_data().try_to_vec::<f32>().expect("f32"))
+}
+
+/// The first non-finite entry of `v`, as (index, value).
+fn first_non_finite(v: &[f32]) -> Option<(usize, f32)> {
+    v.iter().copied().enumerate().find(|(_, x)| !x.is_finite())
+}
+
+/// One step's gradient: the mean over `optimizer.batch` noise windows, refused if any entry is not
+/// finite (named by its group or synapse, with the iteration), and the windows' mean record.
+fn batch_gradient(
+    net: &SurrogateNetwork,
+    cfg: &OptimizeConfig,
+    gains: &Gains,
+    it: usize,
+    names: &[String],
+    device: &Device,
+) -> Result<(IterationRecord, Vec<f32>, Option<Vec<f32>>)> {
+    let batch = cfg.optimizer.batch.max(1);
+    let last_good = if it == 0 {
+        "the initial gains".to_string()
+    } else {
+        format!("the gains after iteration {it}")
+    };
+    let mut recs = Vec::with_capacity(batch);
+    let mut g_sum = vec![0f64; names.len()];
+    let mut w_sum: Option<Vec<f64>> = gains.synapse_values().map(|w| vec![0f64; w.len()]);
+    for k in 0..batch {
+        let (rec, _, grads) = evaluate_with_gradient(
+            net,
+            cfg,
+            gains,
+            cfg.optimizer.window_noise(it, k),
+            device,
+            &mut |_, _| {},
+        );
+        if !rec.loss.is_finite() {
+            return Err(SurgeError::NotFinite {
+                what: format!("the objective at iteration {} ({})", it + 1, rec.loss),
+                fix: format!(
+                    "{last_good} are kept in progress.json; lower optimizer.lr or optimizer.max_abs_log_gain and continue with --resume"
+                ),
+            });
+        }
+        let g = grad_values(&grads, gains.log_gain.id).unwrap_or_else(|| vec![0.0; names.len()]);
+        if let Some((i, v)) = first_non_finite(&g) {
+            return Err(SurgeError::NotFinite {
+                what: format!(
+                    "the gradient of the log-gain of group {i} (`{}`) at iteration {} ({v}; window {k})",
+                    names.get(i).map_or("?", |s| s.as_str()),
+                    it + 1
+                ),
+                fix: format!(
+                    "no step was taken; {last_good} are kept in progress.json. Report this with the experiment file and checkpoint (a surrogate produced a non-finite value)"
+                ),
+            });
+        }
+        for (a, b) in g_sum.iter_mut().zip(&g) {
+            *a += *b as f64;
+        }
+        if let (Some(ws), Some(w)) = (w_sum.as_mut(), gains.log_w.as_ref()) {
+            let gw = grad_values(&grads, w.id).unwrap_or_else(|| vec![0.0; ws.len()]);
+            if let Some((i, v)) = first_non_finite(&gw) {
+                return Err(SurgeError::NotFinite {
+                    what: format!(
+                        "the gradient of synapse log-weight {i} at iteration {} ({v})",
+                        it + 1
+                    ),
+                    fix: format!("no step was taken; {last_good} are kept in progress.json"),
+                });
+            }
+            for (a, b) in ws.iter_mut().zip(&gw) {
+                *a += *b as f64;
+            }
+        }
+        recs.push(rec);
+    }
+    let mean =
+        |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| (x / batch as f64) as f32).collect() };
+    let mut rec = recs[0].clone();
+    if batch > 1 {
+        let avg =
+            |f: &dyn Fn(&IterationRecord) -> f64| recs.iter().map(f).sum::<f64>() / batch as f64;
+        rec.loss = avg(&|r| r.loss);
+        rec.band_score = avg(&|r| r.band_score);
+        rec.rate_penalty = avg(&|r| r.rate_penalty);
+        rec.replay_error_mv = recs.iter().fold(0f32, |a, r| a.max(r.replay_error_mv));
+        for (p, r) in rec.rates_hz.iter_mut().enumerate() {
+            *r = recs.iter().map(|x| x.rates_hz[p]).sum::<f64>() / batch as f64;
+        }
+    }
+    Ok((rec, mean(g_sum), w_sum.map(mean)))
+}
+
+/// Runs the configured steps (`optimizer.method`, or the `optimizer.control`), calling `on_iter` after
+/// each; returns the final group log-gains and, with `optimizer.per_synapse`, the per-synapse
+/// log-weights. `start` and `start_w` continue from saved values (resume; `start_w` `None` starts the
+/// synapses at 0). A non-finite objective, gradient or parameter stops the run with an error naming
+/// the iteration and the parameter; the iterations before it have been passed to `on_iter`.
+#[allow(clippy::too_many_arguments)]
 pub fn optimize(
     net: &SurrogateNetwork,
     cfg: &OptimizeConfig,
     start: &[f32],
     start_w: Option<&[f32]>,
+    start_adam: Option<AdamState>,
     first_iteration: usize,
     device: &Device,
     on_iter: &mut dyn FnMut(&IterationRecord) -> Result<()>,
@@ -587,11 +960,8 @@ pub fn optimize(
     } else {
         Gains::new(start, device)
     };
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
-            cfg.optimizer.clip_norm,
-        )))
-        .init();
+    let mut adam = start_adam.unwrap_or_default();
+    let names = group_names(&net.spec);
     let m = cfg.optimizer.max_abs_log_gain;
     let mw = cfg.optimizer.max_abs_log_weight;
     let n_avg = cfg.optimizer.average_last;
@@ -600,36 +970,63 @@ pub fn optimize(
     let mut summed = 0usize;
     for it in first_iteration..cfg.optimizer.iterations {
         let t0 = std::time::Instant::now();
-        let (mut rec, _, grads) = evaluate_with_gradient(
-            net,
-            cfg,
-            &gains,
-            cfg.optimizer.iteration_noise(it),
-            device,
-            &mut |_, _| {},
-        );
-        if !rec.loss.is_finite() {
-            return Err(SurgeError::NotFinite {
-                what: format!("the objective at iteration {it} ({})", rec.loss),
-                fix: "lower optimizer.lr or optimizer.max_abs_log_gain; the last good gains are in progress.json, continue with --resume".into(),
-            });
-        }
-        gains = if cfg.optimizer.method == "adam" {
-            optim.step(cfg.optimizer.lr, gains, grads)
+        let lr = cfg.optimizer.lr_at(it);
+        let (mut rec, g, gw) = batch_gradient(net, cfg, &gains, it, &names, device)?;
+        // Every step is taken on plain numbers, in a fixed order: the trajectory is the same on every
+        // x86-64 CPU whatever its SIMD width.
+        let (x, xw) = (gains.values(), gains.synapse_values());
+        let (nx, nxw) = if cfg.optimizer.control == "random_sign" {
+            // The control: the same step sizes in directions that ignore the gradient.
+            let mut rng = crate::seed::rng_for(cfg.optimizer.seed, &[CONTROL_STREAM, it as u64]);
+            let mut walk = |v: &[f32]| -> Vec<f32> {
+                use rand::Rng;
+                v.iter()
+                    .map(|&p| {
+                        if rng.random::<bool>() {
+                            p - lr as f32
+                        } else {
+                            p + lr as f32
+                        }
+                    })
+                    .collect()
+            };
+            let nx = walk(&x);
+            (nx, xw.as_deref().map(walk))
         } else {
-            normalized_step(gains, &grads, cfg.optimizer.lr, cfg.optimizer.clip_norm)
+            let method = cfg.optimizer.method.as_str();
+            let clip = cfg.optimizer.clip_norm;
+            adam.t += 1;
+            let nx = step_tensor(method, &x, &g, lr, clip, &mut adam, 0);
+            let nxw = match (xw.as_ref(), gw.as_ref()) {
+                (Some(w), Some(gw)) => Some(step_tensor(method, w, gw, lr, clip, &mut adam, 1)),
+                _ => None,
+            };
+            (nx, nxw)
         };
-        // Keep the gains in a sane range (the surrogate was trained on a bounded input range). The
-        // parameters keep their ids, so Adam keeps its moment estimates from step to step.
-        // (Each clamped value is a fresh leaf: a tracked clamp would hide the loss's own gradient
-        // with respect to the parameters, the L2 penalties', from the next iteration.)
-        let clamp = |p: burn::module::Param<Tensor<1>>, m: f32| {
-            p.map(|t| Tensor::from_inner(t.inner().clamp(-m, m)).require_grad())
+        // Keep the gains in a sane range (the surrogate was trained on a bounded input range).
+        let bound =
+            |v: Vec<f32>, m: f32| -> Vec<f32> { v.into_iter().map(|p| p.clamp(-m, m)).collect() };
+        let nx = bound(nx, m);
+        gains = match nxw {
+            Some(w) => Gains::with_synapses(&nx, &bound(w, mw), device),
+            None => Gains::new(&nx, device),
         };
-        gains.log_gain = clamp(gains.log_gain, m);
-        gains.log_w = gains.log_w.map(|w| clamp(w, mw));
+        if cfg.optimizer.method == "adam" {
+            rec.adam = Some(adam.clone());
+        }
         rec.iteration = it;
         rec.log_gains = gains.values();
+        if let Some((i, v)) = first_non_finite(&rec.log_gains) {
+            return Err(SurgeError::NotFinite {
+                what: format!(
+                    "the log-gain of group {i} (`{}`) after the step of iteration {} ({v})",
+                    names.get(i).map_or("?", |s| s.as_str()),
+                    it + 1
+                ),
+                fix: "the gains before this step are kept in progress.json; lower optimizer.lr"
+                    .into(),
+            });
+        }
         if let Some(w) = gains.synapse_values() {
             rec.synapse_log_w_rms = Some(rms(&w));
             rec.synapse_log_w = Some(w);
@@ -659,6 +1056,65 @@ pub fn optimize(
     // A resumed run averages the iterates it ran itself (the earlier ones are not stored).
     let mean = |v: Vec<f64>| v.into_iter().map(|x| (x / summed as f64) as f32).collect();
     Ok((mean(sum_g), sum_w.map(mean)))
+}
+
+/// The random-sign control's stream domain (see [`crate::seed`]).
+const CONTROL_STREAM: u64 = 0xC0;
+/// The held-out instances' stream domain.
+const HELDOUT_STREAM: u64 = 0xE0;
+
+/// `n` held-out network instances (seeds) drawn from `seed`: distinct, never below 1000 (so never
+/// one of the small seeds that experiment files use for validation), the same for the same `seed`.
+pub fn heldout_seeds(seed: u64, n: usize) -> Vec<u64> {
+    use rand::Rng;
+    let mut rng = crate::seed::rng_for(seed, &[HELDOUT_STREAM]);
+    let mut out: Vec<u64> = Vec::with_capacity(n);
+    while out.len() < n {
+        let s = rng.random_range(1_000..1_000_000_000u64);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The bar on held-out instances, judged on medians: the median exact peak lies in the band, the
+/// median band fraction is at least twice the median before, and every population's median rate is
+/// within 0.5-50 Hz. With one instance this is the per-instance bar.
+pub fn passes_bar_median(
+    cfg: &OptimizeConfig,
+    before: &[ExactCheck],
+    after: &[ExactCheck],
+) -> bool {
+    let (lo, hi) = cfg.objective.band_hz;
+    let peaks: Vec<f64> = after.iter().map(|c| c.peak_hz.unwrap_or(0.0)).collect();
+    let frac_b: Vec<f64> = before.iter().map(|c| c.band_fraction).collect();
+    let frac_a: Vec<f64> = after.iter().map(|c| c.band_fraction).collect();
+    let n_pops = after.first().map_or(0, |c| c.rates_hz.len());
+    let peak = median(&peaks);
+    !after.is_empty()
+        && peak >= lo
+        && peak <= hi
+        && median(&frac_a) >= 2.0 * median(&frac_b)
+        && (0..n_pops).all(|p| {
+            let r = median(&after.iter().map(|c| c.rates_hz[p]).collect::<Vec<_>>());
+            (0.5..=50.0).contains(&r)
+        })
+}
+
+/// The median of `v` (mean of the middle two for an even count; NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 0 {
+        0.5 * (s[m - 1] + s[m])
+    } else {
+        s[m]
+    }
 }
 
 /// The exact engine's loss (the optimiser's terms, [`super::search::exact_loss`]) and band fraction of
@@ -717,43 +1173,6 @@ pub fn select_by_validation(records: &[serde_json::Value]) -> Option<(usize, Vec
 /// Root mean square of `v` (0 for none).
 pub fn rms(v: &[f32]) -> f64 {
     (v.iter().map(|u| (*u as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
-}
-
-/// One normalised step (see `OptimizerConfig::method`): each parameter tensor's gradient is clipped
-/// to norm `clip`, then `p -= lr g / (|g| + 1e-5)` element-wise. The window's gradient is noisy
-/// (fresh drive noise every iteration, spikes) and its scale differs by orders of magnitude between
-/// groups; a step of about fixed size moves every group that has a resolved gradient.
-fn normalized_step(
-    mut gains: Gains,
-    grads: &burn::optim::GradientsParams,
-    lr: f64,
-    clip: f32,
-) -> Gains {
-    fn step(
-        p: burn::module::Param<Tensor<1>>,
-        grads: &burn::optim::GradientsParams,
-        lr: f64,
-        clip: f32,
-    ) -> burn::module::Param<Tensor<1>> {
-        let Some(g) = grads.get::<1>(p.id) else {
-            return p;
-        };
-        p.map(|t| {
-            let inner = t.clone().inner();
-            let g = g.to_device(&inner.device());
-            let norm = g.clone().powi_scalar(2).sum().sqrt().into_scalar::<f32>() as f64;
-            let g = if norm > clip as f64 {
-                g.mul_scalar(clip as f64 / norm)
-            } else {
-                g
-            };
-            let delta = g.clone() / g.abs().add_scalar(1e-5);
-            Tensor::from_inner(inner - delta.mul_scalar(lr)).require_grad()
-        })
-    }
-    gains.log_gain = step(gains.log_gain, grads, lr, clip);
-    gains.log_w = gains.log_w.map(|w| step(w, grads, lr, clip));
-    gains
 }
 
 /// The exact engine on one held-out seed: band fraction, peak and population rates of the signal.
@@ -960,4 +1379,148 @@ pub fn surrogate_check(
         spikes: global_spikes(net, &raster),
     };
     (check, raster)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heldout_seeds_are_distinct_reproducible_and_away_from_small_seeds() {
+        let a = heldout_seeds(7, 50);
+        assert_eq!(a, heldout_seeds(7, 50));
+        assert_ne!(a, heldout_seeds(8, 50));
+        assert!(a.iter().all(|&s| s >= 1000));
+        let mut b = a.clone();
+        b.sort();
+        b.dedup();
+        assert_eq!(b.len(), 50);
+        // A shorter draw is a prefix: 10 instances are the first 10 of 50.
+        assert_eq!(heldout_seeds(7, 10), a[..10]);
+    }
+
+    fn check(frac: f64, peak: f64, rates: Vec<f64>) -> ExactCheck {
+        ExactCheck {
+            seed: 0,
+            band_fraction: frac,
+            peak_hz: Some(peak),
+            rates_hz: rates,
+            freqs_hz: vec![],
+            power: vec![],
+            spikes: (vec![], vec![]),
+        }
+    }
+
+    #[test]
+    fn the_median_bar() {
+        let cfg: OptimizeConfig =
+            toml::from_str("network = \"x\"\n[cells]\na = [\"A\"]\n").unwrap();
+        let before = vec![check(0.25, 10.0, vec![4.0]); 3];
+        // Two of three instances in the band: the medians pass.
+        let after = vec![
+            check(0.8, 18.0, vec![3.0]),
+            check(0.2, 10.0, vec![3.0]),
+            check(0.7, 20.0, vec![0.6]),
+        ];
+        assert!(passes_bar_median(&cfg, &before, &after));
+        // Median fraction 0.45 < 2 x 0.25: fails.
+        let weak = vec![
+            check(0.45, 18.0, vec![3.0]),
+            check(0.2, 10.0, vec![3.0]),
+            check(0.7, 20.0, vec![3.0]),
+        ];
+        assert!(!passes_bar_median(&cfg, &before, &weak));
+        // Median rate 0.4 Hz: fails.
+        let silent = vec![
+            check(0.8, 18.0, vec![0.4]),
+            check(0.8, 18.0, vec![0.3]),
+            check(0.8, 18.0, vec![3.0]),
+        ];
+        assert!(!passes_bar_median(&cfg, &before, &silent));
+        assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
+    }
+
+    #[test]
+    fn cosine_schedule_runs_from_lr_to_lr_min() {
+        let o = OptimizerConfig {
+            iterations: 11,
+            lr: 0.1,
+            lr_min: 0.01,
+            lr_schedule: "cosine".into(),
+            ..OptimizerConfig::default()
+        };
+        assert!((o.lr_at(0) - 0.1).abs() < 1e-12);
+        assert!((o.lr_at(5) - 0.055).abs() < 1e-12);
+        assert!((o.lr_at(10) - 0.01).abs() < 1e-12);
+        let c = OptimizerConfig::default();
+        assert_eq!(c.lr_at(30), c.lr);
+    }
+
+    /// The plain Adam step equals burn's Adam (same constants, gradient clipping by norm) over
+    /// several steps of a changing gradient.
+    #[test]
+    fn plain_adam_equals_burns() {
+        use burn::optim::AdamConfig;
+        let device = Device::flex().autodiff();
+        let clip = 1.0f32;
+        let mut optim = AdamConfig::new()
+            .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
+                clip,
+            )))
+            .init();
+        let x0 = [0.3f32, -0.2, 0.0, 1.0];
+        let mut gains = Gains::new(&x0, &device);
+        let mut x = x0.to_vec();
+        let mut state = AdamState::default();
+        for step in 0..5 {
+            let g: Vec<f32> = (0..4)
+                .map(|i| ((step * 4 + i) as f32 * 0.7).sin() * if i == 3 { 5.0 } else { 0.5 })
+                .collect();
+            let mut grads = GradientsParams::new();
+            grads.register(
+                gains.log_gain.id,
+                Tensor::<1>::from_data(
+                    burn::tensor::TensorData::new(g.clone(), [4]),
+                    &device.clone().inner(),
+                ),
+            );
+            gains = optim.step(0.05, gains, grads);
+            state.t += 1;
+            x = step_tensor("adam", &x, &g, 0.05, clip, &mut state, 0);
+            for (a, b) in x.iter().zip(gains.values()) {
+                assert!(
+                    (a - b).abs() < 1e-6,
+                    "step {step}: {x:?} vs {:?}",
+                    gains.values()
+                );
+            }
+        }
+        assert!((x[0] - x0[0]).abs() > 1e-3, "the parameters moved: {x:?}");
+    }
+
+    #[test]
+    fn normalized_and_sgd_steps() {
+        let mut st = AdamState::default();
+        // Norm 5 clipped to 1: sgd moves by lr * g / 5; normalized by about lr per entry.
+        let x = step_tensor("sgd", &[0.0, 0.0], &[3.0, 4.0], 0.1, 1.0, &mut st, 0);
+        assert!((x[0] + 0.06).abs() < 1e-7 && (x[1] + 0.08).abs() < 1e-7);
+        let x = step_tensor(
+            "normalized",
+            &[0.0, 0.0],
+            &[3.0, -4.0],
+            0.1,
+            1.0,
+            &mut st,
+            0,
+        );
+        assert!((x[0] + 0.1).abs() < 1e-4 && (x[1] - 0.1).abs() < 1e-4);
+    }
+
+    #[test]
+    fn non_finite_entries_are_found() {
+        assert_eq!(first_non_finite(&[1.0, 2.0]), None);
+        let (i, v) = first_non_finite(&[1.0, f32::NAN, f32::INFINITY]).unwrap();
+        assert_eq!(i, 1);
+        assert!(v.is_nan());
+    }
 }

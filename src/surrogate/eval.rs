@@ -307,15 +307,44 @@ fn onsets(logits: &[f32], thr: f32) -> usize {
     n
 }
 
+/// The median per-bin rise of the logits at their upward crossings of `thr` (`None`: no crossing).
+/// This is the scale on which the spike logit moves through its threshold, the unit of the network
+/// engine's surrogate gradient width.
+pub fn crossing_rise(logits: &[Vec<f32>], thr: f32) -> Option<f32> {
+    let mut rises: Vec<f32> = logits
+        .iter()
+        .flat_map(|l| l.windows(2))
+        .filter(|w| w[0] <= thr && w[1] > thr)
+        .map(|w| w[1] - w[0])
+        .collect();
+    if rises.is_empty() {
+        return None;
+    }
+    rises.sort_by(f32::total_cmp);
+    Some(rises[rises.len() / 2])
+}
+
+/// What [`calibrate`] measured and stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    pub threshold: f32,
+    /// See `SurrogateMeta::spike_logit_width`.
+    pub width: f32,
+    pub exact_spikes: usize,
+    /// Spikes called at threshold 0.
+    pub at_zero: usize,
+}
+
 /// Sets the checkpoint's spike-logit threshold so that the onsets it calls on `files` (use training
-/// data, not the held-out set) number as many as the exact spikes, and rewrites its sidecar.
-/// Returns (threshold, exact spikes, spikes called at threshold 0).
+/// data, not the held-out set) number as many as the exact spikes (unless `keep_threshold`), measures
+/// how fast the logit crosses that threshold ([`crossing_rise`]), and rewrites the sidecar.
 pub fn calibrate(
     ckpt: &Path,
     files: &[PathBuf],
     max_traces: usize,
+    keep_threshold: bool,
     device: &Device,
-) -> Result<(f32, usize, usize)> {
+) -> Result<Calibration> {
     let (model, mut meta) = load_checkpoint(ckpt, device)?;
     let reader = DatasetReader::open(files)?;
     check_compatible(&meta, &reader, ckpt)?;
@@ -337,18 +366,47 @@ pub fn calibrate(
     }
     let count = |thr: f32| logits.iter().map(|l| onsets(l, thr)).sum::<usize>();
     let at_zero = count(0.0);
-    // Onset counts are not monotonic in the threshold (a low threshold merges runs), so scan a grid and
-    // keep the threshold whose count is closest to the exact one (the one nearest 0 among ties).
-    let mut best = (usize::MAX, f32::INFINITY, 0.0f32);
-    for i in 0..=600 {
-        let thr = -10.0 + 0.05 * i as f32;
-        let miss = count(thr).abs_diff(exact);
-        if (miss, thr.abs()) < (best.0, best.1) {
-            best = (miss, thr.abs(), thr);
+    if !keep_threshold {
+        // Onset counts are not monotonic in the threshold (a low threshold merges runs), so scan a grid
+        // and keep the threshold whose count is closest to the exact one (the one nearest 0 among ties).
+        let mut best = (usize::MAX, f32::INFINITY, 0.0f32);
+        for i in 0..=600 {
+            let thr = -10.0 + 0.05 * i as f32;
+            let miss = count(thr).abs_diff(exact);
+            if (miss, thr.abs()) < (best.0, best.1) {
+                best = (miss, thr.abs(), thr);
+            }
         }
+        meta.spike_logit_threshold = best.2;
     }
-    meta.spike_logit_threshold = best.2;
+    let width = crossing_rise(&logits, meta.spike_logit_threshold).ok_or_else(|| {
+        SurgeError::data(
+            &files[0],
+            "the surrogate's spike logit never crosses its threshold on these traces",
+            "calibrate on traces in which the cell fires",
+        )
+    })?;
+    meta.spike_logit_width = Some(width);
     let json = serde_json::to_string_pretty(&meta).expect("serialisable");
     crate::results::atomic_write(&ckpt.join("surrogate.json"), json.as_bytes())?;
-    Ok((meta.spike_logit_threshold, exact, at_zero))
+    Ok(Calibration {
+        threshold: meta.spike_logit_threshold,
+        width,
+        exact_spikes: exact,
+        at_zero,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crossing_rise;
+
+    #[test]
+    fn crossing_rise_is_the_median_rise_through_the_threshold() {
+        // Upward crossings of 1.0: 0.5 -> 1.5 (rise 1), 0 -> 3 (rise 3), 1.0 -> 1.2 (rise 0.2, from
+        // exactly the threshold); the fall 3 -> 0 and the rise 1.5 -> 2 above it do not count.
+        let logits = vec![vec![0.5, 1.5, 2.0, 0.0, 3.0, 0.0], vec![1.0, 1.2]];
+        assert_eq!(crossing_rise(&logits, 1.0), Some(1.0));
+        assert_eq!(crossing_rise(&[vec![0.0, 0.5, 0.2]], 1.0), None);
+    }
 }

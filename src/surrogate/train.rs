@@ -203,6 +203,22 @@ impl Scaling {
     pub fn input(&self, x: f32, c: usize) -> f32 {
         x.signum() * (x.abs() / self.input_scale[c]).ln_1p()
     }
+
+    /// `d input / dx = 1 / (scale_c + |x|)`, also at `x = 0` (slope `1 / scale_c`): most bins carry no
+    /// input on a channel, and a spike that nearly arrives there must still be seen by the gradient.
+    pub fn input_grad(&self, x: f32, c: usize) -> f32 {
+        1.0 / (self.input_scale[c] + x.abs())
+    }
+
+    /// [`Scaling::input`] on a tensor `[n, C]` (`scale` is `[1, C]`), differentiable with the slope of
+    /// [`Scaling::input_grad`]. Written out by hand because autodiff of `sign(x) ln(1 + |x| / s)`
+    /// gives slope 0 at `x = 0` (the derivative of `|x|` and of `sign` there).
+    pub fn input_tensor(x: Tensor<2>, scale: Tensor<2>) -> Tensor<2> {
+        let abs = x.clone().abs().detach();
+        let value = x.clone().detach().sign() * (abs.clone() / scale.clone()).add_scalar(1.0).log();
+        let slope = (abs + scale).recip();
+        value + (x.clone() - x.detach()) * slope
+    }
 }
 
 /// Per-epoch figures.
@@ -236,9 +252,21 @@ pub struct SurrogateMeta {
     /// 0 (probability one half) until then and for sidecars written before this field.
     #[serde(default)]
     pub spike_logit_threshold: f32,
+    /// How fast the spike logit moves through its threshold: the median per-bin rise of the logit at
+    /// the bins where it crosses the threshold upwards, measured by `surge calibrate`. The network
+    /// engine's surrogate gradient is `sigmoid(beta * (logit - threshold) / width)`, so one `beta`
+    /// means the same for a steep and a shallow checkpoint. `None`: not measured yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spike_logit_width: Option<f32>,
 }
 
 impl SurrogateMeta {
+    /// The spike surrogate's width in logit units ([`SurrogateMeta::spike_logit_width`]; 1 until
+    /// `surge calibrate` has measured it).
+    pub fn spike_width(&self) -> f32 {
+        self.spike_logit_width.filter(|w| *w > 0.0).unwrap_or(1.0)
+    }
+
     /// The sidecar of a model that no data has trained (benchmarks, tests of the engines): no
     /// datasets, no epochs, default training settings, spike-logit threshold 0.
     pub fn untrained(
@@ -259,6 +287,7 @@ impl SurrogateMeta {
             best_epoch: 0,
             surge_version: env!("CARGO_PKG_VERSION").to_string(),
             spike_logit_threshold: 0.0,
+            spike_logit_width: None,
         }
     }
 }
@@ -553,6 +582,7 @@ pub fn train(
         surge_version: env!("CARGO_PKG_VERSION").to_string(),
         // A fine-tuned model keeps its parent's threshold until `surge calibrate` is run again.
         spike_logit_threshold: init.as_ref().map_or(0.0, |(_, m)| m.spike_logit_threshold),
+        spike_logit_width: init.as_ref().and_then(|(_, m)| m.spike_logit_width),
     };
     let mut best = f64::INFINITY;
     let mut since_best = 0;
