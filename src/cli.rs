@@ -228,8 +228,12 @@ enum Command {
         /// Scored window lengths (ms) [default: the experiment's].
         #[arg(long, value_delimiter = ',')]
         window_ms: Vec<f64>,
+        /// The exact engine's scored window for its finite differences (ms): longer windows resolve
+        /// its gradient with fewer instances [default: each surrogate window].
+        #[arg(long)]
+        exact_ms: Option<f64>,
         /// Finite-difference step in log-gain.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.2)]
         h: f64,
         #[arg(long, default_value = "flex")]
         backend: String,
@@ -679,6 +683,7 @@ pub fn run() -> Result<()> {
             gains,
             spike_beta,
             window_ms,
+            exact_ms,
             h,
             backend,
             out,
@@ -698,6 +703,7 @@ pub fn run() -> Result<()> {
                 gains,
                 spike_betas: spike_beta,
                 windows_ms,
+                exact_ms,
                 h,
                 backend,
                 out,

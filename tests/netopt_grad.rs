@@ -612,7 +612,8 @@ fn network_with_silent_inhibition(device: &Device) -> SurrogateNetwork {
 
 /// Hard spikes: the gradient of the E -> I gain reaches the objective (E's signal, rate penalty off)
 /// only through I's near-miss spikes into E's GABA-A channel, whose input is 0 in every bin. It must
-/// not vanish, and both engines must agree on it.
+/// not vanish, and both engines must agree on it. And a silent population's expected rate keeps a
+/// gradient when the spike surrogate is too steep to pass one.
 #[test]
 fn hard_spike_gradient_passes_through_channels_with_zero_input() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -662,6 +663,47 @@ fn hard_spike_gradient_passes_through_channels_with_zero_input() {
             .unwrap();
         out.push(g);
     }
+    // A steep gradient surrogate (beta 20) passes ~1e-13 through the silent I cells' spikes, but the
+    // expected count follows the calibrated spike probability: a loss on I's expected rate still has
+    // a resolved gradient in the E -> I gain (of either sign: the surrogate is untrained), the same in
+    // both engines.
+    let mut steep = Vec::new();
+    for engine in [Engine::Fused, Engine::Burn] {
+        let mut net = network_with_silent_inhibition(&device);
+        net.set_engine(engine).unwrap();
+        let gains = Gains::new(&[0.2f32, -0.3, 0.4], &device);
+        let run = net.run_with_gradient(
+            &gains,
+            bins,
+            1,
+            SpikeMode::StraightThrough { beta: 20.0 },
+            &[0],
+            16,
+            false,
+            &mut |_, expected, _| expected[1].clone().add_scalar(1e-3).log().neg(),
+            &mut |_, _| {},
+        );
+        assert_eq!(run.pop_spikes[1], 0.0, "{engine:?}: I silent");
+        let g: Vec<f32> = run
+            .grads
+            .get::<1>(gains.log_gain.id)
+            .unwrap()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        steep.push(g[1]);
+    }
+    assert!(
+        steep[0].abs() > 1e-5,
+        "d/d(E -> I) of -ln(expected I) vanished: {}",
+        steep[0]
+    );
+    assert!(
+        (steep[0] - steep[1]).abs() <= 1e-3 * steep[0].abs(),
+        "fused {} vs burn {}",
+        steep[0],
+        steep[1]
+    );
     let (f, b) = (&out[0], &out[1]);
     // Groups: 0 E -> E, 1 E -> I, 2 I -> E. With I silent, the I -> E gain multiplies zero spikes,
     // but I's smooth spikes carry gradient back through E -> I.

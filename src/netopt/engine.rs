@@ -151,9 +151,9 @@ pub enum Engine {
 }
 
 /// What a window leaves: the population signal per bin (mV), spike counts per population (summed over
-/// cells and bins, differentiable), the expected counts (the smooth onsets summed: a silent population
-/// still has a small expected count whose gradient says how to wake it), and, if asked, hard spikes
-/// per bin.
+/// cells and bins), the expected counts (the onsets of the calibrated spike probability
+/// `sigmoid((logit - threshold) / width)`, summed; differentiable, and a silent population still has a
+/// small expected count whose gradient says how to wake it), and, if asked, hard spikes per bin.
 pub struct Run {
     pub signal: Tensor<1>,
     pub pop_spikes: Vec<Tensor<1>>,
@@ -627,7 +627,13 @@ impl SurrogateNetwork {
             prev: self
                 .type_range
                 .iter()
-                .map(|r| (Tensor::zeros([r.len()], dev), Tensor::zeros([r.len()], dev)))
+                .map(|r| {
+                    (
+                        Tensor::zeros([r.len()], dev),
+                        Tensor::zeros([r.len()], dev),
+                        Tensor::zeros([r.len()], dev),
+                    )
+                })
                 .collect(),
         }
     }
@@ -651,7 +657,7 @@ impl SurrogateNetwork {
     }
 
     /// Advances the network one bin: returns the population signal `[1]` (mV), the spikes `[N]` and
-    /// the smooth onsets `[N]`.
+    /// the expected onsets `[N]`.
     fn step(
         &self,
         st: &mut NetState,
@@ -777,7 +783,7 @@ impl SurrogateNetwork {
     }
 
     /// Steps `st` through `drives` (one `[N, C]` per bin): returns the signal of every bin, the spikes
-    /// and the smooth onsets summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the
+    /// and the expected onsets summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the
     /// state before bin `t`.
     #[allow(clippy::too_many_arguments)]
     fn simulate(
@@ -809,9 +815,7 @@ impl SurrogateNetwork {
 
     /// Runs a window and back-propagates `loss(signal, expected spikes per population, spike counts)`
     /// to the log-gains through time, `chunk_bins` bins at a time (0: the whole window as one graph).
-    /// The expected counts (see [`Run`]) are the differentiable ones; their gradient is the one the
-    /// straight-through spikes carry, so the count terms of the loss back-propagate through the
-    /// spikes themselves.
+    /// The expected counts (see [`Run`]) carry the count terms' gradient; the counts are values.
     ///
     /// Why in pieces: burn 0.22's autodiff spends time quadratic in the size of one graph when it
     /// prepares a backward pass, and the graph of a window holds every bin's activations. So the
@@ -915,7 +919,7 @@ impl SurrogateNetwork {
             .iter()
             .map(|c| grad_or_zeros(c, &g, dev))
             .collect();
-        // The per-cell count gradient: each cell's spikes count toward its population.
+        // The per-cell gradient of the expected counts: each cell counts toward its population.
         let mut g_cell = Tensor::<1>::zeros([self.n], dev);
         for (r, gc) in self.pop_range.iter().zip(&g_count) {
             let ones = Tensor::<1>::ones([r.len()], dev) * gc.clone();
@@ -936,7 +940,7 @@ impl SurrogateNetwork {
             let mut st = self.rest();
             st.set_tensors(leaves.clone());
             let link = self.coupling(gains, gains.log_gain.val());
-            let (sigs, spikes, _, _) = self.simulate(
+            let (sigs, _, expected, _) = self.simulate(
                 &mut st,
                 drive[lo..hi].iter().map(|d| d.clone().autodiff()),
                 &link,
@@ -952,7 +956,7 @@ impl SurrogateNetwork {
                 replay_error_mv = replay_error_mv.max((a - b).abs());
             }
             let mut surrogate = (sigs * g_signal.clone().narrow(0, lo, hi - lo)).sum()
-                + (spikes * g_cell.clone()).sum();
+                + (expected * g_cell.clone()).sum();
             if let Some(ge) = g_end.take() {
                 for (t, gt) in st.tensors().into_iter().zip(ge) {
                     surrogate = surrogate + (t * gt).sum();
@@ -1270,11 +1274,11 @@ impl SurrogateNetwork {
     }
 }
 
-/// One cell type's bin: input `[n, C]` in, spikes, somatic voltage (mV) and smooth onsets `[n]` out.
+/// One cell type's bin: input `[n, C]` in, spikes, somatic voltage (mV) and expected onsets `[n]` out.
 fn cell_step(
     ct: &CellType,
     cell: &mut SurrogateState,
-    prev: &mut (Tensor<1>, Tensor<1>),
+    prev: &mut (Tensor<1>, Tensor<1>, Tensor<1>),
     xi: Tensor<2>,
     scale: Tensor<2>,
     mode: SpikeMode,
@@ -1293,21 +1297,25 @@ fn cell_step(
             .clone()
             .mul_scalar(mode.beta() / ct.meta.spike_width()),
     );
-    let (soft_prev, hard_prev) = prev.clone();
+    let (soft_prev, hard_prev, rate_prev) = prev.clone();
     let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
+    // The calibrated spike probability (one logit width per unit, whatever the gradient's beta): its
+    // onsets are the expected spike counts.
+    let rate = sigmoid(logit.clone().div_scalar(ct.meta.spike_width()));
+    let expected = rate.clone() * rate_prev.neg().add_scalar(1.0);
     let s = match mode {
         SpikeMode::StraightThrough { .. } => {
             let hard = logit.greater_elem(0.0).float();
             let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
-            *prev = (soft, hard);
-            hard_onset + soft_onset.clone() - soft_onset.clone().detach()
+            *prev = (soft, hard, rate);
+            hard_onset + soft_onset.clone() - soft_onset.detach()
         }
         SpikeMode::Smooth { .. } => {
-            *prev = (soft.clone(), soft);
-            soft_onset.clone()
+            *prev = (soft.clone(), soft, rate);
+            soft_onset
         }
     };
-    (s, v, soft_onset)
+    (s, v, expected)
 }
 
 /// A window's loss computed on plain numbers and its gradient (see
@@ -1353,7 +1361,7 @@ struct FusedWindow {
     starts: Vec<FusedState>,
     signal: Vec<f32>,
     per_cell: Vec<f64>,
-    /// Per cell, the smooth onsets summed (expected spikes).
+    /// Per cell, the expected onsets summed.
     expected: Vec<f64>,
     raster: Option<Vec<Vec<u32>>>,
 }
@@ -1363,18 +1371,20 @@ struct NetState {
     cells: Vec<SurrogateState>,
     /// Past spike vectors `[1, N]`, newest last.
     history: Vec<Tensor<2>>,
-    /// The previous bin's (soft, hard) spikes per cell type, for onset detection.
-    prev: Vec<(Tensor<1>, Tensor<1>)>,
+    /// The previous bin's (soft, hard) spikes and spike probability (the rate sigmoid) per cell
+    /// type, for onset detection.
+    prev: Vec<(Tensor<1>, Tensor<1>, Tensor<1>)>,
 }
 
 impl NetState {
     fn tensors(&self) -> Vec<Tensor<2>> {
         let mut out: Vec<Tensor<2>> = self.cells.iter().flat_map(|c| c.tensors()).collect();
         out.extend(self.history.iter().cloned());
-        for (soft, hard) in &self.prev {
+        for (soft, hard, rate) in &self.prev {
             let b = soft.dims()[0];
             out.push(soft.clone().reshape([1, b]));
             out.push(hard.clone().reshape([1, b]));
+            out.push(rate.clone().reshape([1, b]));
         }
         out
     }
@@ -1387,10 +1397,11 @@ impl NetState {
         for h in &mut self.history {
             *h = it.next().expect("history");
         }
-        for (soft, hard) in &mut self.prev {
+        for (soft, hard, rate) in &mut self.prev {
             let b = soft.dims()[0];
             *soft = it.next().expect("soft").reshape([b]);
             *hard = it.next().expect("hard").reshape([b]);
+            *rate = it.next().expect("rate").reshape([b]);
         }
     }
 }

@@ -160,6 +160,8 @@ struct TypeState {
     c: Vec<f32>,
     soft: Vec<f32>,
     hard: Vec<f32>,
+    /// The rate sigmoid of the previous bin (see [`TypeTape::rate`]).
+    rate: Vec<f32>,
 }
 
 /// Everything a chunk's backward pass reads, per cell type.
@@ -176,6 +178,9 @@ struct TypeTape {
     tc: Vec<f32>,
     /// `[T + 1, n]`, row 0 from the start state.
     soft: Vec<f32>,
+    /// `[T + 1, n]`: `sigmoid((logit - threshold) / width)`, the calibrated spike probability whose
+    /// onsets are the expected spike counts (independent of the gradient surrogate's beta).
+    rate: Vec<f32>,
     hard_end: Vec<f32>,
     /// Somatic voltage (mV) `[T, n]`.
     v: Vec<f32>,
@@ -285,6 +290,7 @@ impl FusedNet {
                         c: vec![0f32; ty.n * hd],
                         soft: vec![0f32; ty.n],
                         hard: vec![0f32; ty.n],
+                        rate: vec![0f32; ty.n],
                     }
                 })
                 .collect(),
@@ -411,16 +417,16 @@ impl FusedNet {
         )
     }
 
-    /// Per engine cell, the chunk's expected spike count: the sum over its bins of the smooth onset
-    /// `soft_t (1 - soft_{t-1})`, whose gradient the straight-through spikes carry.
+    /// Per engine cell, the chunk's expected spike count: the sum over its bins of the onset
+    /// `r_t (1 - r_{t-1})` of the calibrated spike probability `r` (`TypeTape::rate`).
     pub fn expected_onsets(&self, tape: &Tape) -> Vec<f64> {
         let mut out = vec![0f64; self.n];
         for (ty, tp) in self.types.iter().zip(&tape.types) {
             let n = ty.n;
             for t in 0..tape.bins {
                 let (prev, next) = (
-                    &tp.soft[t * n..(t + 1) * n],
-                    &tp.soft[(t + 1) * n..(t + 2) * n],
+                    &tp.rate[t * n..(t + 1) * n],
+                    &tp.rate[(t + 1) * n..(t + 2) * n],
                 );
                 for (i, (p, s)) in prev.iter().zip(next).enumerate() {
                     out[ty.start + i] += (s * (1.0 - p)) as f64;
@@ -440,7 +446,7 @@ impl FusedNet {
         tape: &Tape,
         d_end: &FusedState,
         d_signal: &[f32],
-        d_spike: &[f32],
+        d_expected: &[f32],
         gains: &[Vec<f32>],
         lw: &LinkWeights,
         mode: SpikeMode,
@@ -463,15 +469,14 @@ impl FusedNet {
         let mut ds = vec![0f32; n_all];
         let mut scratch = Scratch::default();
         for t in (0..bins).rev() {
-            for ((d, g), h) in ds.iter_mut().zip(d_spike).zip(dhist.row(dhist.pad + t)) {
-                *d = g + h;
-            }
+            ds.copy_from_slice(dhist.row(dhist.pad + t));
             for ((ty, tp), dg) in self.types.iter().zip(&tape.types).zip(&mut dtypes) {
                 ty.backward_bin(
                     tp,
                     dg,
                     t,
                     &ds[ty.start..ty.start + ty.n],
+                    &d_expected[ty.start..ty.start + ty.n],
                     d_signal[t],
                     &signal_w[ty.start..ty.start + ty.n],
                     mode,
@@ -561,6 +566,8 @@ impl CellType {
         h[..n * hd].copy_from_slice(&st.h);
         let mut soft = vec![0f32; (bins + 1) * n];
         soft[..n].copy_from_slice(&st.soft);
+        let mut rate = vec![0f32; (bins + 1) * n];
+        rate[..n].copy_from_slice(&st.rate);
         TypeTape {
             series,
             o: self
@@ -575,6 +582,7 @@ impl CellType {
             h,
             tc: vec![0f32; bins * n * hd],
             soft,
+            rate,
             hard_end: st.hard.clone(),
             v: vec![0f32; bins * n],
         }
@@ -588,6 +596,7 @@ impl CellType {
             c: tp.c[bins * nh..].to_vec(),
             soft: tp.soft[bins * self.n..].to_vec(),
             hard: tp.hard_end.clone(),
+            rate: tp.rate[bins * self.n..].to_vec(),
         }
     }
 
@@ -676,6 +685,7 @@ impl CellType {
             sig += v * signal_w[i];
             let soft = 1.0 / (1.0 + exp(-(logit * beta)));
             soft_next[i] = soft;
+            tp.rate[(t + 1) * n + i] = 1.0 / (1.0 + exp(-(logit / self.width)));
             match mode {
                 SpikeMode::StraightThrough { .. } => {
                     let hard = if logit > 0.0 { 1.0 } else { 0.0 };
@@ -700,6 +710,7 @@ impl CellType {
         dg: &mut TypeGrad,
         t: usize,
         ds: &[f32],
+        d_exp: &[f32],
         d_sig: f32,
         signal_w: &[f32],
         mode: SpikeMode,
@@ -717,8 +728,11 @@ impl CellType {
             let soft_prev = tp.soft[t * n + i];
             let dsoft = dg.soft[i] + ds[i] * (1.0 - soft_prev);
             dg.soft[i] = -ds[i] * soft;
+            let r = tp.rate[(t + 1) * n + i];
+            let dr = dg.rate[i] + d_exp[i] * (1.0 - tp.rate[t * n + i]);
+            dg.rate[i] = -d_exp[i] * r;
             dhead[2 * i] = d_sig * signal_w[i] * self.scaling.v_std;
-            dhead[2 * i + 1] = dsoft * beta * soft * (1.0 - soft);
+            dhead[2 * i + 1] = dsoft * beta * soft * (1.0 - soft) + dr * r * (1.0 - r) / self.width;
         }
         mm_bt(&mut dg.h, dhead, &m.w_head, n, 2, hd, true);
         // LSTM cell.
@@ -805,6 +819,7 @@ struct TypeGrad {
     h: Vec<f32>,
     c: Vec<f32>,
     soft: Vec<f32>,
+    rate: Vec<f32>,
 }
 
 impl TypeGrad {
@@ -824,6 +839,7 @@ impl TypeGrad {
             h: d_end.h.clone(),
             c: d_end.c.clone(),
             soft: d_end.soft.clone(),
+            rate: d_end.rate.clone(),
         }
     }
     fn into_start(self) -> TypeState {
@@ -834,6 +850,7 @@ impl TypeGrad {
             h: self.h,
             c: self.c,
             soft,
+            rate: self.rate,
         }
     }
 }

@@ -48,19 +48,20 @@ impl GradientEstimate {
     }
 }
 
-/// The exact engine's gradient of the optimiser's loss ([`exact_loss`] on a run of the optimiser's
-/// warm-up plus `window_ms`) at `log_gains`: per instance seed, a central difference of step `h` in
-/// every log-gain, both sides on that seed. `2 * groups * seeds` exact runs, in parallel.
+/// The exact engine's gradient of the optimiser's loss ([`exact_loss`] on a run of `warm + window_ms`
+/// whose first `warm` ms are not scored) at `log_gains`: per instance seed, a central difference of
+/// step `h` in every log-gain, both sides on that seed. `2 * groups * seeds` exact runs, in parallel.
+#[allow(clippy::too_many_arguments)]
 pub fn exact_gradient(
     spec: &NetworkSpec,
     cfg: &OptimizeConfig,
     log_gains: &[f32],
+    warm: f64,
     window_ms: f64,
     seeds: &[u64],
     h: f64,
 ) -> Result<GradientEstimate> {
     let n = log_gains.len();
-    let warm = cfg.optimizer.warmup_ms;
     let jobs: Vec<(usize, usize, f64)> = (0..seeds.len())
         .flat_map(|i| (0..n).flat_map(move |k| [(i, k, h), (i, k, -h)]))
         .collect();
