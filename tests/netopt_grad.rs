@@ -650,10 +650,6 @@ fn hard_spike_gradient_passes_through_channels_with_zero_input() {
             "{engine:?}: the I cells stay silent"
         );
         assert!(run.pop_spikes[0] > 0.0, "{engine:?}: the E cells fire");
-        assert!(
-            run.pop_expected[1] > 0.0,
-            "{engine:?}: but are expected to fire a little"
-        );
         let g: Vec<f32> = run
             .grads
             .get::<1>(gains.log_gain.id)

@@ -151,9 +151,10 @@ pub enum Engine {
 }
 
 /// What a window leaves: the population signal per bin (mV), spike counts per population (summed over
-/// cells and bins), the expected counts (the onsets of the calibrated spike probability
-/// `sigmoid((logit - threshold) / width)`, summed; differentiable, and a silent population still has a
-/// small expected count whose gradient says how to wake it), and, if asked, hard spikes per bin.
+/// cells and bins), the same counts carrying the gradient of the expected counts (`pop_expected`:
+/// the onsets of the spike probability `sigmoid((logit - threshold) / width)`, one calibrated logit
+/// width per unit whatever the surrogate's beta; a silent population keeps a gradient that says how
+/// to wake it), and, if asked, hard spikes per bin.
 pub struct Run {
     pub signal: Tensor<1>,
     pub pop_spikes: Vec<Tensor<1>>,
@@ -657,7 +658,7 @@ impl SurrogateNetwork {
     }
 
     /// Advances the network one bin: returns the population signal `[1]` (mV), the spikes `[N]` and
-    /// the expected onsets `[N]`.
+    /// the spikes as counted `[N]` (see [`cell_step`]).
     fn step(
         &self,
         st: &mut NetState,
@@ -754,7 +755,7 @@ impl SurrogateNetwork {
             return Run {
                 signal: Tensor::from_data(TensorData::new(w.signal, [bins]), dev),
                 pop_spikes: per_pop(&w.per_cell),
-                pop_expected: per_pop(&w.expected),
+                pop_expected: per_pop(&w.per_cell),
                 raster: w.raster,
             };
         }
@@ -783,7 +784,7 @@ impl SurrogateNetwork {
     }
 
     /// Steps `st` through `drives` (one `[N, C]` per bin): returns the signal of every bin, the spikes
-    /// and the expected onsets summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the
+    /// as counted (see [`cell_step`]) summed per cell and, if `record`, the raster. `at_bin(t, st)` sees the
     /// state before bin `t`.
     #[allow(clippy::too_many_arguments)]
     fn simulate(
@@ -813,9 +814,9 @@ impl SurrogateNetwork {
         (signal, total, expected, raster)
     }
 
-    /// Runs a window and back-propagates `loss(signal, expected spikes per population, spike counts)`
+    /// Runs a window and back-propagates `loss(signal, spike counts per population, the same as values)`
     /// to the log-gains through time, `chunk_bins` bins at a time (0: the whole window as one graph).
-    /// The expected counts (see [`Run`]) carry the count terms' gradient; the counts are values.
+    /// The counts carry the expected counts' gradient (see [`Run`]).
     ///
     /// Why in pieces: burn 0.22's autodiff spends time quadratic in the size of one graph when it
     /// prepares a backward pass, and the graph of a window holds every bin's activations. So the
@@ -867,7 +868,6 @@ impl SurrogateNetwork {
                 grads,
                 signal: signal_values,
                 pop_spikes: counts,
-                pop_expected: run.pop_expected.iter().map(|t| values(t)[0]).collect(),
                 raster: run.raster,
                 replay_error_mv: 0.0,
             };
@@ -911,7 +911,6 @@ impl SurrogateNetwork {
             .iter()
             .map(|t| values(t)[0])
             .collect();
-        let pop_expected = count_leaves.iter().map(|t| values(t)[0]).collect();
         let l = loss(signal_leaf.clone(), count_leaves.clone(), &pop_spikes);
         let mut g = l.backward();
         let g_signal = grad_or_zeros(&signal_leaf, &g, dev);
@@ -991,14 +990,14 @@ impl SurrogateNetwork {
             grads,
             signal: signal_values,
             pop_spikes,
-            pop_expected,
             raster,
             replay_error_mv,
         }
     }
 
     /// [`SurrogateNetwork::run_with_gradient`] with the loss and its gradient computed on plain
-    /// numbers by `loss(signal, expected counts per population, counts per population)`: no burn
+    /// numbers by `loss(signal, counts per population, the same)` (the first counts' gradient is taken
+    /// as in [`SurrogateNetwork::run_with_gradient`]): no burn
     /// operation touches the window, so the result does not depend on the CPU's SIMD width. Needs the
     /// fused engine (`None` otherwise).
     #[allow(clippy::too_many_arguments)]
@@ -1052,16 +1051,12 @@ impl SurrogateNetwork {
         let mut starts = Vec::with_capacity(bins.div_ceil(chunk));
         let mut signal = Vec::with_capacity(bins);
         let mut per_cell = vec![0f64; self.n];
-        let mut expected = vec![0f64; self.n];
         let mut raster = record.then(Vec::new);
         for lo in (0..bins).step_by(chunk) {
             let hi = (lo + chunk).min(bins);
             let (tape, next) = f.forward(&st, &drive[lo..hi], &lg, &lw, mode, &sig_w);
             starts.push(std::mem::replace(&mut st, next));
             signal.extend_from_slice(&tape.signal);
-            for (a, b) in expected.iter_mut().zip(f.expected_onsets(&tape)) {
-                *a += b;
-            }
             for t in 0..tape.bins() {
                 let s = tape.spikes(t);
                 for (a, &b) in per_cell.iter_mut().zip(s) {
@@ -1087,7 +1082,6 @@ impl SurrogateNetwork {
             starts,
             signal,
             per_cell,
-            expected,
             raster,
         }
     }
@@ -1125,7 +1119,6 @@ impl SurrogateNetwork {
             starts,
             signal,
             per_cell,
-            expected,
             raster,
         } = self.fused_window(
             f,
@@ -1146,7 +1139,6 @@ impl SurrogateNetwork {
                 .collect()
         };
         let pop_spikes = per_pop(&per_cell);
-        let pop_expected = per_pop(&expected);
         // The loss and its gradient with respect to the signal, the expected counts (per cell: its
         // population's) and the parameters directly (the penalties).
         let mut d_spike = vec![0f32; self.n];
@@ -1160,7 +1152,7 @@ impl SurrogateNetwork {
                 let signal_leaf =
                     Tensor::<1>::from_data(TensorData::new(signal.clone(), [bins]), dev)
                         .require_grad();
-                let count_leaves: Vec<Tensor<1>> = pop_expected
+                let count_leaves: Vec<Tensor<1>> = pop_spikes
                     .iter()
                     .map(|&c| {
                         Tensor::<1>::from_data(TensorData::new(vec![c], [1]), dev).require_grad()
@@ -1186,7 +1178,7 @@ impl SurrogateNetwork {
                 (l, g_signal, g_loss, g_loss_w)
             }
             WindowLoss::Plain(loss) => {
-                let p = loss(&signal, &pop_expected, &pop_spikes);
+                let p = loss(&signal, &pop_spikes, &pop_spikes);
                 for (r, &gc) in self.pop_range.iter().zip(&p.d_expected) {
                     d_spike[r.clone()].iter_mut().for_each(|d| *d = gc);
                 }
@@ -1267,14 +1259,14 @@ impl SurrogateNetwork {
             grads,
             signal,
             pop_spikes,
-            pop_expected,
             raster,
             replay_error_mv,
         }
     }
 }
 
-/// One cell type's bin: input `[n, C]` in, spikes, somatic voltage (mV) and expected onsets `[n]` out.
+/// One cell type's bin: input `[n, C]` in, spikes, somatic voltage (mV) and the spikes as counted
+/// (`[n]` each) out: with hard spikes the count carries the expected onsets' gradient.
 fn cell_step(
     ct: &CellType,
     cell: &mut SurrogateState,
@@ -1299,8 +1291,8 @@ fn cell_step(
     );
     let (soft_prev, hard_prev, rate_prev) = prev.clone();
     let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
-    // The calibrated spike probability (one logit width per unit, whatever the gradient's beta): its
-    // onsets are the expected spike counts.
+    // The spike probability (one calibrated logit width per unit, whatever the gradient's beta): the
+    // counts carry the gradient of its onsets.
     let rate = sigmoid(logit.clone().div_scalar(ct.meta.spike_width()));
     let expected = rate.clone() * rate_prev.neg().add_scalar(1.0);
     let s = match mode {
@@ -1308,14 +1300,15 @@ fn cell_step(
             let hard = logit.greater_elem(0.0).float();
             let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
             *prev = (soft, hard, rate);
-            hard_onset + soft_onset.clone() - soft_onset.detach()
+            let count = hard_onset.clone() + expected.clone() - expected.detach();
+            (hard_onset + soft_onset.clone() - soft_onset.detach(), count)
         }
         SpikeMode::Smooth { .. } => {
             *prev = (soft.clone(), soft, rate);
-            soft_onset
+            (soft_onset.clone(), soft_onset)
         }
     };
-    (s, v, expected)
+    (s.0, v, s.1)
 }
 
 /// A window's loss computed on plain numbers and its gradient (see
@@ -1344,8 +1337,6 @@ pub struct GradientRun {
     pub grads: GradientsParams,
     pub signal: Vec<f32>,
     pub pop_spikes: Vec<f32>,
-    /// Expected spike counts per population (see [`Run`]).
-    pub pop_expected: Vec<f32>,
     pub raster: Option<Vec<Vec<u32>>>,
     /// Largest difference (mV) between the signal of the forward pass and of the chunks' re-runs:
     /// 0 when the pieces retrace the window exactly, as they should.
@@ -1361,8 +1352,6 @@ struct FusedWindow {
     starts: Vec<FusedState>,
     signal: Vec<f32>,
     per_cell: Vec<f64>,
-    /// Per cell, the expected onsets summed.
-    expected: Vec<f64>,
     raster: Option<Vec<Vec<u32>>>,
 }
 

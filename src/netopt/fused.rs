@@ -178,8 +178,9 @@ struct TypeTape {
     tc: Vec<f32>,
     /// `[T + 1, n]`, row 0 from the start state.
     soft: Vec<f32>,
-    /// `[T + 1, n]`: `sigmoid((logit - threshold) / width)`, the calibrated spike probability whose
-    /// onsets are the expected spike counts (independent of the gradient surrogate's beta).
+    /// `[T + 1, n]`: `sigmoid((logit - threshold) / width)`, a spike probability in calibrated logit
+    /// widths (independent of the gradient surrogate's beta) whose onsets' gradient the hard spike
+    /// counts carry: a silent population still learns how to fire.
     rate: Vec<f32>,
     hard_end: Vec<f32>,
     /// Somatic voltage (mV) `[T, n]`.
@@ -417,25 +418,6 @@ impl FusedNet {
         )
     }
 
-    /// Per engine cell, the chunk's expected spike count: the sum over its bins of the onset
-    /// `r_t (1 - r_{t-1})` of the calibrated spike probability `r` (`TypeTape::rate`).
-    pub fn expected_onsets(&self, tape: &Tape) -> Vec<f64> {
-        let mut out = vec![0f64; self.n];
-        for (ty, tp) in self.types.iter().zip(&tape.types) {
-            let n = ty.n;
-            for t in 0..tape.bins {
-                let (prev, next) = (
-                    &tp.rate[t * n..(t + 1) * n],
-                    &tp.rate[(t + 1) * n..(t + 2) * n],
-                );
-                for (i, (p, s)) in prev.iter().zip(next).enumerate() {
-                    out[ty.start + i] += (s * (1.0 - p)) as f64;
-                }
-            }
-        }
-        out
-    }
-
     /// Back-propagates one chunk: `d_end` is the gradient of the state after the chunk, `d_signal` of
     /// each bin's signal, `d_spike` of every cell's spikes in every bin (the spike-count terms).
     /// Adds the gains' gradient (per link column) to `d_gain`, and that of the per-synapse
@@ -468,15 +450,25 @@ impl FusedNet {
         let mut dx = vec![0f32; n_all * nc];
         let mut ds = vec![0f32; n_all];
         let mut scratch = Scratch::default();
+        // The counts' gradient: with hard spikes it goes to the spike probability's onsets (see
+        // `TypeTape::rate`); smooth spikes are their own counts.
+        let smooth = matches!(mode, SpikeMode::Smooth { .. });
+        let zeros = vec![0f32; n_all];
+        let d_exp = if smooth { &zeros } else { d_expected };
         for t in (0..bins).rev() {
             ds.copy_from_slice(dhist.row(dhist.pad + t));
+            if smooth {
+                for (d, g) in ds.iter_mut().zip(d_expected) {
+                    *d += g;
+                }
+            }
             for ((ty, tp), dg) in self.types.iter().zip(&tape.types).zip(&mut dtypes) {
                 ty.backward_bin(
                     tp,
                     dg,
                     t,
                     &ds[ty.start..ty.start + ty.n],
-                    &d_expected[ty.start..ty.start + ty.n],
+                    &d_exp[ty.start..ty.start + ty.n],
                     d_signal[t],
                     &signal_w[ty.start..ty.start + ty.n],
                     mode,
