@@ -819,17 +819,13 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &[
                 &"optimize",
                 &"--config",
-                &opt(
-                    "o_method.toml",
-                    "engine = \"auto\"",
-                    "engine = \"auto\"\nmethod = \"newton\"",
-                ),
+                &opt("o_method.toml", "method = \"adam\"", "method = \"newton\""),
                 &"--checkpoint",
                 &repo("checkpoints/lif-default"),
                 &"--out",
                 &out,
             ],
-            &["optimizer.method", "normalized or adam"],
+            &["optimizer.method", "normalized, adam or sgd"],
         )
         .absent(&out),
         case(
@@ -837,11 +833,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &[
                 &"optimize",
                 &"--config",
-                &opt(
-                    "o_select.toml",
-                    "select = \"validation\"",
-                    "select = \"best\"",
-                ),
+                &opt("o_select.toml", "select = \"last\"", "select = \"best\""),
                 &"--checkpoint",
                 &repo("checkpoints/lif-default"),
                 &"--out",
@@ -857,8 +849,8 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &opt(
                     "o_valseeds.toml",
-                    "validation_seeds = [201, 202]",
-                    "validation_seeds = [201, 101]",
+                    "select = \"last\"",
+                    "select = \"validation\"\nvalidation_seeds = [201, 101]",
                 ),
                 &"--checkpoint",
                 &repo("checkpoints/lif-default"),
@@ -875,8 +867,8 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &opt(
                     "o_valsyn.toml",
-                    "engine = \"auto\"",
-                    "engine = \"auto\"\nper_synapse = true",
+                    "select = \"last\"",
+                    "select = \"validation\"\nper_synapse = true",
                 ),
                 &"--checkpoint",
                 &repo("checkpoints/lif-default"),
@@ -884,6 +876,52 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &out,
             ],
             &["optimizer.select", "per_synapse"],
+        )
+        .absent(&out),
+        case(
+            "no noise windows per step",
+            &[
+                &"optimize",
+                &"--config",
+                &opt("o_batch.toml", "batch = 2", "batch = 0"),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.batch"],
+        )
+        .absent(&out),
+        case(
+            "a spike surrogate of zero scale",
+            &[
+                &"optimize",
+                &"--config",
+                &opt("o_beta.toml", "spike_beta = 0.05", "spike_beta = 0.0"),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.spike_beta"],
+        )
+        .absent(&out),
+        case(
+            "unknown step-size schedule",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_sched.toml",
+                    "lr_schedule = \"cosine\"",
+                    "lr_schedule = \"linear\"",
+                ),
+                &"--checkpoint",
+                &repo("checkpoints/lif-default"),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.lr_schedule", "constant or cosine"],
         )
         .absent(&out),
         case(

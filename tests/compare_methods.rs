@@ -17,8 +17,12 @@ fn config(dir: &Path) -> PathBuf {
                     .display()
             ),
         )
-        .replace("window_ms = 500.0", "window_ms = 300.0")
+        .replace("window_ms = 250.0", "window_ms = 300.0")
         .replace("duration_ms = 2000.0", "duration_ms = 1500.0");
+    assert!(
+        text.contains("window_ms = 300.0") && text.contains("duration_ms = 1500.0"),
+        "the demo file no longer holds the window and duration this test shortens"
+    );
     let p = dir.join("methods.toml");
     std::fs::write(&p, text).unwrap();
     p

@@ -37,23 +37,38 @@ fn write_checkpoints(dir: &Path) {
     }
 }
 
+/// `text` with `from` replaced by `to`, which must be there.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the shipped file no longer holds `{from}`"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The shipped experiment made small, with exact validation selection (the shipped default is the
+/// last iterate) so that the selection is exercised too.
 fn small_config(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string("experiments/alpha_to_beta.toml")
-        .unwrap()
-        .replace(
-            "network = \"hnn_alpha.toml\"",
-            &format!(
+    let mut text = std::fs::read_to_string("experiments/alpha_to_beta.toml").unwrap();
+    for (from, to) in [
+        (
+            "network = \"hnn_alpha.toml\"".to_string(),
+            format!(
                 "network = \"{}\"",
                 std::fs::canonicalize("experiments/hnn_alpha.toml")
                     .unwrap()
                     .display()
             ),
-        )
-        .replace("iterations = 80", "iterations = 2")
-        .replace("window_ms = 500.0", "window_ms = 60.0")
-        .replace("warmup_ms = 100.0", "warmup_ms = 10.0")
-        .replace("seeds = [101, 102, 103]", "seeds = [101]")
-        .replace("duration_ms = 3000.0", "duration_ms = 800.0");
+        ),
+        ("iterations = 40".into(), "iterations = 2".into()),
+        ("window_ms = 250.0".into(), "window_ms = 60.0".into()),
+        ("warmup_ms = 100.0".into(), "warmup_ms = 10.0".into()),
+        ("select = \"last\"".into(), "select = \"validation\"".into()),
+        ("seeds = [101, 102, 103]".into(), "seeds = [101]".into()),
+        ("duration_ms = 3000.0".into(), "duration_ms = 800.0".into()),
+    ] {
+        text = edit(&text, &from, &to);
+    }
     let p = dir.join("opt.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -178,9 +193,11 @@ fn optimize_refuses_missing_checkpoints_and_bad_objectives() {
     let bad = tmp.path().join("bad.toml");
     std::fs::write(
         &bad,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("band_hz = [15.0, 60.0]", "band_hz = [60.0, 15.0]"),
+        edit(
+            &std::fs::read_to_string(&cfg).unwrap(),
+            "band_hz = [15.0, 60.0]",
+            "band_hz = [60.0, 15.0]",
+        ),
     )
     .unwrap();
     let a = Command::cargo_bin("surge")
@@ -204,10 +221,15 @@ fn per_synapse_optimisation_writes_its_weights_and_resumes_them() {
     let cfg = tmp.path().join("syn.toml");
     std::fs::write(
         &cfg,
-        std::fs::read_to_string(&base)
-            .unwrap()
-            .replace("per_synapse = false", "per_synapse = true")
-            .replace("select = \"validation\"", "select = \"last\""),
+        edit(
+            &edit(
+                &std::fs::read_to_string(&base).unwrap(),
+                "per_synapse = false",
+                "per_synapse = true",
+            ),
+            "select = \"validation\"",
+            "select = \"last\"",
+        ),
     )
     .unwrap();
     let out = tmp.path().join("opt");
@@ -278,4 +300,183 @@ fn per_synapse_optimisation_writes_its_weights_and_resumes_them() {
         max_step <= 0.1 + 1e-4,
         "a weight jumped by {max_step} from its saved value"
     );
+}
+
+/// Adam's moments are kept in progress.json, so a run stopped after two steps and resumed to three
+/// ends where an uninterrupted run of three does; held-out instances are drawn from --heldout-seed;
+/// the random-sign control steps every gain by the step size in a random direction.
+#[test]
+fn adam_resumes_its_moments_heldout_seeds_are_drawn_and_the_control_walks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    write_checkpoints(&ck);
+    let base = small_config(tmp.path());
+    let cfg = tmp.path().join("adam.toml");
+    let text = edit(
+        &edit(
+            &std::fs::read_to_string(&base).unwrap(),
+            "select = \"validation\"",
+            "select = \"last\"",
+        ),
+        "lr_schedule = \"cosine\"",
+        "lr_schedule = \"constant\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        Command::cargo_bin("surge")
+            .unwrap()
+            .args(["optimize", "--config"])
+            .arg(&cfg)
+            .arg("--checkpoint")
+            .arg(&ck)
+            .arg("--out")
+            .arg(out)
+            .args(["--heldout-seed", "9", "--heldout", "2"])
+            .args(extra)
+            .assert()
+            .success();
+    };
+    let metrics = |out: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    run(&a, &["--iterations", "3"]);
+    run(&b, &["--iterations", "2"]);
+    run(&b, &["--resume", "--iterations", "3"]);
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!(ma["log_gains"], mb["log_gains"], "resumed Adam strayed");
+    let moved = ma["log_gains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g.as_f64().unwrap().abs() > 1e-3);
+    assert!(moved, "the gains did not move");
+    let seeds: Vec<u64> = ma["exact"]["before"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, surge::netopt::optimize::heldout_seeds(9, 2));
+    // The control: one step of exactly lr = 0.1 per gain, in both directions.
+    let c = tmp.path().join("control");
+    run(&c, &["--iterations", "1", "--control", "random-sign"]);
+    let g: Vec<f64> = metrics(&c)["log_gains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(g.iter().all(|x| (x.abs() - 0.1).abs() < 1e-6), "{g:?}");
+    assert!(
+        g.iter().any(|x| *x > 0.0) && g.iter().any(|x| *x < 0.0),
+        "{g:?}"
+    );
+}
+
+/// `surge gradcheck` writes one row per checkpoint and beta with a cosine in [-1, 1] and its figure,
+/// and refuses too few instances; `surge sweep` writes its table, and a second call reads the
+/// finished runs back instead of repeating them.
+#[test]
+fn gradcheck_and_sweep_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    write_checkpoints(&ck);
+    let base = small_config(tmp.path());
+    let cfg = tmp.path().join("last.toml");
+    std::fs::write(
+        &cfg,
+        edit(
+            &std::fs::read_to_string(&base).unwrap(),
+            "select = \"validation\"",
+            "select = \"last\"",
+        ),
+    )
+    .unwrap();
+    let surge = || Command::cargo_bin("surge").unwrap();
+    let gc = tmp.path().join("gc");
+    surge()
+        .args(["gradcheck", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .args(["--instances", "2", "--spike-beta", "0.05,0.1", "--out"])
+        .arg(&gc)
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gc.join("report.json")).unwrap()).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let c = row["agreement"]["cosine"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&c), "{c}");
+        assert_eq!(
+            row["surrogate"]["per_instance"].as_array().unwrap().len(),
+            2
+        );
+    }
+    assert_eq!(r["exact"][0]["exact_runs"].as_u64(), Some(2 * 15 * 2));
+    assert!(gc.join("gradcheck.png").exists());
+    let a = surge()
+        .args(["gradcheck", "--config"])
+        .arg(&cfg)
+        .arg("--checkpoint")
+        .arg(&ck)
+        .args(["--instances", "1", "--out"])
+        .arg(tmp.path().join("gc1"))
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("--instances"), "{err}");
+
+    let sw = tmp.path().join("sweep");
+    let sweep = || {
+        surge()
+            .args(["sweep", "--config"])
+            .arg(&cfg)
+            .arg("--arms")
+            .arg(format!("gradient:{},cmaes", ck.display()))
+            .args([
+                "--seeds",
+                "1",
+                "--heldout-seed",
+                "3",
+                "--heldout",
+                "1",
+                "--iterations",
+                "1",
+                "--cmaes-evals",
+                "8",
+                "--out",
+            ])
+            .arg(&sw)
+            .assert()
+            .success()
+    };
+    sweep();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    let arms = s["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    assert!(arms[1]["seeds"][0]["exact_runs"].as_u64().unwrap() >= 8);
+    assert!(
+        std::fs::read_to_string(sw.join("table.md"))
+            .unwrap()
+            .contains("| CMA-ES")
+    );
+    let t0 = std::time::Instant::now();
+    sweep();
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(again["arms"], s["arms"], "the finished runs were read back");
+    assert!(t0.elapsed().as_secs_f64() < 60.0);
+    let bad = surge()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .args(["--arms", "newton", "--heldout-seed", "3"])
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&bad.get_output().stderr).to_string();
+    assert!(err.contains("newton") && err.contains("gradient:"), "{err}");
 }
