@@ -836,7 +836,7 @@ impl SurrogateNetwork {
         signal_pops: &[usize],
         chunk_bins: usize,
         record: bool,
-        loss: &mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1>,
+        loss: &mut BurnLoss<'_>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> GradientRun {
         if let Some(f) = &self.fused {
@@ -1010,7 +1010,7 @@ impl SurrogateNetwork {
         signal_pops: &[usize],
         chunk_bins: usize,
         record: bool,
-        loss: &mut dyn FnMut(&[f32], &[f32], &[f32]) -> PlainWindowLoss,
+        loss: &mut PlainLossFn<'_>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Option<GradientRun> {
         let f = self.fused.as_ref()?;
@@ -1142,12 +1142,7 @@ impl SurrogateNetwork {
         // The loss and its gradient with respect to the signal, the expected counts (per cell: its
         // population's) and the parameters directly (the penalties).
         let mut d_spike = vec![0f32; self.n];
-        let (l, g_signal, g_loss, g_loss_w): (
-            Tensor<1>,
-            Vec<f32>,
-            Option<Vec<f32>>,
-            Option<Vec<f32>>,
-        ) = match loss {
+        let (l, g_signal, g_loss, g_loss_w): LossGradients = match loss {
             WindowLoss::Burn(loss) => {
                 let signal_leaf =
                     Tensor::<1>::from_data(TensorData::new(signal.clone(), [bins]), dev)
@@ -1324,10 +1319,17 @@ pub struct PlainWindowLoss {
     pub d_log_w: Option<Vec<f32>>,
 }
 
+/// A window loss on burn tensors: `(signal, spike counts per population, the counts as values)`.
+pub type BurnLoss<'a> = dyn FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1> + 'a;
+/// A window loss on plain numbers: `(signal, spike counts, the same)` to the loss and its gradient.
+pub type PlainLossFn<'a> = dyn FnMut(&[f32], &[f32], &[f32]) -> PlainWindowLoss + 'a;
+/// The loss, its gradient in the signal, and its own gradient in the log-gains and log-weights.
+type LossGradients = (Tensor<1>, Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// How the fused engine's window loss is differentiated: by burn's autodiff, or given on plain numbers.
 enum WindowLoss<'a> {
-    Burn(&'a mut dyn FnMut(Tensor<1>, Vec<Tensor<1>>, &[f32]) -> Tensor<1>),
-    Plain(&'a mut dyn FnMut(&[f32], &[f32], &[f32]) -> PlainWindowLoss),
+    Burn(&'a mut BurnLoss<'a>),
+    Plain(&'a mut PlainLossFn<'a>),
 }
 
 /// What [`SurrogateNetwork::run_with_gradient`] leaves: the loss, the gradient of the log-gains, the

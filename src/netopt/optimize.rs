@@ -585,6 +585,9 @@ pub fn evaluate(
     (total, rec, psd, run.raster)
 }
 
+/// One step's evaluation: the record, the periodogram (Hz, power) and the gradient.
+pub type GradientEvaluation = (IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams);
+
 /// One optimisation step's evaluation: the record, the periodogram and the gradient of the loss with
 /// respect to the log-gains, back-propagated through time in chunks of `optimizer.bptt_chunk_ms`.
 pub fn evaluate_with_gradient(
@@ -594,7 +597,7 @@ pub fn evaluate_with_gradient(
     noise: u64,
     device: &Device,
     progress: &mut dyn FnMut(u64, u64),
-) -> (IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams) {
+) -> GradientEvaluation {
     let (warm, win) = window_bins(net, cfg);
     // At least one bin per chunk: a chunk shorter than a bin means "as short as possible", not "one graph".
     let chunk = if cfg.optimizer.bptt_chunk_ms > 0.0 {
@@ -636,7 +639,7 @@ fn evaluate_with_gradient_plain(
     noise: u64,
     chunk: usize,
     progress: &mut dyn FnMut(u64, u64),
-) -> Option<(IterationRecord, (Vec<f64>, Vec<f64>), GradientsParams)> {
+) -> Option<GradientEvaluation> {
     if net.engine() != Engine::Fused {
         return None;
     }
@@ -1110,7 +1113,7 @@ pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    if s.len() % 2 == 0 {
+    if s.len().is_multiple_of(2) {
         0.5 * (s[m - 1] + s[m])
     } else {
         s[m]
