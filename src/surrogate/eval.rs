@@ -331,8 +331,10 @@ pub struct Calibration {
     /// See `SurrogateMeta::spike_logit_width`.
     pub width: f32,
     pub exact_spikes: usize,
-    /// Spikes called at threshold 0.
+    /// Spikes called at threshold 0...
     pub at_zero: usize,
+    /// ...and at the stored threshold.
+    pub called: usize,
 }
 
 /// Sets the checkpoint's spike-logit threshold so that the onsets it calls on `files` (use training
@@ -394,6 +396,7 @@ pub fn calibrate(
         width,
         exact_spikes: exact,
         at_zero,
+        called: count(meta.spike_logit_threshold),
     })
 }
 
