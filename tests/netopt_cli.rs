@@ -8,7 +8,12 @@ use surge::spec::NetworkSpec;
 use surge::surrogate::SurrogateArch;
 use surge::surrogate::train::{Scaling, SurrogateMeta, save_checkpoint};
 
+/// burn's Flex backend draws every model from one process-wide generator: tests running in parallel
+/// would interleave their draws, so the checkpoints are drawn under a lock to be the same every run.
+static DRAW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn write_checkpoints(dir: &Path) {
+    let _guard = DRAW.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     device.seed(11);
     let (spec, _) = NetworkSpec::load(Path::new("experiments/hnn_alpha.toml")).unwrap();
