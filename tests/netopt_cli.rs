@@ -470,12 +470,11 @@ fn gradcheck_and_sweep_end_to_end() {
             .unwrap()
             .contains("| CMA-ES")
     );
-    let t0 = std::time::Instant::now();
     sweep();
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    // Each arm's wall time is a measurement: a repeated run would record another.
     assert_eq!(again["arms"], s["arms"], "the finished runs were read back");
-    assert!(t0.elapsed().as_secs_f64() < 60.0);
     let bad = surge()
         .args(["sweep", "--config"])
         .arg(&cfg)
