@@ -67,6 +67,10 @@ pub enum SurgeError {
         "simulation diverged: {what} became {value} at t = {t_ms} ms. Fix: reduce dt_ms or the synaptic weights"
     )]
     Diverged { what: String, value: f64, t_ms: f64 },
+    /// A request that cannot be carried out as given (a missing or foreign input file, a folder
+    /// that already holds a run, options that do not fit together).
+    #[error("{problem}. Fix: {fix}")]
+    Usage { problem: String, fix: String },
 }
 
 impl SurgeError {
@@ -104,6 +108,13 @@ impl SurgeError {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn usage(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        SurgeError::Usage {
+            problem: problem.into(),
+            fix: fix.into(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod exact;
 pub mod experiment;
+pub mod memory;
 pub mod netopt;
 pub mod plot;
 pub mod results;

@@ -1,12 +1,8 @@
-//! The `surge` command line: arguments parsed in one place, the work done by library code.
+//! The `surge` command line: parse, dispatch, map errors to the exit code.
 
-mod bench;
-mod cell_cli;
 mod cli;
-mod demo;
-mod methods_cli;
-mod optimize_cli;
-mod rls_balanced;
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     // Die quietly when the reader of stdout goes away (`surge data info ... | head`), as Unix tools do.
@@ -15,7 +11,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match cli::run() {
+    match cli::Cli::parse().command.run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

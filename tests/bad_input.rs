@@ -2,8 +2,11 @@
 //! mismatched channels, existing or unwritable outputs, across every command. Each must exit non-zero
 //! with a message that names the problem, and leave no output (and no `*.partial*` file) behind.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -53,12 +56,7 @@ fn write(path: &Path, text: &str) -> PathBuf {
 }
 
 fn python(script: &str, args: &[&Path]) {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 with h5py (the CI installs it)");
+    let out = common::h5py(script, args);
     assert!(
         out.status.success(),
         "{}",
@@ -121,10 +119,12 @@ impl Case {
     }
 }
 
-#[test]
-fn every_bad_input_is_refused_by_name_and_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// The fixtures and the table of cases, built once per test binary in its own folder.
+fn build() -> Table {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad_input");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.as_path();
     let o = |n: &str| d.join(n);
 
     // ---- fixtures: one good set, then damaged copies of it ----
@@ -1057,7 +1057,10 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         case(
             "unknown comparison",
             &[&"compare", &"cells", &"--config", &alpha_demo],
-            &["cells", "compare methods"],
+            &[
+                "unrecognized subcommand 'cells'",
+                "similar subcommand exists: 'cell'",
+            ],
         ),
         case(
             "RLS route trained on a population the network lacks",
@@ -1136,55 +1139,203 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["no_such_rates.h5"],
         )
         .absent(&out.join("trained.h5")),
+        // ---- runs too large, and failures that must not leave an output folder ----
+        case(
+            "a run whose recording cannot fit in memory",
+            &[
+                &"simulate",
+                &"--config",
+                &repo("experiments/ei_small.toml"),
+                &"--duration-ms",
+                &"1e12",
+                &"--out",
+                &out,
+            ],
+            &["simulation.duration_ms", "would need about"],
+        )
+        .absent(&out),
+        case(
+            "optimisation through a checkpoint folder that does not exist",
+            &[
+                &"optimize",
+                &"--config",
+                &alpha_demo,
+                &"--checkpoint",
+                &"/nonexistent",
+                &"--out",
+                &out,
+            ],
+            &["/nonexistent"],
+        )
+        .absent(&out),
         // ---- bench ----
         case(
             "a reference the case does not have",
             &[&"bench", &"gen", &"--reference", &"pytorch"],
-            &["no reference `pytorch`", "--reference pytorch"],
+            &[
+                "no reference `pytorch` for the gen case",
+                "--reference pytorch",
+            ],
         ),
     ];
-    assert!(cases.len() >= 30, "the suite must hold at least 30 cases");
-    let mut failures = Vec::new();
-    for c in &cases {
-        let _ = std::fs::remove_dir_all(&out);
-        let before = std::fs::read(&existing).unwrap();
-        let output = surge().args(&c.args).output().unwrap();
-        let err = String::from_utf8_lossy(&output.stderr).to_lowercase();
-        let mut why = Vec::new();
-        if output.status.success() {
-            why.push("exited 0".to_string());
-        }
-        for e in &c.expect {
-            if !err.contains(&e.to_lowercase()) {
-                why.push(format!("stderr does not name `{e}`"));
-            }
-        }
-        for p in &c.absent {
-            if p.exists() {
-                why.push(format!("left {}", p.display()));
-            }
-        }
-        let left = partials(d);
-        if !left.is_empty() {
-            why.push(format!("left partial files {left:?}"));
-        }
-        if std::fs::read(&existing).unwrap() != before {
-            why.push("changed an existing file".into());
-        }
-        if !why.is_empty() {
-            failures.push(format!(
-                "{}: {}\n    stderr: {}",
-                c.name,
-                why.join("; "),
-                err.trim()
-            ));
+    Table {
+        dir: dir.clone(),
+        existing,
+        out,
+        cases,
+    }
+}
+
+struct Table {
+    dir: PathBuf,
+    /// A file no case may change.
+    existing: PathBuf,
+    /// The output folder cases write to (removed before each).
+    out: PathBuf,
+    cases: Vec<Case>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(build)
+}
+
+/// Runs one case of the table: it must exit non-zero, name what is wrong, and leave nothing behind.
+/// Cases share their output folder, so they run one at a time.
+fn run_case(name: &str) {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = table();
+    let c = t
+        .cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case `{name}` in the table"));
+    let _ = std::fs::remove_dir_all(&t.out);
+    let before = std::fs::read(&t.existing).unwrap();
+    let output = surge().args(&c.args).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    let mut why = Vec::new();
+    if output.status.success() {
+        why.push("exited 0".to_string());
+    }
+    for e in &c.expect {
+        if !err.contains(&e.to_lowercase()) {
+            why.push(format!("stderr does not name `{e}`"));
         }
     }
+    for p in &c.absent {
+        if p.exists() {
+            why.push(format!("left {}", p.display()));
+        }
+    }
+    let left = partials(&t.dir);
+    if !left.is_empty() {
+        why.push(format!("left partial files {left:?}"));
+    }
+    if std::fs::read(&t.existing).unwrap() != before {
+        why.push("changed an existing file".into());
+    }
     assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
+        why.is_empty(),
+        "{}: {}\n    stderr: {}",
+        c.name,
+        why.join("; "),
+        err.trim()
     );
+}
+
+/// One test per case of the table, so a failure names its case and `cargo test CASE` runs it alone.
+macro_rules! cases {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                run_case($name);
+            }
+        )*
+
+        #[test]
+        fn every_case_of_the_table_has_its_test() {
+            let tested = [$($name),*];
+            let t = table();
+            assert!(t.cases.len() >= 30, "the suite must hold at least 30 cases");
+            for c in &t.cases {
+                assert!(tested.contains(&c.name), "case `{}` has no test in `cases!`", c.name);
+            }
+            assert_eq!(tested.len(), t.cases.len(), "a test names a case the table lacks");
+        }
+    };
+}
+
+cases! {
+    a_run_whose_recording_cannot_fit_in_memory => "a run whose recording cannot fit in memory",
+    optimisation_through_a_missing_checkpoint_folder => "optimisation through a checkpoint folder that does not exist",
+    toml_syntax_error => "TOML syntax error",
+    unknown_key => "unknown key",
+    negative_time_step => "negative time step",
+    empty_population => "empty population",
+    connection_to_an_unknown_population => "connection to an unknown population",
+    threshold_below_reset_wrong_sign => "threshold below reset (wrong sign)",
+    negative_capacitance => "negative capacitance",
+    string_where_a_number_belongs => "string where a number belongs",
+    missing_experiment_file => "missing experiment file",
+    negative_duration_override => "negative duration override",
+    dataset_toml_syntax_error => "dataset TOML syntax error",
+    zero_traces => "zero traces",
+    bin_shorter_than_the_time_step => "bin shorter than the time step",
+    inverted_rate_range => "inverted rate range",
+    shard_out_of_range => "shard out of range",
+    existing_output_without_force => "existing output without --force",
+    output_under_a_file_unwritable => "output under a file (unwritable)",
+    network_population_that_does_not_exist => "network population that does not exist",
+    truncated_hdf5 => "truncated HDF5",
+    not_hdf5_at_all => "not HDF5 at all",
+    foreign_hdf5_no_schema => "foreign HDF5 (no schema)",
+    another_schema_version => "another schema version",
+    missing_dataset_in_the_file => "missing dataset in the file",
+    merging_shards_of_different_sets => "merging shards of different sets",
+    nan_voltage_in_the_training_set => "NaN voltage in the training set",
+    infinite_input_in_the_training_set => "infinite input in the training set",
+    training_that_diverges_learning_rate_1e30 => "training that diverges (learning rate 1e30)",
+    surrogate_config_with_an_unknown_key => "surrogate config with an unknown key",
+    training_window_longer_than_the_traces => "training window longer than the traces",
+    zero_tcn_channels => "zero TCN channels",
+    existing_checkpoint_without_force => "existing checkpoint without --force",
+    fine_tune_with_a_channel_mismatch => "fine-tune with a channel mismatch",
+    resume_without_a_training_state => "resume without a training state",
+    unknown_backend => "unknown backend",
+    checkpoint_without_its_sidecar => "checkpoint without its sidecar",
+    corrupt_sidecar => "corrupt sidecar",
+    truncated_model_file => "truncated model file",
+    sidecar_of_another_architecture => "sidecar of another architecture",
+    channel_mismatch_checkpoint_vs_data => "channel mismatch, checkpoint vs data",
+    bin_width_mismatch_checkpoint_vs_data => "bin-width mismatch, checkpoint vs data",
+    optimisation_with_a_negative_learning_rate => "optimisation with a negative learning rate",
+    negative_back_propagation_chunk => "negative back-propagation chunk",
+    unknown_optimisation_engine => "unknown optimisation engine",
+    unknown_optimisation_method => "unknown optimisation method",
+    unknown_way_to_select_the_result => "unknown way to select the result",
+    validation_seeds_that_are_held_out_seeds => "validation seeds that are held-out seeds",
+    validation_selection_with_per_synapse_weights => "validation selection with per-synapse weights",
+    no_noise_windows_per_step => "no noise windows per step",
+    a_spike_surrogate_of_zero_scale => "a spike surrogate of zero scale",
+    unknown_step_size_schedule => "unknown step-size schedule",
+    per_synapse_weights_with_the_burn_engine => "per-synapse weights with the burn engine",
+    band_upside_down => "band upside down",
+    signal_population_not_in_the_network => "signal population not in the network",
+    checkpoint_folder_without_the_basket_cell => "checkpoint folder without the basket cell",
+    gains_of_another_network => "gains of another network",
+    method_comparison_given_a_surrogate_run_of_another_network => "method comparison given a surrogate run of another network",
+    method_comparison_with_no_cma_es_budget => "method comparison with no CMA-ES budget",
+    method_comparison_with_a_cma_es_population_of_one => "method comparison with a CMA-ES population of one",
+    unknown_comparison => "unknown comparison",
+    rls_route_trained_on_a_population_the_network_lacks => "RLS route trained on a population the network lacks",
+    cell_comparison_without_data => "cell comparison without data",
+    network_comparison_without_an_experiment => "network comparison without an experiment",
+    rls_network_of_one_neuron => "RLS network of one neuron",
+    rls_config_with_an_unknown_key => "RLS config with an unknown key",
+    balanced_rls_with_a_missing_target_file => "balanced RLS with a missing target file",
+    a_reference_the_case_does_not_have => "a reference the case does not have",
+    unknown_rls_part => "unknown RLS part",
 }

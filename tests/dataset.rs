@@ -1,6 +1,8 @@
 //! Surrogate training sets: an independent reader (h5py) agrees with what Surge wrote, stored inputs
 //! reproduce the stored voltage, data do not depend on threads or shards, and bad files are refused.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use surge::data::generate::simulate_inputs;
@@ -69,11 +71,7 @@ out = {
 }
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3 runs (CI installs python3-h5py)");
+    let out = common::h5py(script, &[&path]);
     assert!(
         out.status.success(),
         "h5py failed (pip install h5py): {}",

@@ -3,6 +3,8 @@
 //! (h5py) or byte for byte (the checkpoint). Also: the same seed and config give the same data on 1 and
 //! on 2 threads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Proc};
 use std::time::{Duration, Instant};
@@ -83,9 +85,9 @@ for k in ka:
     assert np.array_equal(np.asarray(a.attrs[k]), np.asarray(b.attrs[k])), k
 print(len(names))
 "#;
-    let mut c = Proc::new("python3");
-    c.arg("-c").arg(script).arg(a).arg(b).args(skip_attrs);
-    let out = c.output().expect("python3 with h5py");
+    let mut args: Vec<&std::ffi::OsStr> = vec![a.as_os_str(), b.as_os_str()];
+    args.extend(skip_attrs.iter().map(std::ffi::OsStr::new));
+    let out = common::h5py(script, &args);
     assert!(
         out.status.success(),
         "{} and {} differ: {}",
@@ -328,12 +330,7 @@ for k, name in enumerate(["lickright", "lickleft"]):
     f["rate_hz_" + name] = 6.0 + 4.0 * x
 f.close()
 "#;
-    let out = Proc::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&targets)
-        .output()
-        .unwrap();
+    let out = common::h5py(script, &[&targets]);
     assert!(out.status.success());
     let cfg = d.join("small.toml");
     std::fs::write(

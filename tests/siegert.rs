@@ -1,5 +1,7 @@
 //! The Siegert transfer function against simulated LIF neurons under white noise.
 
+mod common;
+
 use surge::exact::siegert::siegert_rate_hz;
 use surge::exact::simulate;
 use surge::spec::{Connectome, NetworkSpec};
@@ -113,12 +115,12 @@ f["rate_hz_lickright"] = 5.0 + 4.0 * np.sin(t[None, :] / 5.0 + np.arange(6)[:, N
 f["rate_hz_lickleft"] = np.tile(np.linspace(0.0, 40.0, 30), (6, 1))
 f.close()
 "#;
-    let ok = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&rates)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let ok = common::h5py(script, &[&rates]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let out = dir.path().join("targets.h5");
     assert_cmd::Command::cargo_bin("surge")
         .unwrap()
@@ -153,11 +155,7 @@ f["rate_hz_lickright"] = np.ones((2, 5))
 f["rate_hz_lickleft"] = -np.ones((2, 5))
 f.close()
 "#;
-    std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&bad)
-        .status()
-        .unwrap();
+    common::h5py(script, &[&bad]);
     let out2 = dir.path().join("t2.h5");
     let r = assert_cmd::Command::cargo_bin("surge")
         .unwrap()

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Distribution, Tensor};
 use surge::data::{DatasetConfig, generate_to_file};
 use surge::surrogate::SurrogateArch;
-use surge::surrogate::train::{TrainConfig, load_checkpoint, train};
+use surge::surrogate::train::{TrainConfig, TrainHow, load_checkpoint, train};
 
 const SET: &str = r#"
 name = "tiny"
@@ -62,8 +62,10 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out,
         &device,
-        true,
-        false,
+        TrainHow {
+            fused: true,
+            resume: false,
+        },
         &mut |_, _, _| true,
     )
     .unwrap();
@@ -169,8 +171,10 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out2,
         &device,
-        true,
-        false,
+        TrainHow {
+            fused: true,
+            resume: false,
+        },
         &mut |e, _, _| e < 3,
     )
     .unwrap();
@@ -181,8 +185,10 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &tc,
         &out2,
         &device,
-        true,
-        true,
+        TrainHow {
+            fused: true,
+            resume: true,
+        },
         &mut |_, _, _| true,
     )
     .unwrap();
@@ -209,8 +215,10 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         &other_tc,
         &out2,
         &device,
-        true,
-        true,
+        TrainHow {
+            fused: true,
+            resume: true,
+        },
         &mut |_, _, _| true,
     )
     .err()

@@ -2,27 +2,50 @@
 //! the exact engine's, per checkpoint, spike-surrogate scale and window length; writes report.json and
 //! a figure of the cosine similarity.
 
+use super::ui::{Backend, bar, in_out_dir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use surge::netopt::gradcheck::{self, Agreement, GradientEstimate};
 use surge::netopt::optimize::{self, OptimizeConfig};
 use surge::plot::{self, Lines};
 
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long)]
     pub config: PathBuf,
+    /// One or more checkpoint folders (`<checkpoint>/<type>/` per cell type).
+    #[arg(long = "checkpoint", num_args = 1.., default_value = "checkpoints/lif-accurate")]
     pub checkpoints: Vec<PathBuf>,
+    /// Network instances (connectome, drive noise) both gradients are averaged over.
+    #[arg(long, default_value_t = 16)]
     pub instances: usize,
+    /// Instance k has seed `seed + k`.
+    #[arg(long, default_value_t = 900)]
     pub seed: u64,
+    /// gains.json written by `surge optimize` [default: the initial gains, all log-gains 0].
+    #[arg(long)]
     pub gains: Option<PathBuf>,
+    /// Spike-surrogate scales to measure (calibrated logit widths).
+    #[arg(long = "spike-beta", value_delimiter = ',', default_value = "1")]
     pub spike_betas: Vec<f32>,
+    /// Scored window lengths (ms) [default: the experiment's].
+    #[arg(long = "window-ms", value_delimiter = ',')]
     pub windows_ms: Vec<f64>,
-    /// The exact engine's scored window for the finite differences [default: the surrogate window].
+    /// The exact engine's scored window for its finite differences (ms): longer windows resolve
+    /// its gradient with fewer instances [default: each surrogate window].
+    #[arg(long)]
     pub exact_ms: Option<f64>,
+    /// Finite-difference step in log-gain.
+    #[arg(long, default_value_t = 0.2)]
     pub h: f64,
-    pub backend: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
+    /// Output folder [default: experiments/out/gradcheck/].
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    #[arg(long)]
     pub force: bool,
-}
+    }
 
 /// One surrogate (checkpoint, beta) at one window against the exact estimate.
 #[derive(serde::Serialize)]
@@ -36,8 +59,11 @@ pub struct Row {
 }
 
 /// Measures, prints and writes the report; returns its rows.
-pub fn run(args: Args) -> Result<Vec<Row>> {
+pub fn run(mut args: Args) -> Result<Vec<Row>> {
     let (cfg, spec, text) = OptimizeConfig::load(&args.config)?;
+    if args.windows_ms.is_empty() {
+        args.windows_ms = vec![cfg.optimizer.window_ms];
+    }
     anyhow::ensure!(
         args.instances >= 2,
         "--instances {} is too few for a standard error. Fix: --instances 16 (at least 2)",
@@ -79,9 +105,9 @@ pub fn run(args: Args) -> Result<Vec<Row>> {
     let n_groups = spec.connections.len();
     let log_gains = match &args.gains {
         None => vec![0.0f32; n_groups],
-        Some(p) => crate::optimize_cli::read_gains(p, n_groups)?,
+        Some(p) => surge::netopt::job::read_gains(p, n_groups)?,
     };
-    let device = surge::surrogate::backend::device(&args.backend)?.autodiff();
+    let device = args.backend.device()?.autodiff();
     // Every checkpoint loads before any work starts: a wrong path fails at once.
     for c in &args.checkpoints {
         let conn = surge::spec::Connectome::build(&spec);
@@ -120,7 +146,7 @@ pub fn run(args: Args) -> Result<Vec<Row>> {
         let exact_s = t.elapsed().as_secs_f64();
         for ckpt in &args.checkpoints {
             let t = std::time::Instant::now();
-            let pb = crate::cli::bar(
+            let pb = bar(
                 (seeds.len() * args.spike_betas.len()) as u64,
                 &format!("surrogate {}", ckpt.display()),
             );
@@ -157,24 +183,27 @@ pub fn run(args: Args) -> Result<Vec<Row>> {
             "wall_s": exact_s,
         }));
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let report = serde_json::json!({
-        "what": "cosine similarity between the surrogate network's back-propagated gradient of the optimisation loss and the exact engine's (central differences of step h with common random numbers), both averaged over the same network instances",
-        "config": cfg,
-        "config_text": text,
-        "groups": names,
-        "log_gains": log_gains,
-        "instance_seeds": seeds,
-        "h": args.h,
-        "exact": exacts,
-        "rows": rows,
-    });
-    surge::results::atomic_write(
-        &dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
     print_table(&rows);
-    figure(&dir, &rows)?;
+    in_out_dir(&dir, |_| false, || {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let report = serde_json::json!({
+            "what": "cosine similarity between the surrogate network's back-propagated gradient of the optimisation loss and the exact engine's (central differences of step h with common random numbers), both averaged over the same network instances",
+            "config": cfg,
+            "config_text": text,
+            "groups": names,
+            "log_gains": log_gains,
+            "instance_seeds": seeds,
+            "h": args.h,
+            "exact": exacts,
+            "rows": rows,
+        });
+        surge::results::atomic_write(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+        figure(&dir, &rows)?;
+        Ok(())
+    })?;
     println!("report: {}", dir.join("report.json").display());
     Ok(rows)
 }

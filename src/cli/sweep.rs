@@ -3,7 +3,9 @@
 //! judged the same way; writes sweep.json, a table and a figure. Each run lands in its own folder and
 //! a finished run is read back instead of repeated, so an interrupted sweep continues where it stopped.
 
+use super::ui::{Backend, bar, in_out_dir};
 use anyhow::{Context, Result};
+use surge::netopt::job::{self, Control, Event, Job};
 use std::path::{Path, PathBuf};
 use surge::netopt::optimize::{self, ExactCheck, OptimizeConfig, median, passes_bar_median};
 use surge::netopt::search::{CmaesConfig, cmaes_exact};
@@ -22,14 +24,14 @@ pub enum Arm {
 
 impl Arm {
     /// `gradient:<checkpoint>`, `random-sign:<checkpoint>` or `cmaes`.
-    pub fn parse(s: &str) -> Result<Arm> {
+    pub fn parse(s: &str) -> std::result::Result<Arm, String> {
         match s.split_once(':') {
             Some(("gradient", c)) => Ok(Arm::Gradient(c.into())),
             Some(("random-sign", c)) => Ok(Arm::RandomSign(c.into())),
             None if s == "cmaes" => Ok(Arm::Cmaes),
-            _ => anyhow::bail!(
-                "--arms: `{s}` is not an arm. Fix: gradient:<checkpoint>, random-sign:<checkpoint> or cmaes"
-            ),
+            _ => Err(format!(
+                "`{s}` is not an arm. Fix: gradient:<checkpoint>, random-sign:<checkpoint> or cmaes"
+            )),
         }
     }
 
@@ -53,19 +55,35 @@ impl Arm {
     }
 }
 
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long)]
     pub config: PathBuf,
+    /// Routes: gradient:<checkpoint>, random-sign:<checkpoint>, cmaes.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = Arm::parse)]
     pub arms: Vec<Arm>,
-    /// Optimiser seeds `first_seed..first_seed + seeds`.
+    /// Optimiser seeds per route.
+    #[arg(long, default_value_t = 10)]
     pub seeds: usize,
+    /// The first optimiser seed.
+    #[arg(long, default_value_t = 1)]
     pub first_seed: u64,
+    /// Held-out instances are drawn from this seed.
+    #[arg(long)]
     pub heldout_seed: u64,
+    #[arg(long, default_value_t = 10)]
     pub heldout: usize,
+    /// Override the experiment's iterations.
+    #[arg(long)]
     pub iterations: Option<usize>,
     /// CMA-ES's exact-run budget [default: the gradient's windows, iterations x batch].
+    #[arg(long)]
     pub cmaes_evals: Option<usize>,
+    /// Output folder [default: experiments/out/sweep/].
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    pub backend: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
 }
 
 /// One optimiser seed of one arm, judged on the held-out instances.
@@ -141,24 +159,32 @@ fn gradient_seed(
     if !metrics.exists() {
         let (ckpt, control) = match arm {
             Arm::Gradient(c) => (c.clone(), None),
-            Arm::RandomSign(c) => (c.clone(), Some("random_sign".to_string())),
+            Arm::RandomSign(c) => (c.clone(), Some(Control::RandomSign)),
             Arm::Cmaes => unreachable!("not a gradient arm"),
         };
         let resume = dir.join("progress.json").exists();
-        crate::optimize_cli::run(crate::optimize_cli::Args {
-            config: args.config.clone(),
-            checkpoint: ckpt,
-            backend: args.backend.clone(),
-            out: Some(dir.to_path_buf()),
-            iterations: args.iterations,
-            resume,
-            force: !resume,
-            control,
-            seed: Some(seed),
-            heldout_seed: Some(args.heldout_seed),
-            heldout: args.heldout,
-            spike_beta: None,
-        })?;
+        let pb = bar(0, "optimize");
+        job::run(
+            &Job {
+                config: args.config.clone(),
+                checkpoint: ckpt,
+                backend: args.backend.name().into(),
+                out: dir.to_path_buf(),
+                iterations: args.iterations,
+                control,
+                seed: Some(seed),
+                heldout: Some((args.heldout_seed, args.heldout)),
+                spike_beta: None,
+                resume,
+                force: !resume,
+            },
+            &mut |e| match e {
+                Event::Iterations(n) => pb.set_length(n as u64),
+                Event::Iteration(r) => pb.set_position(r.iteration as u64 + 1),
+                _ => {}
+            },
+        )?;
+        pb.finish_and_clear();
     }
     let m: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&metrics)
@@ -226,6 +252,19 @@ fn cmaes_seed(
 }
 
 pub fn run(args: Args) -> Result<Vec<ArmResult>> {
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("experiments/out/sweep"));
+    // Finished runs are worth keeping: the sweep continues from them.
+    in_out_dir(
+        &dir,
+        |d| d.read_dir().is_ok_and(|mut r| r.next().is_some()),
+        || sweep(&args, &dir),
+    )
+}
+
+fn sweep(args: &Args, dir: &Path) -> Result<Vec<ArmResult>> {
     let (mut cfg, spec, _) = OptimizeConfig::load(&args.config)?;
     anyhow::ensure!(
         !args.arms.is_empty(),
@@ -240,11 +279,7 @@ pub fn run(args: Args) -> Result<Vec<ArmResult>> {
     }
     cfg.recheck.seeds = optimize::heldout_seeds(args.heldout_seed, args.heldout);
     cfg.validate(&spec)?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/out/sweep"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     println!(
         "held-out instances (seed {}): {:?}",
         args.heldout_seed, cfg.recheck.seeds
@@ -267,7 +302,7 @@ pub fn run(args: Args) -> Result<Vec<ArmResult>> {
             println!("== {} , optimiser seed {seed}", arm.label());
             let r = match arm {
                 Arm::Cmaes => cmaes_seed(&cfg, &spec, seed, evals, &before, &sub)?,
-                _ => gradient_seed(&args, arm, &cfg, seed, &sub)?,
+                _ => gradient_seed(args, arm, &cfg, seed, &sub)?,
             };
             println!(
                 "   {}: median band fraction {:.3}, median peak {:.0} Hz",
@@ -305,7 +340,7 @@ pub fn run(args: Args) -> Result<Vec<ArmResult>> {
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     surge::results::atomic_write(&dir.join("table.md"), table.as_bytes())?;
-    figure(&dir, &results, before_median)?;
+    figure(dir, &results, before_median)?;
     println!("sweep: {}", dir.join("sweep.json").display());
     Ok(results)
 }

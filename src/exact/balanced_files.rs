@@ -1,7 +1,7 @@
 //! Files of the balanced-network RLS run: the target file (recorded rates and their LIF drives), the
 //! resumable training state, and `trained.h5` (plastic weights and indices, test traces, config, seed).
 
-use super::balanced::{BalancedNet, Learner, TRIAL_TYPES, Targets};
+use super::balanced::{BalancedConfig, BalancedNet, Learner, TRIAL_TYPES, Targets, Trainer, mean};
 use crate::error::{Result, SurgeError};
 use crate::results::{commit, partial_path};
 use hdf5::types::VarLenUnicode;
@@ -503,4 +503,111 @@ pub fn targets_from_rates(rates: &Path, out: &Path, how: &DriveFromRate) -> Resu
     }
     commit(p, out)?;
     Ok((shape[0], shape[1]))
+}
+
+/// A Part 3 experiment file (or the published defaults), with `loops` overridden and the target path
+/// resolved against the working directory first, then the file's folder; validated.
+pub fn load_config(path: Option<&Path>, loops: Option<usize>) -> Result<(BalancedConfig, String)> {
+    let (text, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?,
+            p.display().to_string(),
+        ),
+        None => (String::new(), "defaults".to_string()),
+    };
+    let mut cfg: BalancedConfig = toml::from_str(&text).map_err(|e| SurgeError::Toml {
+        path: origin,
+        message: e.to_string(),
+    })?;
+    if let Some(l) = loops {
+        cfg.loops = l;
+    }
+    let t = Path::new(&cfg.targets);
+    if t.is_relative()
+        && !t.exists()
+        && let Some(dir) = path.and_then(|p| p.parent())
+        && dir.join(t).exists()
+    {
+        cfg.targets = dir.join(t).display().to_string();
+    }
+    cfg.validate()?;
+    Ok((cfg, text))
+}
+
+/// What must match between an interrupted run and its resumption: everything but the loop count.
+pub fn identity_json(cfg: &BalancedConfig) -> String {
+    let mut c = cfg.clone();
+    c.loops = 0;
+    c.checkpoint_every = 0;
+    serde_json::to_string(&c).expect("config serialises")
+}
+
+/// A trained network re-run on its test trials.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Rerun {
+    pub weights: String,
+    pub test_mean_r: f64,
+    pub test_mean_r_per_type: std::collections::BTreeMap<String, f64>,
+    pub test_mean_r_100ms_average: f64,
+    pub rates_hz: std::collections::BTreeMap<String, f64>,
+}
+
+/// Rebuilds the network of a `trained.h5` from the config stored in it, loads its plastic weights and
+/// runs the test trials; `on` hears which phase runs.
+pub fn rerun(weights: &Path, on: &mut dyn FnMut(&str)) -> Result<Rerun> {
+    let text: String = {
+        let file = hdf5::File::open(weights).map_err(|e| SurgeError::hdf5(weights, e))?;
+        file.attr("config")
+            .and_then(|a| a.read_scalar::<VarLenUnicode>())
+            .map(|v| v.as_str().to_string())
+            .map_err(|_| {
+                SurgeError::data(
+                    weights,
+                    "no `config` attribute",
+                    "pass the trained.h5 of `surge rls balanced`",
+                )
+            })?
+    };
+    let mut cfg: BalancedConfig = toml::from_str(&text).map_err(|e| {
+        SurgeError::data(
+            weights,
+            format!("the stored config does not parse: {e}"),
+            "pass the trained.h5 of `surge rls balanced`",
+        )
+    })?;
+    // The stored target path may be relative to where the run started; try the file's folder too.
+    if !Path::new(&cfg.targets).exists()
+        && let Some(d) = weights.parent()
+        && d.join(&cfg.targets).exists()
+    {
+        cfg.targets = d.join(&cfg.targets).display().to_string();
+    }
+    let targets = read_targets(Path::new(&cfg.targets))?;
+    let mut tr = Trainer::new(&cfg, targets, on)?;
+    on("load weights");
+    load_trained_weights(weights, &mut tr.net)?;
+    on("test trials");
+    let test = tr.test()?;
+    let (ne, n) = (cfg.n_e, cfg.n_e + cfg.n_i);
+    let r = [0, 1].map(|tt| mean(&tr.net.correlations(&test[tt], &tr.targets, tt)));
+    let rs = [0, 1].map(|tt| mean(&tr.net.correlations_smoothed(&test[tt], &tr.targets, tt, 2)));
+    let rate = |c: std::ops::Range<usize>| {
+        0.5 * (test[0].rate_hz(c.clone(), cfg.update_every_ms)
+            + test[1].rate_hz(c, cfg.update_every_ms))
+    };
+    Ok(Rerun {
+        weights: weights.display().to_string(),
+        test_mean_r: 0.5 * (r[0] + r[1]),
+        test_mean_r_per_type: [
+            (TRIAL_TYPES[0].to_string(), r[0]),
+            (TRIAL_TYPES[1].to_string(), r[1]),
+        ]
+        .into(),
+        test_mean_r_100ms_average: 0.5 * (rs[0] + rs[1]),
+        rates_hz: [
+            ("E".to_string(), rate(0..ne)),
+            ("I".to_string(), rate(ne..n)),
+        ]
+        .into(),
+    })
 }

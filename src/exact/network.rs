@@ -201,6 +201,34 @@ pub fn simulate_with_input(
     simulate_with_hook(spec, conn, external, sampling, None, progress)
 }
 
+/// Refuses, before anything is allocated, a run whose recorded signals and traces would not fit in
+/// this machine's memory.
+fn check_recording_fits(
+    spec: &NetworkSpec,
+    sampling: &Sampling,
+    every: usize,
+    steps: usize,
+) -> Result<()> {
+    let per_cell = |r: &crate::spec::VoltageRecord| {
+        let channels = spec
+            .population_index(&r.population)
+            .map_or(0, |pi| spec.populations[pi].neuron.channel_names().len());
+        r.cells.len() * (1 + if sampling.channels { channels } else { 0 })
+    };
+    let traces: usize = spec.recording.voltages.iter().map(per_cell).sum();
+    let bytes = steps as f64 * 8.0 * spec.recording.signals.len() as f64
+        + (steps / every) as f64 * 4.0 * traces as f64;
+    crate::memory::check_fits(
+        bytes,
+        &format!(
+            "recording {} signals and {traces} traces over {steps} steps",
+            spec.recording.signals.len()
+        ),
+        "simulation.duration_ms",
+        "shorten simulation.duration_ms, or record fewer signals and cells",
+    )
+}
+
 /// [`simulate_with_input`] with a [`StepHook`].
 pub fn simulate_with_hook(
     spec: &NetworkSpec,
@@ -238,6 +266,7 @@ pub fn simulate_with_hook(
     let every = sampling.every_steps.max(1);
     let dt = spec.simulation.dt_ms;
     let steps = spec.steps();
+    check_recording_fits(spec, &sampling, every, steps)?;
     let seed = spec.seed();
     let record_pops: Vec<bool> = spec
         .populations

@@ -611,3 +611,68 @@ impl Force {
         (zs, fs)
     }
 }
+
+/// Reads a Part 1 or Part 2 experiment (`None`: the published defaults), overrides `loops`, validates.
+fn load_part<C: serde::de::DeserializeOwned>(
+    path: Option<&std::path::Path>,
+) -> crate::Result<(C, String)> {
+    use crate::SurgeError;
+    let (text, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?,
+            p.display().to_string(),
+        ),
+        None => (String::new(), "defaults".to_string()),
+    };
+    let c = toml::from_str(&text).map_err(|e| SurgeError::Toml {
+        path: origin.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((c, origin))
+}
+
+impl RateRnnConfig {
+    /// The experiment at `path` (or the defaults) with `loops` overridden, validated.
+    pub fn load(path: Option<&std::path::Path>, loops: Option<usize>) -> crate::Result<Self> {
+        let (mut c, origin): (Self, String) = load_part(path)?;
+        if let Some(l) = loops {
+            c.loops = l;
+        }
+        c.validate(&origin)?;
+        Ok(c)
+    }
+
+    pub fn validate(&self, origin: &str) -> crate::Result<()> {
+        if self.n >= 2 && self.loops >= 1 && self.dt_ms > 0.0 && self.tau_ms > 0.0 {
+            return Ok(());
+        }
+        Err(crate::SurgeError::spec(
+            origin,
+            "invalid rate-network parameters",
+            "n >= 2, loops >= 1, dt_ms > 0, tau_ms > 0",
+        ))
+    }
+}
+
+impl SpikingRlsConfig {
+    /// The experiment at `path` (or the defaults) with `loops` overridden, validated.
+    pub fn load(path: Option<&std::path::Path>, loops: Option<usize>) -> crate::Result<Self> {
+        let (mut c, origin): (Self, String) = load_part(path)?;
+        if let Some(l) = loops {
+            c.loops = l;
+        }
+        c.validate(&origin)?;
+        Ok(c)
+    }
+
+    pub fn validate(&self, origin: &str) -> crate::Result<()> {
+        if self.n >= 2 && self.loops >= 1 && self.dt_ms > 0.0 && self.bin_ms >= self.dt_ms {
+            return Ok(());
+        }
+        Err(crate::SurgeError::spec(
+            origin,
+            "invalid spiking-network parameters",
+            "n >= 2, loops >= 1, 0 < dt_ms <= bin_ms",
+        ))
+    }
+}

@@ -5,6 +5,7 @@
 pub mod engine;
 mod fused;
 pub mod gradcheck;
+pub mod job;
 pub use fused::FusedStream;
 pub mod objective;
 

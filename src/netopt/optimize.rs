@@ -1081,6 +1081,15 @@ pub fn heldout_seeds(seed: u64, n: usize) -> Vec<u64> {
     out
 }
 
+/// The bar on one held-out instance: the exact engine's peak moves into the target band, the band
+/// fraction at least doubles, and every population rate stays within 0.5-50 Hz.
+pub fn passes_bar(cfg: &OptimizeConfig, before: &ExactCheck, after: &ExactCheck) -> bool {
+    let (lo, hi) = cfg.objective.band_hz;
+    after.peak_hz.is_some_and(|p| p >= lo && p <= hi)
+        && after.band_fraction >= 2.0 * before.band_fraction
+        && after.rates_hz.iter().all(|&r| (0.5..=50.0).contains(&r))
+}
+
 /// The bar on held-out instances, judged on medians: the median exact peak lies in the band, the
 /// median band fraction is at least twice the median before, and every population's median rate is
 /// within 0.5-50 Hz. With one instance this is the per-instance bar.

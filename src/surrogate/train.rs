@@ -459,6 +459,15 @@ fn state_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
     )
 }
 
+/// How [`train`] runs: which gradient and whether it continues a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrainHow {
+    /// On CPU devices, each step's gradient from [`super::fused`] instead of burn's autodiff.
+    pub fused: bool,
+    /// Continue the run in the output folder from its last finished epoch.
+    pub resume: bool,
+}
+
 /// Trains a surrogate on `files` and writes the best model to `out_dir`. `device` is the plain device
 /// (Flex, wgpu, ...); training runs on its autodiff form. After each epoch `progress(epoch, epochs,
 /// val_loss)` is called; returning `false` stops the run there (it can be resumed). With `resume`, an
@@ -472,10 +481,10 @@ pub fn train(
     cfg: &TrainConfig,
     out_dir: &Path,
     device: &Device,
-    fused: bool,
-    resume: bool,
+    how: TrainHow,
     progress: &mut dyn FnMut(usize, usize, f64) -> bool,
 ) -> Result<SurrogateMeta> {
+    let TrainHow { fused, resume } = how;
     let reader = DatasetReader::open(files)?;
     let init = match &cfg.init {
         Some(dir) => {

@@ -16,7 +16,7 @@ fn ensure_font() {
         let _ = plotters::style::register_font(
             "sans-serif",
             FontStyle::Normal,
-            include_bytes!("../assets/DejaVuSans.ttf"),
+            include_bytes!("../../assets/DejaVuSans.ttf"),
         );
     });
 }
@@ -247,3 +247,5 @@ impl Figure for Lines<'_> {
         Ok(())
     }
 }
+
+pub mod reports;

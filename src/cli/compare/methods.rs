@@ -3,21 +3,46 @@
 //! bounds) and RLS (FORCE) on the exact network, all judged the same way: the exact engine on the
 //! held-out seeds of the experiment.
 
+use super::super::ui::{Backend, OutDir, bar, print_outputs};
 use anyhow::{Context, Result};
+use surge::netopt::job::{self, Event, Job};
 use std::path::{Path, PathBuf};
 use surge::exact::band_rls::{self, BandForce, BandForceHook};
-use surge::netopt::optimize::{ExactCheck, OptimizeConfig, exact_check, exact_run_with_hook};
+use surge::netopt::optimize::{
+    self, ExactCheck, OptimizeConfig, exact_check, exact_run_with_hook,
+};
 use surge::netopt::search::{CmaesConfig, Generation, cmaes_exact};
 use surge::plot::{self, Lines};
 
+#[derive(clap::Args)]
 pub struct Args {
+    /// Optimisation experiment naming the network, its cell types and the target.
+    #[arg(long)]
     pub config: PathBuf,
+    /// Folder with one surrogate checkpoint per cell type (`<checkpoint>/<type>/`).
+    #[arg(long, default_value = "checkpoints/lif-default")]
     pub checkpoint: PathBuf,
-    pub backend: String,
-    /// A finished `surge optimize` folder to take the surrogate result from instead of running it.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
+    /// A finished `surge optimize` folder to take the surrogate result from [default: run it].
+    #[arg(long)]
     pub surrogate_run: Option<PathBuf>,
-    pub cmaes: CmaesConfig,
+    /// Exact-engine evaluations CMA-ES may spend.
+    #[arg(long, default_value_t = 400)]
+    pub evals: usize,
+    /// CMA-ES's initial step in log-gain units.
+    #[arg(long, default_value_t = 0.5)]
+    pub sigma0: f64,
+    /// CMA-ES candidates per generation [default: 4 + 3 ln(groups)].
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// CMA-ES seed [default: the experiment's optimizer seed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder [default: experiments/out/compare-methods/<config>/].
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    #[arg(long)]
     pub force: bool,
 }
 
@@ -99,6 +124,12 @@ pub struct MethodsSummary {
 
 pub fn run(args: Args) -> Result<MethodsSummary> {
     let (cfg, spec, text) = OptimizeConfig::load(&args.config)?;
+    let cmaes = CmaesConfig {
+        evaluations: args.evals,
+        sigma0: args.sigma0,
+        population: args.population,
+        seed: args.seed.unwrap_or(cfg.optimizer.seed),
+    };
     let stem = args
         .config
         .file_stem()
@@ -115,19 +146,19 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         );
     }
     anyhow::ensure!(
-        args.cmaes.evaluations >= 8,
+        cmaes.evaluations >= 8,
         "--evals {} leaves CMA-ES no room. Fix: give it at least 8 exact evaluations (hundreds are cheap)",
-        args.cmaes.evaluations
+        cmaes.evaluations
     );
     anyhow::ensure!(
-        args.cmaes.population.is_none_or(|p| p >= 2),
+        cmaes.population.is_none_or(|p| p >= 2),
         "--population {} is too small for CMA-ES. Fix: give 2 or more, or leave it out for CMA-ES's default",
-        args.cmaes.population.unwrap_or(0)
+        cmaes.population.unwrap_or(0)
     );
     anyhow::ensure!(
-        args.cmaes.sigma0 > 0.0 && args.cmaes.sigma0.is_finite(),
+        cmaes.sigma0 > 0.0 && cmaes.sigma0.is_finite(),
         "--sigma0 {} is not a step size. Fix: give a positive step in log-gain units, e.g. 0.5",
-        args.cmaes.sigma0
+        cmaes.sigma0
     );
     let n_groups = spec.connections.len();
     let seeds = &cfg.recheck.seeds;
@@ -142,7 +173,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         Some(d) => Some(read_surrogate_run(d, n_groups)?),
         None => None,
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let out_dir = OutDir::create(&dir)?;
     let before = check_all(&vec![0.0; n_groups])?;
 
     println!("== surrogate gradient: descent through the surrogate column");
@@ -157,20 +188,35 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
             g
         }
         None => {
-            let summary = crate::optimize_cli::run(crate::optimize_cli::Args {
-                config: args.config.clone(),
-                checkpoint: args.checkpoint.clone(),
-                backend: args.backend.clone(),
-                out: Some(dir.join("surrogate-gd")),
-                iterations: None,
-                resume: false,
-                control: None,
-                seed: None,
-                heldout_seed: None,
-                heldout: 10,
-                spike_beta: None,
-                force: args.force,
-            })?;
+            let pb = bar(0, "optimize");
+            let summary = job::run(
+                &Job {
+                    config: args.config.clone(),
+                    checkpoint: args.checkpoint.clone(),
+                    backend: args.backend.name().into(),
+                    out: dir.join("surrogate-gd"),
+                    iterations: None,
+                    control: None,
+                    seed: None,
+                    heldout: None,
+                    spike_beta: None,
+                    resume: false,
+                    force: args.force,
+                },
+                &mut |e| match e {
+                    Event::Iterations(n) => pb.set_length(n as u64),
+                    Event::Iteration(r) => pb.set_position(r.iteration as u64 + 1),
+                    _ => {}
+                },
+            )?;
+            pb.finish_and_clear();
+            println!(
+                "band score in the surrogate engine {:.3} -> {:.3} in {} iterations ({:.0} s)",
+                summary.surrogate_before.band_score,
+                summary.surrogate_after.band_score,
+                summary.iterations,
+                summary.optimize_s
+            );
             read_surrogate_run(&dir.join("surrogate-gd"), n_groups)
                 .map(|(g, _, _, e)| (g, summary.iterations, summary.optimize_s, e))?
         }
@@ -179,10 +225,10 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
 
     println!(
         "== CMA-ES on the exact engine: {} evaluations of {:.0} ms (+{:.0} ms warm-up), one noise seed each",
-        args.cmaes.evaluations, cfg.optimizer.window_ms, cfg.optimizer.warmup_ms
+        cmaes.evaluations, cfg.optimizer.window_ms, cfg.optimizer.warmup_ms
     );
-    let pb = crate::cli::bar(args.cmaes.evaluations as u64, "cma-es");
-    let (cm_gains, generations) = cmaes_exact(&spec, &cfg, &args.cmaes, &mut |g: &Generation| {
+    let pb = bar(cmaes.evaluations as u64, "cma-es");
+    let (cm_gains, generations) = cmaes_exact(&spec, &cfg, &cmaes, &mut |g: &Generation| {
         pb.set_position(g.evaluations as u64);
         pb.set_message(format!(
             "median band fraction {:.3}",
@@ -205,7 +251,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     let t_rls = std::time::Instant::now();
     let conn = surge::spec::Connectome::build(&spec);
     let mut force = BandForce::new(&cfg.rls, &spec, &conn)?;
-    let pb = crate::cli::bar(cfg.rls.loops as u64, "rls");
+    let pb = bar(cfg.rls.loops as u64, "rls");
     let rls_errors = band_rls::train(&mut force, &spec, &conn, &mut |done, rms| {
         pb.set_position(done as u64);
         pb.set_message(format!("readout RMS error {rms:.2}"));
@@ -253,7 +299,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         after
             .iter()
             .zip(before)
-            .filter(|(a, b)| crate::optimize_cli::passes_bar(&cfg, b, a))
+            .filter(|(a, b)| optimize::passes_bar(&cfg, b, a))
             .count()
     };
     let bar = |after: &[ExactCheck]| bar_against(after, &before);
@@ -340,8 +386,8 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         "warmup_ms": cfg.optimizer.warmup_ms,
         "heldout_seeds": seeds,
         "surrogate_iterations": sg_iters,
-        "cmaes": args.cmaes,
-        "groups": crate::optimize_cli::group_names(&spec),
+        "cmaes": cmaes,
+        "groups": optimize::group_names(&spec),
         "before": heldout(&before),
         "before_mean_band_fraction": mean_fraction(&before),
         "methods": methods,
@@ -413,7 +459,8 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
             &dir.join("spectra"),
         )?);
     }
-    crate::cli::print_outputs(&report_path, &figures);
+    print_outputs(&report_path, &figures);
+    out_dir.keep();
     Ok(MethodsSummary {
         before: mean_fraction(&before),
         methods: methods

@@ -2,12 +2,15 @@
 //! Each step is the same code path as its own command (gen, train --init, calibrate, eval, compare
 //! network, optimize, rls); the demo only chooses small sizes and gathers one summary.
 
-use crate::optimize_cli::{self, CompareSummary, OptimizeSummary};
+use super::compare::{methods, network};
+use super::ui::{Backend, bar};
+use super::{eval, optimize, rls, train};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use surge::data::DatasetConfig;
 use surge::spec::NetworkSpec;
+use surge::netopt::job::Outcome;
 use surge::surrogate::eval::EvalMetrics;
 
 const CHECKPOINT: &str = "checkpoints/lif-default";
@@ -43,7 +46,7 @@ fn network_set(traces: usize, seed: u64, path: &Path) -> Result<PathBuf> {
         net_text.replace('\n', "\n# ")
     );
     let _ = std::fs::remove_file(path);
-    let pb = crate::cli::bar(traces as u64, "gen");
+    let pb = bar(traces as u64, "gen");
     let p = surge::data::network::generate_from_network(
         &cfg,
         &stored,
@@ -58,7 +61,15 @@ fn network_set(traces: usize, seed: u64, path: &Path) -> Result<PathBuf> {
     Ok(p)
 }
 
-pub fn run(out: &Path) -> Result<()> {
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output folder (its previous demo results are replaced).
+    #[arg(long, default_value = "experiments/out/demo")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let out = args.out.as_path();
     let ckpt = Path::new(CHECKPOINT);
     for need in [
         ckpt.join("pyramidal/surrogate.json"),
@@ -98,17 +109,17 @@ pub fn run(out: &Path) -> Result<()> {
     );
     let t = Instant::now();
     let tuned = out.join("pyramidal-finetuned");
-    crate::cli::train_command(
-        vec![train_set.clone()],
-        tuned.clone(),
-        Some(PathBuf::from(FINETUNE)),
-        "flex".into(),
-        None,
-        Some(ckpt.join("pyramidal")),
-        true,
-        false,
-        false,
-    )?;
+    train::run(train::Args {
+        data: vec![train_set.clone()],
+        out: tuned.clone(),
+        config: Some(PathBuf::from(FINETUNE)),
+        backend: Backend::Flex,
+        epochs: None,
+        force: true,
+        resume: false,
+        init: Some(ckpt.join("pyramidal")),
+        autodiff: false,
+    })?;
     let device = surge::surrogate::backend::device("flex")?;
     let cal = surge::surrogate::eval::calibrate(
         &tuned,
@@ -122,26 +133,26 @@ pub fn run(out: &Path) -> Result<()> {
         cal.threshold, cal.exact_spikes
     );
     println!("-- shipped checkpoint on the held-out traces");
-    let shipped_m = crate::cli::eval_command(
-        ckpt.join("pyramidal"),
-        vec![heldout.clone()],
-        Some(out.join("eval-shipped")),
-        "flex".into(),
-    )?;
+    let shipped_m = eval::run(eval::Args {
+        checkpoint: ckpt.join("pyramidal"),
+        data: vec![heldout.clone()],
+        out: Some(out.join("eval-shipped")),
+        backend: Backend::Flex,
+    })?;
     println!("-- fine-tuned checkpoint on the held-out traces");
-    let tuned_m = crate::cli::eval_command(
-        tuned.clone(),
-        vec![heldout.clone()],
-        Some(out.join("eval-finetuned")),
-        "flex".into(),
-    )?;
+    let tuned_m = eval::run(eval::Args {
+        checkpoint: tuned.clone(),
+        data: vec![heldout.clone()],
+        out: Some(out.join("eval-finetuned")),
+        backend: Backend::Flex,
+    })?;
     println!("-- the accurate checkpoint ({ACCURATE}) on the held-out traces");
-    let accurate_m = crate::cli::eval_command(
-        PathBuf::from(ACCURATE),
-        vec![heldout],
-        Some(out.join("eval-accurate")),
-        "flex".into(),
-    )?;
+    let accurate_m = eval::run(eval::Args {
+        checkpoint: PathBuf::from(ACCURATE),
+        data: vec![heldout],
+        out: Some(out.join("eval-accurate")),
+        backend: Backend::Flex,
+    })?;
     walls.push(("fine-tune + eval", t.elapsed().as_secs_f64()));
 
     header(
@@ -149,14 +160,14 @@ pub fn run(out: &Path) -> Result<()> {
         "the alpha column (270 cells, 4 populations) in the exact and the surrogate engine",
     );
     let t = Instant::now();
-    let alpha = optimize_cli::compare_network(
-        Path::new(OPTIMIZE),
-        ckpt,
-        "flex",
-        None,
-        Some(out.join("compare-alpha")),
-        true,
-    )?;
+    let alpha = network::run(network::Args {
+        config: PathBuf::from(OPTIMIZE),
+        checkpoint: ckpt.to_path_buf(),
+        gains: None,
+        backend: Backend::Flex,
+        out: Some(out.join("compare-alpha")),
+        force: true,
+    })?;
     walls.push(("alpha, both engines", t.elapsed().as_secs_f64()));
 
     header(
@@ -164,10 +175,10 @@ pub fn run(out: &Path) -> Result<()> {
         "alpha -> 15-60 Hz: gradient descent over the connection gains through the surrogates, then the exact re-check; CMA-ES and RLS on the exact engine for comparison",
     );
     let t = Instant::now();
-    let opt = optimize_cli::run(optimize_cli::Args {
+    let opt = optimize::run(optimize::Args {
         config: PathBuf::from(OPTIMIZE),
         checkpoint: ckpt.to_path_buf(),
-        backend: "flex".into(),
+        backend: Backend::Flex,
         out: Some(out.join("optimize")),
         iterations: None,
         resume: false,
@@ -183,17 +194,15 @@ pub fn run(out: &Path) -> Result<()> {
         "\n-- the same target by CMA-ES ({DEMO_CMAES_EVALS} exact runs) and by RLS on the exact network, all judged on the held-out seed"
     );
     let t = Instant::now();
-    let methods = crate::methods_cli::run(crate::methods_cli::Args {
+    let methods = methods::run(methods::Args {
         config: PathBuf::from(OPTIMIZE),
         checkpoint: ckpt.to_path_buf(),
-        backend: "flex".into(),
+        backend: Backend::Flex,
         surrogate_run: Some(out.join("optimize")),
-        cmaes: surge::netopt::search::CmaesConfig {
-            evaluations: DEMO_CMAES_EVALS,
-            sigma0: 0.5,
-            population: None,
-            seed: 17,
-        },
+        evals: DEMO_CMAES_EVALS,
+        sigma0: 0.5,
+        population: None,
+        seed: Some(17),
         out: Some(out.join("compare-methods")),
         force: true,
     })?;
@@ -204,14 +213,14 @@ pub fn run(out: &Path) -> Result<()> {
         "the shipped gains (experiments/alpha_to_beta_gains.json: a surrogate-gradient run whose iterate the exact engine chose on validation instances) in both engines",
     );
     let t = Instant::now();
-    let full = optimize_cli::compare_network(
-        Path::new(OPTIMIZE),
-        ckpt,
-        "flex",
-        Some(Path::new(SHIPPED_GAINS)),
-        Some(out.join("compare-optimised")),
-        true,
-    )?;
+    let full = network::run(network::Args {
+        config: PathBuf::from(OPTIMIZE),
+        checkpoint: ckpt.to_path_buf(),
+        gains: Some(PathBuf::from(SHIPPED_GAINS)),
+        backend: Backend::Flex,
+        out: Some(out.join("compare-optimised")),
+        force: true,
+    })?;
     walls.push(("shipped gains, both engines", t.elapsed().as_secs_f64()));
 
     header(
@@ -219,11 +228,13 @@ pub fn run(out: &Path) -> Result<()> {
         "exact RLS (Kim & Chow Part 2): 100 LIF neurons learn slow target inputs",
     );
     let t = Instant::now();
-    let rls_r = crate::cli::rls_small(
-        "spiking",
-        Some(PathBuf::from(RLS)),
-        Some(out.join("rls-spiking")),
-        None,
+    let rls_r = rls::small(
+        rls::SmallPart::Spiking,
+        rls::SmallArgs {
+            config: Some(PathBuf::from(RLS)),
+            out: Some(out.join("rls-spiking")),
+            loops: None,
+        },
     )?;
     walls.push(("RLS Part 2", t.elapsed().as_secs_f64()));
     walls.push(("total", t_all.elapsed().as_secs_f64()));
@@ -283,10 +294,10 @@ struct Summary<'a> {
     shipped: &'a EvalMetrics,
     tuned: &'a EvalMetrics,
     accurate: &'a EvalMetrics,
-    alpha: &'a CompareSummary,
-    opt: &'a OptimizeSummary,
-    methods: &'a crate::methods_cli::MethodsSummary,
-    full: &'a CompareSummary,
+    alpha: &'a network::CompareSummary,
+    opt: &'a Outcome,
+    methods: &'a methods::MethodsSummary,
+    full: &'a network::CompareSummary,
     rls_r: f64,
     walls: &'a [(&'a str, f64)],
 }
@@ -354,10 +365,10 @@ impl Summary<'_> {
         println!(
             "\nDemo optimisation ({} Adam steps, last iterate, no exact-engine selection): surrogate band score {:.3} -> {:.3}, peak {} -> {}",
             o.iterations,
-            o.surrogate_before.0,
-            o.surrogate_after.0,
-            hz(o.surrogate_before.1),
-            hz(o.surrogate_after.1)
+            o.surrogate_before.band_score,
+            o.surrogate_after.band_score,
+            hz(o.surrogate_before.peak_hz),
+            hz(o.surrogate_after.peak_hz)
         );
         for (b, a) in o.exact_before.iter().zip(&o.exact_after) {
             println!(
@@ -371,7 +382,7 @@ impl Summary<'_> {
         }
         println!(
             "  {} of {} held-out seeds meet the bar (peak in band, fraction doubled, rates 0.5-50 Hz)",
-            o.seeds_passing,
+            o.seeds_passing(),
             o.exact_after.len()
         );
         let m = self.methods;
@@ -403,7 +414,7 @@ impl Summary<'_> {
     }
 
     fn json(&self) -> serde_json::Value {
-        let side = |c: &CompareSummary| {
+        let side = |c: &network::CompareSummary| {
             let e = |x: &surge::netopt::optimize::ExactCheck, s: f64| {
                 serde_json::json!({
                     "rates_hz": c.populations.iter().zip(&x.rates_hz).map(|(n, r)| (n.clone(), *r)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -419,12 +430,12 @@ impl Summary<'_> {
             "alpha_shipped_optimised_gains": side(self.full),
             "demo_optimisation": {
                 "iterations": o.iterations,
-                "surrogate_band_score": [o.surrogate_before.0, o.surrogate_after.0],
-                "surrogate_peak_hz": [o.surrogate_before.1, o.surrogate_after.1],
+                "surrogate_band_score": [o.surrogate_before.band_score, o.surrogate_after.band_score],
+                "surrogate_peak_hz": [o.surrogate_before.peak_hz, o.surrogate_after.peak_hz],
                 "exact": o.exact_before.iter().zip(&o.exact_after).map(|(b, a)| serde_json::json!({
                     "seed": b.seed, "band_fraction": [b.band_fraction, a.band_fraction], "peak_hz": [b.peak_hz, a.peak_hz], "rates_after_hz": a.rates_hz,
                 })).collect::<Vec<_>>(),
-                "seeds_passing_bar": o.seeds_passing,
+                "seeds_passing_bar": o.seeds_passing(),
                 "gains": o.gains.display().to_string(),
                 "wall_s": {"optimize": o.optimize_s, "exact_check": o.exact_s},
             },

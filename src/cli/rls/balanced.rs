@@ -1,59 +1,46 @@
 //! `surge rls balanced`: drives the Part 3 trainer loop by loop with a progress bar, saves a resumable
 //! state, tests, and writes metrics, `trained.h5` and figures.
 
+use super::super::ui::{bar, in_out_dir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use surge::exact::balanced::{self, BalancedConfig, TRIAL_TYPES, Trainer, TrialOut, mean};
 use surge::exact::balanced_files::{self as files, TestTraces};
 use surge::plot::{self, Lines, Raster};
 
+#[derive(clap::Args)]
 pub struct Args {
+    /// TOML file with the part's parameters (any omitted take the published defaults).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    pub out: PathBuf,
+    /// Output folder [default: experiments/out/rls-balanced/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override the number of training loops.
+    #[arg(long)]
     pub loops: Option<usize>,
-    pub resume: bool,
+    /// Continue the interrupted run saved in this folder (its state.h5).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Start over even if the output folder holds a run.
+    #[arg(long)]
     pub force: bool,
 }
 
-/// The config as read, with the target path resolved (cwd first, then the config file's folder).
-pub fn load_config(path: Option<&Path>, loops: Option<usize>) -> Result<(BalancedConfig, String)> {
-    let (text, origin) = match path {
-        Some(p) => (
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (String::new(), "defaults".to_string()),
-    };
-    let mut cfg: BalancedConfig =
-        toml::from_str(&text).with_context(|| format!("cannot parse {origin}"))?;
-    if let Some(l) = loops {
-        cfg.loops = l;
-    }
-    let t = Path::new(&cfg.targets);
-    if t.is_relative()
-        && !t.exists()
-        && let Some(dir) = path.and_then(|p| p.parent())
-        && dir.join(t).exists()
-    {
-        cfg.targets = dir.join(t).display().to_string();
-    }
-    cfg.validate()?;
-    Ok((cfg, text))
-}
-
-/// What must match between an interrupted run and its resumption: everything but the loop count.
-fn identity_json(cfg: &BalancedConfig) -> String {
-    let mut c = cfg.clone();
-    c.loops = 0;
-    c.checkpoint_every = 0;
-    serde_json::to_string(&c).expect("config serialises")
-}
-
 pub fn run(args: Args) -> Result<()> {
-    let (cfg, text) = load_config(args.config.as_deref(), args.loops)?;
-    let dir = &args.out;
+    let out = args
+        .resume
+        .clone()
+        .or(args.out.clone())
+        .unwrap_or_else(|| Path::new("experiments/out").join("rls-balanced"));
+    in_out_dir(&out, |d| d.join("state.h5").exists(), || train(&args, &out))
+}
+
+fn train(args: &Args, out: &Path) -> Result<()> {
+    let (cfg, text) = files::load_config(args.config.as_deref(), args.loops)?;
+    let dir = out;
     let state_path = dir.join("state.h5");
-    if args.resume {
+    if args.resume.is_some() {
         anyhow::ensure!(
             state_path.exists(),
             "{} has no state.h5 to resume from. Fix: pass the --out folder of an interrupted run (one that saved at least one checkpoint), or start without --resume",
@@ -74,12 +61,12 @@ pub fn run(args: Args) -> Result<()> {
         )
     })?;
     let t0 = std::time::Instant::now();
-    let pb = crate::cli::bar(cfg.loops as u64, "rls balanced");
+    let pb = bar(cfg.loops as u64, "rls balanced");
     pb.set_message("building");
     let mut tr = Trainer::new(&cfg, targets, &mut |m| pb.set_message(m.to_string()))?;
     let build_s = t0.elapsed().as_secs_f64();
-    let ident = identity_json(&cfg);
-    if args.resume {
+    let ident = files::identity_json(&cfg);
+    if args.resume.is_some() {
         let (done, r) = files::load_state(&state_path, &mut tr.net, &mut tr.learner, &ident)?;
         anyhow::ensure!(
             done <= cfg.loops,
@@ -211,7 +198,7 @@ fn report(
         "build_s": build_s,
         "train_s_this_run": train_s,
         "s_per_loop": train_s / (tr.loops_done - start_loop).max(1) as f64,
-        "peak_rss_mb": crate::bench::peak_rss_mb(),
+        "peak_rss_mb": surge::memory::peak_rss_mb(),
         "smallest_rls_gain_in_test": test[0].c_min.min(test[1].c_min),
     });
     let mut test_tr = TestTraces {
@@ -364,7 +351,7 @@ fn report(
     println!(
         "rates: E {e0:.2} -> {e1:.2} Hz, I {i0:.2} -> {i1:.2} Hz; PC1 |r| trained E vs untrained I {pc_corr:.2}; {wall:.0} s ({:.2} s per loop), peak RSS {:.0} MB",
         train_s / (tr.loops_done - start_loop).max(1) as f64,
-        crate::bench::peak_rss_mb().unwrap_or(f64::NAN)
+        surge::memory::peak_rss_mb().unwrap_or(f64::NAN)
     );
     for f in [
         "metrics.json",
@@ -379,76 +366,3 @@ fn report(
     Ok(())
 }
 
-/// `surge simulate --weights DIR/trained.h5`: rebuilds the network from the config stored in the file,
-/// loads its plastic weights and runs the test trials; writes `rerun.json` into `out` (default: the
-/// file's folder).
-pub fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
-    let file = hdf5::File::open(weights)
-        .with_context(|| format!("cannot open {} as HDF5", weights.display()))?;
-    let text: String = file
-        .attr("config")
-        .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
-        .map(|v| v.as_str().to_string())
-        .with_context(|| {
-            format!(
-                "{} has no `config` attribute. Fix: pass the trained.h5 of `surge rls balanced`",
-                weights.display()
-            )
-        })?;
-    drop(file);
-    let dir = out.unwrap_or_else(|| weights.parent().unwrap_or(Path::new(".")).to_path_buf());
-    let target = dir.join("rerun.json");
-    anyhow::ensure!(
-        force || !target.exists(),
-        "{} exists. Fix: pass --force or another --out",
-        target.display()
-    );
-    let mut cfg: BalancedConfig =
-        toml::from_str(&text).context("the stored config does not parse")?;
-    // The stored target path may be relative to where the run started; try the file's folder too.
-    if !Path::new(&cfg.targets).exists()
-        && let Some(d) = weights.parent()
-        && d.join(&cfg.targets).exists()
-    {
-        cfg.targets = d.join(&cfg.targets).display().to_string();
-    }
-    let targets = files::read_targets(Path::new(&cfg.targets)).with_context(|| {
-        format!(
-            "reading the targets `{}` named in the stored config",
-            cfg.targets
-        )
-    })?;
-    let pb = crate::cli::bar(1, "rebuild");
-    let mut tr = Trainer::new(&cfg, targets, &mut |m| pb.set_message(m.to_string()))?;
-    pb.set_message("load weights");
-    files::load_trained_weights(weights, &mut tr.net)?;
-    pb.set_message("test trials");
-    let test = tr.test()?;
-    pb.finish_and_clear();
-    let (ne, n) = (cfg.n_e, cfg.n_e + cfg.n_i);
-    let r = [0, 1].map(|tt| mean(&tr.net.correlations(&test[tt], &tr.targets, tt)));
-    let rs = [0, 1].map(|tt| mean(&tr.net.correlations_smoothed(&test[tt], &tr.targets, tt, 2)));
-    let rate = |c: std::ops::Range<usize>| {
-        0.5 * (test[0].rate_hz(c.clone(), cfg.update_every_ms)
-            + test[1].rate_hz(c, cfg.update_every_ms))
-    };
-    let json = serde_json::json!({
-        "weights": weights.display().to_string(),
-        "test_mean_r": 0.5 * (r[0] + r[1]),
-        "test_mean_r_per_type": { TRIAL_TYPES[0]: r[0], TRIAL_TYPES[1]: r[1] },
-        "test_mean_r_100ms_average": 0.5 * (rs[0] + rs[1]),
-        "rates_hz": { "E": rate(0..ne), "I": rate(ne..n) },
-    });
-    std::fs::create_dir_all(&dir)?;
-    surge::results::atomic_write(&target, serde_json::to_string_pretty(&json)?.as_bytes())?;
-    println!(
-        "re-ran {}: test-trial mean r {:.3} (100 ms average {:.3}), rates E {:.2} Hz, I {:.2} Hz\nwrote {}",
-        weights.display(),
-        0.5 * (r[0] + r[1]),
-        0.5 * (rs[0] + rs[1]),
-        rate(0..ne),
-        rate(ne..n),
-        target.display()
-    );
-    Ok(())
-}

@@ -1,11 +1,55 @@
 //! `surge bench`: speed of the hot loops on fixed seeds, one table (or JSON).
 
+use super::ui::{Backend, bar};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 use surge::data::DatasetConfig;
 use surge::spec::{Connectome, NetworkSpec};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which case.
+    #[arg(value_enum, default_value_t = BenchCase::All)]
+    case: BenchCase,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Simulated time of the Brunel case (ms).
+    #[arg(long, default_value_t = 1000.0)]
+    duration_ms: f64,
+    /// Also time a reference implementation in the same run and print the ratio: brian2 (brunel
+    /// case) or pytorch (train case; the Python is $SURGE_PYTHON, default python3).
+    #[arg(long, value_enum)]
+    reference: Option<Reference>,
+    /// burn backend of the train, stream and optimize cases.
+    #[arg(long, value_enum, default_value_t)]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchCase {
+    Brunel,
+    Gen,
+    Rls,
+    Train,
+    Stream,
+    Optimize,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Reference {
+    Brian2,
+    Pytorch,
+}
+
+/// The name clap shows for a value.
+fn name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
 
 #[derive(Serialize)]
 struct Row {
@@ -24,20 +68,6 @@ struct Row {
     peak_rss_mb: Option<f64>,
 }
 
-/// Peak resident set size of this process (Linux), MB.
-pub(crate) fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Resets the peak-RSS high-water mark to the current RSS (Linux >= 4.0), so each case of `bench all`
-/// reports its own peak instead of the largest so far. Elsewhere it does nothing.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn brunel(duration_ms: f64) -> Result<Row> {
     let mut spec =
         NetworkSpec::from_toml_str(surge::shipped::BRUNEL, "shipped experiments/brunel.toml")?;
@@ -47,7 +77,7 @@ fn brunel(duration_ms: f64) -> Result<Row> {
     let t0 = Instant::now();
     let conn = Connectome::build(&spec);
     let build_s = t0.elapsed().as_secs_f64();
-    let pb = crate::cli::bar(spec.steps() as u64, "brunel");
+    let pb = bar(spec.steps() as u64, "brunel");
     let t1 = Instant::now();
     let res = surge::exact::simulate(&spec, &conn, &mut |d, _| pb.set_position(d))?;
     let simulate_s = t1.elapsed().as_secs_f64();
@@ -60,7 +90,7 @@ fn brunel(duration_ms: f64) -> Result<Row> {
         realtime_factor: simulate_s / (duration_ms / 1000.0),
         throughput: res.synaptic_events as f64 / simulate_s,
         throughput_unit: "synaptic events/s",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     })
 }
 
@@ -74,7 +104,7 @@ fn generation() -> Result<Row> {
     let dir = std::env::temp_dir().join(format!("surge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("bench.h5");
-    let pb = crate::cli::bar(cfg.dataset.traces as u64, "gen");
+    let pb = bar(cfg.dataset.traces as u64, "gen");
     let t0 = Instant::now();
     surge::data::generate_to_file(
         &cfg,
@@ -99,7 +129,7 @@ fn generation() -> Result<Row> {
         realtime_factor: secs / cell_s,
         throughput: cell_s / secs,
         throughput_unit: "cell-s simulated/s",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     })
 }
 
@@ -130,7 +160,7 @@ fn train_step(backend: &str) -> Result<Row> {
         format!("train step (batch 32 x 1000 bins, {backend})"),
         times[0],
         mean,
-        peak_rss_mb(),
+        surge::memory::peak_rss_mb(),
     ))
 }
 
@@ -180,7 +210,7 @@ fn train_step_fused() -> Result<Row> {
         "train step (batch 32 x 1000 bins, fused CPU)".into(),
         times[0],
         mean,
-        peak_rss_mb(),
+        surge::memory::peak_rss_mb(),
     ))
 }
 
@@ -227,7 +257,7 @@ fn stream_row(how: &str, secs: f64, cells: usize, steps: usize) -> Row {
         realtime_factor: secs / (steps as f64 * 0.5e-3),
         throughput: (cells * steps) as f64 / secs,
         throughput_unit: "cell-bins/s",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     }
 }
 
@@ -282,7 +312,7 @@ fn force() -> Result<Row> {
         realtime_factor: per,
         throughput: 500.0 * 1000.0 / per,
         throughput_unit: "unit-steps/s",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     })
 }
 
@@ -290,7 +320,7 @@ fn force() -> Result<Row> {
 /// loop (both trial types; biological time counts the trained span of each), after building the
 /// network; 200 loops is the full run.
 fn balanced_loops(loops: usize) -> Result<Row> {
-    let (cfg, _) = crate::rls_balanced::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
+    let (cfg, _) = surge::exact::balanced_files::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
         .context("the balanced-RLS benchmark reads experiments/rls_part3.toml and its ALM targets; run it from the root of the sources")?;
     let targets = surge::exact::balanced_files::read_targets(Path::new(&cfg.targets))?;
     let updates = 2.0 * targets.n as f64 * (cfg.train_ms / cfg.update_every_ms).round();
@@ -311,7 +341,7 @@ fn balanced_loops(loops: usize) -> Result<Row> {
         realtime_factor: per / trial_s,
         throughput: updates / per,
         throughput_unit: "RLS updates/s",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     })
 }
 
@@ -474,37 +504,43 @@ fn optimize_iteration(
         realtime_factor: simulate_s / bio,
         throughput: bio / simulate_s,
         throughput_unit: "simulated s/s (fwd+bwd)",
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: surge::memory::peak_rss_mb(),
     })
 }
 
-pub fn run(
-    case: &str,
-    json: bool,
-    duration_ms: f64,
-    reference: Option<&str>,
-    backend: &str,
-) -> Result<()> {
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        case,
+        json,
+        duration_ms,
+        reference,
+        backend,
+    } = args;
+    let backend = backend.name();
     type Case<'a> = Box<dyn Fn() -> Result<Row> + 'a>;
     let brunel_case = || brunel(duration_ms);
     match (case, reference) {
-        (_, None) | ("brunel", Some("brian2")) | ("train", Some("pytorch")) => {}
-        (_, Some(other)) => bail!(
-            "there is no reference `{other}` for the {case} case. Fix: run `surge bench brunel \
-             --reference brian2` or `surge bench train --reference pytorch`"
+        (_, None)
+        | (BenchCase::Brunel, Some(Reference::Brian2))
+        | (BenchCase::Train, Some(Reference::Pytorch)) => {}
+        (_, Some(r)) => bail!(
+            "there is no reference `{}` for the {} case. Fix: run `surge bench brunel \
+             --reference brian2` or `surge bench train --reference pytorch`",
+            name(r),
+            name(case)
         ),
     }
     let cases: Vec<Case> = match case {
-        "brunel" => vec![Box::new(brunel_case)],
-        "gen" => vec![Box::new(generation)],
+        BenchCase::Brunel => vec![Box::new(brunel_case)],
+        BenchCase::Gen => vec![Box::new(generation)],
         // On the CPU, the fused step `surge train` uses, then burn's autodiff on the backend.
-        "train" if matches!(backend, "flex" | "ndarray") => {
+        BenchCase::Train if matches!(backend, "flex" | "ndarray") => {
             vec![Box::new(train_step_fused), Box::new(|| train_step(backend))]
         }
-        "train" => vec![Box::new(|| train_step(backend))],
-        "stream" => vec![Box::new(|| stream(backend)), Box::new(stream_fused)],
-        "rls" => vec![Box::new(force), Box::new(|| balanced_loops(2))],
-        "optimize" => {
+        BenchCase::Train => vec![Box::new(|| train_step(backend))],
+        BenchCase::Stream => vec![Box::new(|| stream(backend)), Box::new(stream_fused)],
+        BenchCase::Rls => vec![Box::new(force), Box::new(|| balanced_loops(2))],
+        BenchCase::Optimize => {
             use surge::netopt::Engine::Burn;
             // The backend's default engine (fused on the CPU), then burn's autodiff for comparison.
             [
@@ -518,7 +554,7 @@ pub fn run(
             .map(|(w, c, e)| Box::new(move || optimize_iteration(w, c, backend, e)) as Case)
             .collect()
         }
-        "all" => vec![
+        BenchCase::All => vec![
             Box::new(brunel_case),
             Box::new(generation),
             Box::new(force),
@@ -529,20 +565,16 @@ pub fn run(
             Box::new(stream_fused),
             Box::new(|| optimize_iteration(500.0, 50.0, backend, None)),
         ],
-        other => bail!(
-            "unknown benchmark case `{other}`. Fix: use one of brunel, gen, rls, train, stream, optimize, all"
-        ),
     };
     let mut rows = Vec::new();
     for case in &cases {
-        reset_peak_rss();
+        surge::memory::reset_peak_rss();
         rows.push(case()?);
     }
     match reference {
         None => {}
-        Some("brian2") => rows.push(brian2(duration_ms)?),
-        Some("pytorch") => rows.push(torch_train_step()?),
-        Some(_) => unreachable!("references are checked above"),
+        Some(Reference::Brian2) => rows.push(brian2(duration_ms)?),
+        Some(Reference::Pytorch) => rows.push(torch_train_step()?),
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -564,7 +596,7 @@ pub fn run(
         );
     }
     if let (Some(_), Some(ours), Some(theirs)) = (reference, rows.first(), rows.last()) {
-        let what = if case == "train" {
+        let what = if case == BenchCase::Train {
             "training step"
         } else {
             "Brunel loop"

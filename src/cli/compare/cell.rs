@@ -3,6 +3,7 @@
 //! work, and the replay is checked against the stored voltage), the surrogate predicts from the same
 //! inputs; the report puts traces, rates, ISI variability, voltage spectra and wall times side by side.
 
+use super::super::ui::{Backend, OutDir, print_outputs};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,12 +11,22 @@ use surge::data::DatasetConfig;
 use surge::data::h5::TraceData;
 use surge::surrogate::eval::{self, Prediction, Scorer};
 
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long, default_value = "checkpoints/lif-default/pyramidal")]
     pub checkpoint: PathBuf,
+    /// Data file(s) written by `surge gen` (held-out traces).
+    #[arg(long, num_args = 1.., required = true)]
     pub data: Vec<PathBuf>,
+    /// How many traces (from the first).
+    #[arg(long, default_value_t = 64)]
     pub traces: usize,
-    pub backend: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
+    /// Output folder [default: <checkpoint>/compare-cell/].
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    #[arg(long)]
     pub force: bool,
 }
 
@@ -44,7 +55,7 @@ pub fn run(args: Args) -> Result<()> {
         args.traces > 0,
         "--traces 0 compares nothing. Fix: give at least 1"
     );
-    let device = surge::surrogate::backend::device(&args.backend)?;
+    let device = args.backend.device()?;
     let (model, meta) = surge::surrogate::train::load_checkpoint(&args.checkpoint, &device)?;
     let reader = surge::data::DatasetReader::open(&args.data)?;
     eval::check_compatible(&meta, &reader, &args.checkpoint)?;
@@ -78,7 +89,7 @@ pub fn run(args: Args) -> Result<()> {
     let traces: Vec<TraceData> = (0..n)
         .map(|i| reader.read(i))
         .collect::<surge::error::Result<_>>()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let out_dir = OutDir::create(&dir)?;
 
     // The exact neuron on the stored inputs, all traces in one run (one cell per trace).
     let inputs: Vec<f32> = traces.iter().flat_map(|t| t.inputs.clone()).collect();
@@ -165,7 +176,7 @@ pub fn run(args: Args) -> Result<()> {
         "simulated_s": simulated_s,
         "metrics": metrics,
         "exact": {"rate_hz": metrics.rate_exact_hz, "cv_isi": cv(&exact_trains), "wall_s": exact_s},
-        "surrogate": {"rate_hz": metrics.rate_predicted_hz, "cv_isi": cv(&model_trains), "wall_s": surrogate_s, "backend": args.backend},
+        "surrogate": {"rate_hz": metrics.rate_predicted_hz, "cv_isi": cv(&model_trains), "wall_s": surrogate_s, "backend": args.backend.name()},
         "replay_max_abs_dv_mv": replay_dv,
         "voltage_psd": {"freqs_hz": freqs, "exact": p_exact, "surrogate": p_model},
     });
@@ -188,13 +199,14 @@ pub fn run(args: Args) -> Result<()> {
         &dir.join("voltage_spectra"),
     )?;
     for (k, (t, p)) in traces.iter().zip(&preds).take(2).enumerate() {
-        figures.push(crate::cli::trace_figure(
+        figures.push(surge::plot::reports::trace_vs_surrogate(
             &dir.join(format!("trace_{k}")),
             t,
             p,
             meta.bin_ms,
         )?);
     }
-    crate::cli::print_outputs(&report_path, &figures);
+    out_dir.keep();
+    print_outputs(&report_path, &figures);
     Ok(())
 }

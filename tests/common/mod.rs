@@ -1,0 +1,41 @@
+//! What the integration tests share: Python with h5py, the independent reader and writer of HDF5.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Checks once that `python3` imports h5py and numpy; otherwise panics with the fix in its first line.
+pub fn require_h5py() {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        match Command::new("python3")
+            .args(["-c", "import h5py, numpy"])
+            .output()
+        {
+            Err(e) => Err(format!(
+                "python3 is missing ({e}). Fix: install Python 3, then `python3 -m pip install h5py`"
+            )),
+            Ok(o) if !o.status.success() => Err(format!(
+                "h5py is missing (the tests read and write HDF5 with it, independently of Surge). \
+                 Fix: `python3 -m pip install h5py` (Debian/Ubuntu: `sudo apt install python3-h5py`)\n{}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Ok(_) => Ok(()),
+        }
+    });
+    if let Err(e) = probe {
+        panic!("{e}");
+    }
+}
+
+/// Runs a Python script that uses h5py with the given arguments.
+pub fn h5py<S: AsRef<OsStr>>(script: &str, args: &[S]) -> Output {
+    require_h5py();
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs")
+}
