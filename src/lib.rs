@@ -4,6 +4,9 @@
 //! engine), [`signal`] (analysis), [`plot`] (figures), plus [`results`] (atomic output files) and
 //! [`experiment`] (one run end to end, shared by the CLI and the tests).
 
+#[macro_use]
+mod simd;
+
 pub mod data;
 pub mod error;
 pub mod exact;

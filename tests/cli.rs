@@ -175,6 +175,8 @@ fn rls_spiking_runs_from_its_experiment_file_and_reports_the_test_correlation() 
         .args(["rls", "hopfield"])
         .assert()
         .failure()
-        .stderr(predicates::str::contains("unrecognized subcommand 'hopfield'"))
+        .stderr(predicates::str::contains(
+            "unrecognized subcommand 'hopfield'",
+        ))
         .stderr(predicates::str::contains("Usage: surge rls <COMMAND>"));
 }

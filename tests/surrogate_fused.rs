@@ -5,7 +5,7 @@ use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use surge::surrogate::fused::{Batch, FusedTrainer, LossSpec};
+use surge::surrogate::cpu::train_step::{Batch, FusedTrainer, LossSpec};
 use surge::surrogate::train::loss;
 use surge::surrogate::{Surrogate, SurrogateArch};
 

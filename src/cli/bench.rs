@@ -165,11 +165,11 @@ fn train_step(backend: &str) -> Result<Row> {
 }
 
 /// The same step as [`train_step`] on the fused CPU path (`surge train`'s default on the CPU): the
-/// gradient from `surrogate::fused`, the update from burn's Adam, the weights read back each step.
+/// gradient from `surrogate::cpu::train_step`, the update from burn's Adam, the weights read back each step.
 fn train_step_fused() -> Result<Row> {
     use burn::optim::AdamConfig;
     use rand::{Rng, SeedableRng};
-    use surge::surrogate::fused::{Batch, FusedTrainer, LossSpec};
+    use surge::surrogate::cpu::train_step::{Batch, FusedTrainer, LossSpec};
     let device = surge::surrogate::backend::device("flex")?;
     let ad = device.clone().autodiff();
     ad.seed(1);

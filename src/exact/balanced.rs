@@ -65,19 +65,68 @@ mod membrane {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn pass_avx2(p: &mut Pop, c: Consts) {
-        pass_impl(p, c)
+    avx2_dispatch! {
+        pub(super) fn pass(p: &mut Pop, c: Consts) = pass_impl;
     }
 
-    pub(super) fn pass(p: &mut Pop, c: Consts) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { pass_avx2(p, c) };
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn pass_avx2_and_baseline_builds_agree_bit_for_bit() {
+            let n = 29;
+            let f = |k: usize, a: f64| {
+                (0..n)
+                    .map(|i| ((i * k) % 13) as f64 * a - 0.3)
+                    .collect::<Vec<f64>>()
+            };
+            let run = |pass: fn(&mut Pop, Consts)| {
+                let (mut xe, mut xi, mut xp, mut acc, mut v, mut su) = (
+                    f(3, 0.1),
+                    f(5, 0.07),
+                    f(7, 0.02),
+                    f(11, 0.05),
+                    f(2, 0.08),
+                    vec![0.0; n],
+                );
+                let (mut ce, mut ci): (Vec<u16>, Vec<u16>) = (
+                    (0..n as u16).map(|i| i % 4).collect(),
+                    (0..n as u16).map(|i| i % 3).collect(),
+                );
+                let (mu, st) = (f(4, 0.09), f(6, 0.01));
+                let c = Consts {
+                    p_s: 0.9,
+                    p_p: 0.95,
+                    p_v: 0.8,
+                    inv_tp: 0.05,
+                    w_e: 0.3,
+                    w_i: -0.6,
+                };
+                pass(
+                    &mut Pop {
+                        xe: &mut xe,
+                        xi: &mut xi,
+                        xp: &mut xp,
+                        ce: &mut ce,
+                        ci: &mut ci,
+                        acc: &mut acc,
+                        mu: &mu,
+                        st: &st,
+                        v: &mut v,
+                        su: &mut su,
+                    },
+                    c,
+                );
+                [xe, xi, xp, acc, v, su].map(|x| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>())
+            };
+            assert_eq!(
+                run(pass),
+                run(pass_impl),
+                "avx2: {}",
+                crate::simd::has_avx2()
+            );
         }
-        pass_impl(p, c)
     }
 }
 

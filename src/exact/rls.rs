@@ -37,7 +37,7 @@ impl RlsLearner {
 
     /// Updates `P` with the input `r` and returns the gain `c = 1 / (1 + r . P r)`; `self.k` holds `P r`.
     fn absorb(&mut self, r: &[f64]) -> f64 {
-        wide::absorb(self.n, &mut self.p, &mut self.k, r)
+        absorb_wide(self.n, &mut self.p, &mut self.k, r)
     }
 
     /// Moves `w` against error `e` along the last gain.
@@ -97,23 +97,10 @@ fn absorb_impl(n: usize, p: &mut [f64], k: &mut [f64], r: &[f64]) -> f64 {
     c
 }
 
-/// The `P` update compiled a second time for AVX2 and chosen at run time (the release build targets
-/// baseline x86-64); with the many-lane dot product of [`dot`] it is what makes a textbook FORCE loop fast.
-mod wide {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn absorb_avx2(n: usize, p: &mut [f64], k: &mut [f64], r: &[f64]) -> f64 {
-        super::absorb_impl(n, p, k, r)
-    }
-
-    pub(super) fn absorb(n: usize, p: &mut [f64], k: &mut [f64], r: &[f64]) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { absorb_avx2(n, p, k, r) };
-        }
-        super::absorb_impl(n, p, k, r)
-    }
+avx2_dispatch! {
+    /// [`absorb_impl`] compiled for AVX2 where the CPU has it: with the many-lane dot product of
+    /// [`dot`] it is what makes a textbook FORCE loop fast.
+    fn absorb_wide(n: usize, p: &mut [f64], k: &mut [f64], r: &[f64]) -> f64 = absorb_impl;
 }
 
 /// Part 1: rate network `tau dr/dt = -r + relu(W r + I_ext)`.
@@ -674,5 +661,37 @@ impl SpikingRlsConfig {
             "invalid spiking-network parameters",
             "n >= 2, loops >= 1, 0 < dt_ms <= bin_ms",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn absorb_avx2_and_baseline_builds_agree_bit_for_bit() {
+        let n = 37;
+        let p0: Vec<f64> = (0..n * n)
+            .map(|i| {
+                if i % (n + 1) == 0 {
+                    2.0
+                } else {
+                    ((i * 7919) % 97) as f64 * 1e-3
+                }
+            })
+            .collect();
+        let r: Vec<f64> = (0..n)
+            .map(|i| ((i * 31) % 17) as f64 / 17.0 - 0.4)
+            .collect();
+        let run = |f: fn(usize, &mut [f64], &mut [f64], &[f64]) -> f64| {
+            let (mut p, mut k) = (p0.clone(), vec![0.0; n]);
+            let c = f(n, &mut p, &mut k, &r);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (c.to_bits(), bits(&p), bits(&k))
+        };
+        assert_eq!(
+            run(super::absorb_wide),
+            run(super::absorb_impl),
+            "avx2: {}",
+            crate::simd::has_avx2()
+        );
     }
 }

@@ -302,7 +302,7 @@ impl NeuronBlock {
         w_s: &mut [f64],
         scratch: &mut Scratch,
     ) -> f64 {
-        wide::update(self, r, s, step, e, w_r, w_s, scratch)
+        update_wide(self, r, s, step, e, w_r, w_s, scratch)
     }
 }
 
@@ -377,16 +377,9 @@ fn update_impl(
     c
 }
 
-/// The update compiled a second time for AVX2 and chosen at run time: the release build targets
-/// baseline x86-64 (SSE2), and these loops are where Part 3 spends its time. No FMA, so both versions
-/// round identically.
-mod wide {
-    use super::{NeuronBlock, Scratch, SharedStep};
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn update_avx2(
+avx2_dispatch! {
+    /// [`update_impl`] compiled for AVX2 where the CPU has it: these loops are where Part 3 spends its time.
+    fn update_wide(
         block: &mut NeuronBlock,
         r: &[f64],
         s: &[f64],
@@ -395,28 +388,7 @@ mod wide {
         w_r: &mut [f64],
         w_s: &mut [f64],
         scratch: &mut Scratch,
-    ) -> f64 {
-        super::update_impl(block, r, s, step, e, w_r, w_s, scratch)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn update(
-        block: &mut NeuronBlock,
-        r: &[f64],
-        s: &[f64],
-        step: &SharedStep,
-        e: f64,
-        w_r: &mut [f64],
-        w_s: &mut [f64],
-        scratch: &mut Scratch,
-    ) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { update_avx2(block, r, s, step, e, w_r, w_s, scratch) };
-        }
-        super::update_impl(block, r, s, step, e, w_r, w_s, scratch)
-    }
+    ) -> f64 = update_impl;
 }
 
 /// Work vectors reused across updates (one per thread).
@@ -526,6 +498,60 @@ mod tests {
             *wi -= e * c * ki;
         }
     }
+
+    #[test]
+    fn update_avx2_and_baseline_builds_agree_bit_for_bit() {
+        let (m, n) = (9, 14);
+        let prec: Vec<f64> = (0..m * m)
+            .map(|i| if i % (m + 1) == 0 { 2.0 } else { 0.1 })
+            .collect();
+        let block = NeuronBlock::new(m, n, &prec, false).unwrap();
+        let shared = SharedBlock::new(n, 1.5);
+        let r: Vec<f64> = (0..m).map(|i| (i as f64 * 0.37).sin()).collect();
+        let s: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let run = |f: UpdateFn, steps: usize| {
+            let (mut b, mut sh) = (block.clone(), shared.clone());
+            let (mut w_r, mut w_s) = (vec![0.1; m], vec![-0.2; n]);
+            let mut scratch = Scratch::default();
+            let mut cs = Vec::new();
+            for k in 0..steps {
+                let step = sh.prepare(&s, None);
+                cs.push(
+                    f(
+                        &mut b,
+                        &r,
+                        &s,
+                        &step,
+                        0.3 - 0.01 * k as f64,
+                        &mut w_r,
+                        &mut w_s,
+                        &mut scratch,
+                    )
+                    .to_bits(),
+                );
+                sh.absorb(&step);
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (cs, bits(&w_r), bits(&w_s))
+        };
+        assert_eq!(
+            run(update_wide, 5),
+            run(update_impl, 5),
+            "avx2: {}",
+            crate::simd::has_avx2()
+        );
+    }
+
+    type UpdateFn = fn(
+        &mut NeuronBlock,
+        &[f64],
+        &[f64],
+        &SharedStep,
+        f64,
+        &mut [f64],
+        &mut [f64],
+        &mut Scratch,
+    ) -> f64;
 
     #[test]
     fn structured_update_equals_full_p_update() {

@@ -11,6 +11,7 @@ use super::fused::{FusedNet, FusedState, LinkSource, TypeSource};
 use crate::error::{Result, SurgeError};
 use crate::seed::{rng_for, stream};
 use crate::spec::{Connectome, DriveKind, NetworkSpec};
+use crate::surrogate::cpu::kernels::onset_tensor;
 use crate::surrogate::train::{Scaling, SurrogateMeta};
 use crate::surrogate::{Surrogate, SurrogateState};
 use burn::module::{Module, Param};
@@ -1285,15 +1286,15 @@ fn cell_step(
             .mul_scalar(mode.beta() / ct.meta.spike_width()),
     );
     let (soft_prev, hard_prev, rate_prev) = prev.clone();
-    let soft_onset = soft.clone() * soft_prev.neg().add_scalar(1.0);
+    let soft_onset = onset_tensor(soft.clone(), soft_prev);
     // The spike probability (one calibrated logit width per unit, whatever the gradient's beta): the
     // counts carry the gradient of its onsets.
     let rate = sigmoid(logit.clone().div_scalar(ct.meta.spike_width()));
-    let expected = rate.clone() * rate_prev.neg().add_scalar(1.0);
+    let expected = onset_tensor(rate.clone(), rate_prev);
     let s = match mode {
         SpikeMode::StraightThrough { .. } => {
             let hard = logit.greater_elem(0.0).float();
-            let hard_onset = hard.clone() * hard_prev.neg().add_scalar(1.0);
+            let hard_onset = onset_tensor(hard.clone(), hard_prev);
             *prev = (soft, hard, rate);
             let count = hard_onset.clone() + expected.clone() - expected.detach();
             (hard_onset + soft_onset.clone() - soft_onset.detach(), count)

@@ -16,42 +16,28 @@
 
 use super::engine::SpikeMode;
 use crate::surrogate::Surrogate;
-use crate::surrogate::flat::{Conv, Model, exp, lstm_cells, mm, mm_bt};
+use crate::surrogate::cpu::kernels::{
+    exp, lstm_cells, lstm_cells_backward, mm, mm_bt, onset, onset_grad,
+};
+use crate::surrogate::cpu::weights::{Conv, Model};
 
-impl Conv {
+/// The convolution at one bin of a [`Series`]: the kernels' row form with the `n` cells as rows.
+trait ConvAtBin {
     /// `out[n, c_out]` = the convolution at bin `t` of `src`.
-    fn forward(&self, src: &Series, t: usize, n: usize, out: &mut [f32]) {
-        for j in 0..self.kernel {
-            mm(
-                out,
-                src.row(src.pad + t - self.back(j)),
-                self.tap(j),
-                n,
-                self.c_in,
-                self.c_out,
-                j > 0,
-            );
-        }
-        for row in out.chunks_exact_mut(self.c_out) {
-            for (o, b) in row.iter_mut().zip(&self.b) {
-                *o += b;
-            }
-        }
-    }
+    fn forward_bin(&self, src: &Series, t: usize, n: usize, out: &mut [f32]);
     /// Adds the input gradient of the convolution at bin `t` to `dsrc`, from `dout[n, c_out]`.
-    fn backward(&self, dout: &[f32], dsrc: &mut Series, t: usize, n: usize) {
-        for j in 0..self.kernel {
-            let r = dsrc.pad + t - self.back(j);
-            mm_bt(
-                dsrc.row_mut(r),
-                dout,
-                self.tap(j),
-                n,
-                self.c_out,
-                self.c_in,
-                true,
-            );
-        }
+    fn backward_bin(&self, dout: &[f32], dsrc: &mut Series, t: usize, n: usize);
+}
+
+impl ConvAtBin for Conv {
+    fn forward_bin(&self, src: &Series, t: usize, n: usize, out: &mut [f32]) {
+        let at = |j| (src.pad + t - self.back(j)) * src.width;
+        self.forward_rows(&src.data, at, n, out, self.c_out);
+    }
+    fn backward_bin(&self, dout: &[f32], dsrc: &mut Series, t: usize, n: usize) {
+        let (pad, width) = (dsrc.pad, dsrc.width);
+        let at = |j| (pad + t - self.back(j)) * width;
+        self.backward_input_rows(dout, n, &mut dsrc.data, at);
     }
 }
 
@@ -619,18 +605,18 @@ impl CellType {
             let (yin, z, yout) = (2 * b, 2 * b + 1, 2 * b + 2);
             let c1 = blk.conv1.c_out;
             let zb = sized(&mut sc.a, n * c1);
-            blk.conv1.forward(&tp.series[yin], t, n, zb);
+            blk.conv1.forward_bin(&tp.series[yin], t, n, zb);
             zb.iter_mut().for_each(|v| *v = v.max(0.0));
             let zr = tp.series[z].pad + t;
             tp.series[z].row_mut(zr).copy_from_slice(zb);
             let c2 = blk.conv2.c_out;
             let ob = sized(&mut sc.b, n * c2);
-            blk.conv2.forward(&tp.series[z], t, n, ob);
+            blk.conv2.forward_bin(&tp.series[z], t, n, ob);
             ob.iter_mut().for_each(|v| *v = v.max(0.0));
             tp.o[b][t * n * c2..(t + 1) * n * c2].copy_from_slice(ob);
             let res = sized(&mut sc.c, n * c2);
             match &blk.skip {
-                Some(s) => s.forward(&tp.series[yin], t, n, res),
+                Some(s) => s.forward_bin(&tp.series[yin], t, n, res),
                 None => {
                     let r = tp.series[yin].pad + t;
                     res.copy_from_slice(tp.series[yin].row(r));
@@ -681,11 +667,11 @@ impl CellType {
             match mode {
                 SpikeMode::StraightThrough { .. } => {
                     let hard = if logit > 0.0 { 1.0 } else { 0.0 };
-                    s_out[i] = hard * (1.0 - tp.hard_end[i]);
+                    s_out[i] = onset(hard, tp.hard_end[i]);
                     tp.hard_end[i] = hard;
                 }
                 SpikeMode::Smooth { .. } => {
-                    s_out[i] = soft * (1.0 - soft_prev[i]);
+                    s_out[i] = onset(soft, soft_prev[i]);
                     tp.hard_end[i] = soft;
                 }
             }
@@ -718,11 +704,13 @@ impl CellType {
         for i in 0..n {
             let soft = tp.soft[(t + 1) * n + i];
             let soft_prev = tp.soft[t * n + i];
-            let dsoft = dg.soft[i] + ds[i] * (1.0 - soft_prev);
-            dg.soft[i] = -ds[i] * soft;
+            let (d_now, d_prev) = onset_grad(soft, soft_prev, ds[i]);
+            let dsoft = dg.soft[i] + d_now;
+            dg.soft[i] = d_prev;
             let r = tp.rate[(t + 1) * n + i];
-            let dr = dg.rate[i] + d_exp[i] * (1.0 - tp.rate[t * n + i]);
-            dg.rate[i] = -d_exp[i] * r;
+            let (d_now, d_prev) = onset_grad(r, tp.rate[t * n + i], d_exp[i]);
+            let dr = dg.rate[i] + d_now;
+            dg.rate[i] = d_prev;
             dhead[2 * i] = d_sig * signal_w[i] * self.scaling.v_std;
             dhead[2 * i + 1] = dsoft * beta * soft * (1.0 - soft) + dr * r * (1.0 - r) / self.width;
         }
@@ -732,22 +720,8 @@ impl CellType {
         let c_prev = &tp.c[t * n * hd..(t + 1) * n * hd];
         let tc = &tp.tc[t * n * hd..(t + 1) * n * hd];
         let dgates = sized(&mut sc.b, n * g4);
-        for i in 0..n {
-            let g = &gates[i * g4..(i + 1) * g4];
-            let dgi = &mut dgates[i * g4..(i + 1) * g4];
-            for q in 0..hd {
-                let (gi, gf, gu, go) = (g[q], g[hd + q], g[2 * hd + q], g[3 * hd + q]);
-                let dh = dg.h[i * hd + q];
-                let t_c = tc[i * hd + q];
-                let d_o = dh * t_c;
-                let dc = dg.c[i * hd + q] + dh * go * (1.0 - t_c * t_c);
-                dgi[q] = dc * gu * gi * (1.0 - gi);
-                dgi[hd + q] = dc * c_prev[i * hd + q] * gf * (1.0 - gf);
-                dgi[2 * hd + q] = dc * gi * (1.0 - gu * gu);
-                dgi[3 * hd + q] = d_o * go * (1.0 - go);
-                dg.c[i * hd + q] = dc * gf;
-            }
-        }
+        dgates.copy_from_slice(gates);
+        lstm_cells_backward(dgates, c_prev, tc, &dg.h, &mut dg.c, hd);
         mm_bt(&mut dg.h, dgates, &m.w_rec, n, g4, hd, false);
         let last = dg.series.len() - 1;
         mm_bt(
@@ -774,9 +748,9 @@ impl CellType {
                 d_pre[j] = v;
                 d_o[j] = if o[j] > 0.0 { v } else { 0.0 };
             }
-            blk.conv2.backward(d_o, &mut dg.series[z], t, n);
+            blk.conv2.backward_bin(d_o, &mut dg.series[z], t, n);
             match &blk.skip {
-                Some(s) => s.backward(d_pre, &mut dg.series[yin], t, n),
+                Some(s) => s.backward_bin(d_pre, &mut dg.series[yin], t, n),
                 None => {
                     let r = dg.series[yin].pad + t;
                     for (d, p) in dg.series[yin].row_mut(r).iter_mut().zip(&*d_pre) {
@@ -793,7 +767,7 @@ impl CellType {
             {
                 *d = if zv > 0.0 { g } else { 0.0 };
             }
-            blk.conv1.backward(dz, &mut dg.series[yin], t, n);
+            blk.conv1.backward_bin(dz, &mut dg.series[yin], t, n);
         }
         // Input transform (its slope at x = 0 included).
         let r0 = dg.series[0].pad + t;

@@ -294,19 +294,6 @@ pub fn evaluate(
     Ok((scorer.finish(), kept))
 }
 
-/// Onsets of runs of `logits` above `thr`.
-fn onsets(logits: &[f32], thr: f32) -> usize {
-    let mut above = false;
-    let mut n = 0;
-    for &l in logits {
-        if l > thr && !above {
-            n += 1;
-        }
-        above = l > thr;
-    }
-    n
-}
-
 /// The median per-bin rise of the logits at their upward crossings of `thr` (`None`: no crossing).
 /// This is the scale on which the spike logit moves through its threshold, the unit of the network
 /// engine's surrogate gradient width.
@@ -366,7 +353,12 @@ pub fn calibrate(
             exact += t.spikes[skip..].iter().map(|&s| s as usize).sum::<usize>();
         }
     }
-    let count = |thr: f32| logits.iter().map(|l| onsets(l, thr)).sum::<usize>();
+    let count = |thr: f32| {
+        logits
+            .iter()
+            .map(|l| super::cpu::kernels::count_onsets(l, thr))
+            .sum::<usize>()
+    };
     let at_zero = count(0.0);
     if !keep_threshold {
         // Onset counts are not monotonic in the threshold (a low threshold merges runs), so scan a grid

@@ -1,11 +1,10 @@
-//! The learned cell model: a causal TCN followed by a fused LSTM and two heads (voltage, spike logit),
-//! with a streaming form that advances one bin at a time in O(1) for the network engine.
-//! Training, checkpoints and metrics come with the surrogate issue; this holds the model.
+//! The learned cell model: a causal TCN followed by a fused LSTM and two heads (voltage, spike logit);
+//! its streaming form (one bin at a time, for the network engine), its CPU kernels, training,
+//! checkpoints, evaluation and calibration.
 
 pub mod backend;
+pub mod cpu;
 pub mod eval;
-pub(crate) mod flat;
-pub mod fused;
 pub mod model;
 pub mod stream;
 pub mod train;

@@ -3,7 +3,7 @@
 //! cosine learning-rate schedule and gradient clipping; validation on held-out traces; the best
 //! model kept as a checkpoint (`model.bpk` + `surrogate.json`), written atomically every epoch.
 
-use super::fused::{Batch, FusedTrainer, LossSpec};
+use super::cpu::train_step::{Batch, FusedTrainer, LossSpec};
 use super::model::{Surrogate, SurrogateArch};
 use crate::data::DatasetReader;
 use crate::error::{Result, SurgeError};
@@ -462,7 +462,7 @@ fn state_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
 /// How [`train`] runs: which gradient and whether it continues a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrainHow {
-    /// On CPU devices, each step's gradient from [`super::fused`] instead of burn's autodiff.
+    /// On CPU devices, each step's gradient from [`super::cpu::train_step`] instead of burn's autodiff.
     pub fused: bool,
     /// Continue the run in the output folder from its last finished epoch.
     pub resume: bool,
@@ -472,7 +472,7 @@ pub struct TrainHow {
 /// (Flex, wgpu, ...); training runs on its autodiff form. After each epoch `progress(epoch, epochs,
 /// val_loss)` is called; returning `false` stops the run there (it can be resumed). With `resume`, an
 /// interrupted run in `out_dir` continues from its last finished epoch and ends as the uninterrupted run would.
-/// With `fused` (CPU devices only), each step's gradient comes from [`super::fused`] instead of
+/// With `fused` (CPU devices only), each step's gradient comes from [`super::cpu::train_step`] instead of
 /// burn's autodiff; the optimizer, checkpoints and state files are the same either way.
 #[allow(clippy::too_many_arguments)]
 pub fn train(

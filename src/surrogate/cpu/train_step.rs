@@ -13,8 +13,9 @@
 //! holds the gradient to burn's autodiff and to finite differences; burn's autodiff stays the
 //! path for GPUs.
 
-use super::Surrogate;
-use super::flat::{Conv, Model, View, gemm_view, logistic, lstm_cells};
+use super::kernels::{View, col_sums, gemm_view, logistic, lstm_cells, lstm_cells_backward};
+use super::weights::{Conv, Model};
+use crate::surrogate::Surrogate;
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -95,94 +96,9 @@ fn zeroed(v: &mut Vec<f32>, len: usize) {
     v.resize(len, 0.0);
 }
 
-/// `dst[r] += row`-wise sums: the bias gradient from `[rows, cols]` at `g`.
-fn col_sums(dst: &mut [f32], g: &[f32], cols: usize) {
-    for row in g.chunks_exact(cols) {
-        for (d, v) in dst.iter_mut().zip(row) {
-            *d += v;
-        }
-    }
-}
-
 /// `ln sigmoid(x)`, stable for any `x`.
 fn log_sigmoid(x: f32) -> f32 {
     x.min(0.0) - (-x.abs()).exp().ln_1p()
-}
-
-impl Conv {
-    /// `dst[t] (+)= conv(src)[t]` for `t < w`: `src` is `[pad + w, c_in]` with `pad >= span`, `dst`
-    /// rows `dst_rs` apart. The bias is added.
-    fn seq_forward(&self, src: &[f32], pad: usize, w: usize, dst: &mut [f32], dst_rs: usize) {
-        for j in 0..self.kernel {
-            gemm_view(
-                w,
-                self.c_out,
-                self.c_in,
-                dst,
-                View::rows(0, dst_rs),
-                j > 0,
-                src,
-                View::rows((pad - self.back(j)) * self.c_in, self.c_in),
-                self.tap(j),
-                View::rows(0, self.c_out),
-            );
-        }
-        for t in 0..w {
-            for (d, b) in dst[t * dst_rs..t * dst_rs + self.c_out]
-                .iter_mut()
-                .zip(&self.b)
-            {
-                *d += b;
-            }
-        }
-    }
-
-    /// Back through the convolution: adds the weight and bias gradients to `grad` and, with
-    /// `dsrc`, the input gradient to `dsrc` (`[pad + w, c_in]`, as `src`). `dout` is `[w, c_out]`.
-    fn seq_backward(
-        &self,
-        src: &[f32],
-        pad: usize,
-        w: usize,
-        dout: &[f32],
-        grad: &mut Conv,
-        dsrc: Option<&mut [f32]>,
-    ) {
-        let (ci, co) = (self.c_in, self.c_out);
-        for j in 0..self.kernel {
-            // dW_j += src_j^T dout.
-            gemm_view(
-                ci,
-                co,
-                w,
-                &mut grad.w,
-                View::rows(j * ci * co, co),
-                true,
-                src,
-                View::rows((pad - self.back(j)) * ci, ci).t(),
-                dout,
-                View::rows(0, co),
-            );
-        }
-        col_sums(&mut grad.b, &dout[..w * co], co);
-        if let Some(dsrc) = dsrc {
-            for j in 0..self.kernel {
-                // dsrc_j += dout W_j^T.
-                gemm_view(
-                    w,
-                    ci,
-                    co,
-                    dsrc,
-                    View::rows((pad - self.back(j)) * ci, ci),
-                    true,
-                    dout,
-                    View::rows(0, co),
-                    self.tap(j),
-                    View::rows(0, co).t(),
-                );
-            }
-        }
-    }
 }
 
 impl FusedTrainer {
@@ -300,7 +216,12 @@ impl FusedTrainer {
 /// The gradient in burn's parameter layout, keyed by the parameters of `model`.
 fn to_params(grad: Model, model: &Surrogate, device: &Device) -> GradientsParams {
     let mut out = GradientsParams::new();
-    fn conv(out: &mut GradientsParams, g: Conv, p: &super::model::CausalConv, device: &Device) {
+    fn conv(
+        out: &mut GradientsParams,
+        g: Conv,
+        p: &crate::surrogate::model::CausalConv,
+        device: &Device,
+    ) {
         let (k, ci, co) = (g.kernel, g.c_in, g.c_out);
         let w =
             Tensor::<3>::from_data(TensorData::new(g.w, [k, ci, co]), device).permute([2, 1, 0]);
@@ -684,61 +605,6 @@ impl Work {
         }
         self.grad = Some(grad);
     }
-}
-
-/// One bin of the LSTM backward: `gates` holds the activations `(i, f, u, o)` of `[n, 4H]` cells and
-/// becomes the gradient of their pre-activations; `dh` is the gradient of the bin's `h`, `dc` that
-/// of its `c` from later bins on entry and of the previous bin's `c` on exit.
-fn lstm_cells_backward(
-    gates: &mut [f32],
-    c_prev: &[f32],
-    tc: &[f32],
-    dh: &[f32],
-    dc: &mut [f32],
-    hd: usize,
-) {
-    #[inline(always)]
-    fn body(gates: &mut [f32], c_prev: &[f32], tc: &[f32], dh: &[f32], dc: &mut [f32], hd: usize) {
-        for (i, g) in gates.chunks_exact_mut(4 * hd).enumerate() {
-            let (gi, rest) = g.split_at_mut(hd);
-            let (gf, rest) = rest.split_at_mut(hd);
-            let (gu, go) = rest.split_at_mut(hd);
-            let r = i * hd..(i + 1) * hd;
-            let (cp, tcc, dhh) = (&c_prev[r.clone()], &tc[r.clone()], &dh[r.clone()]);
-            let dcc = &mut dc[r];
-            for q in 0..hd {
-                let (a_i, a_f, a_u, a_o) = (gi[q], gf[q], gu[q], go[q]);
-                let t_c = tcc[q];
-                let d_o = dhh[q] * t_c;
-                let d_c = dcc[q] + dhh[q] * a_o * (1.0 - t_c * t_c);
-                gi[q] = d_c * a_u * a_i * (1.0 - a_i);
-                gf[q] = d_c * cp[q] * a_f * (1.0 - a_f);
-                gu[q] = d_c * a_i * (1.0 - a_u * a_u);
-                go[q] = d_o * a_o * (1.0 - a_o);
-                dcc[q] = d_c * a_f;
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(
-            gates: &mut [f32],
-            c_prev: &[f32],
-            tc: &[f32],
-            dh: &[f32],
-            dc: &mut [f32],
-            hd: usize,
-        ) {
-            body(gates, c_prev, tc, dh, dc, hd)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2(gates, c_prev, tc, dh, dc, hd) };
-            return;
-        }
-    }
-    body(gates, c_prev, tc, dh, dc, hd)
 }
 
 #[cfg(test)]
