@@ -452,6 +452,9 @@ mod tests {
             .collect()
     }
 
+    type CellsFn = fn(&mut [f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32], usize);
+    type BackwardFn = fn(&mut [f32], &[f32], &[f32], &[f32], &mut [f32], usize);
+
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
     }
@@ -460,7 +463,7 @@ mod tests {
     fn lstm_cells_avx2_and_baseline_builds_agree_bit_for_bit() {
         let (n, hd) = (7, 13);
         let (gates, b_in, c_prev) = (values(n * 4 * hd, 1), values(4 * hd, 2), values(n * hd, 3));
-        let run = |f: fn(&mut [f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32], usize)| {
+        let run = |f: CellsFn| {
             let (mut g, mut c, mut tc, mut h) = (
                 gates.clone(),
                 vec![0.0; n * hd],
@@ -491,7 +494,7 @@ mod tests {
             values(n * hd, 7),
             values(n * hd, 8),
         );
-        let run = |f: fn(&mut [f32], &[f32], &[f32], &[f32], &mut [f32], usize)| {
+        let run = |f: BackwardFn| {
             let (mut g, mut d) = (gates.clone(), dc.clone());
             f(&mut g, &c_prev, &tc, &dh, &mut d, hd);
             [bits(&g), bits(&d)]
