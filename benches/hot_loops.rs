@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rayon::prelude::*;
-use surge::exact::structured::{Item, NeuronBlock, SharedBlock, update_all};
+use surge::rls::structured::{Item, NeuronBlock, SharedBlock, update_all};
 
 /// `n` neurons with `m` private and `s` shared inputs, identity-scaled priors.
 fn blocks(n: usize, m: usize, s: usize) -> (SharedBlock, Vec<NeuronBlock>) {
@@ -60,7 +60,7 @@ fn rls(c: &mut Criterion) {
             })
         });
     }
-    let mut force = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
+    let mut force = surge::rls::force::Force::new(surge::rls::force::ForceConfig::default());
     g.bench_function("force_500_units_1s_loop", |b| {
         b.iter(|| force.run(1000.0, true))
     });

@@ -1,8 +1,10 @@
 //! Surge: differentiable surrogate models of spiking neural networks.
 //!
-//! The crate is organised as in `DESIGN.md`: [`spec`] (networks as data), [`exact`] (the exact LIF
-//! engine), [`signal`] (analysis), [`plot`] (figures), plus [`results`] (atomic output files) and
-//! [`experiment`] (one run end to end, shared by the CLI and the tests).
+//! [`spec`]: networks as data. [`exact`]: the exact engine and its neuron models. [`rls`]: FORCE/RLS
+//! on exact networks (Kim & Chow). [`data`]: surrogate training sets. [`surrogate`]: the learned cell
+//! model, its training and CPU kernels. [`netopt`]: the surrogate network engine and the optimisation
+//! of connectivity. [`signal`], [`plot`], [`results`], [`experiment`], [`memory`]: analysis,
+//! figures, output files, one exact run end to end, memory checks. `docs/architecture.md` has the map.
 
 #[macro_use]
 mod simd;
@@ -15,6 +17,7 @@ pub mod memory;
 pub mod netopt;
 pub mod plot;
 pub mod results;
+pub mod rls;
 pub mod seed;
 pub mod signal;
 pub mod spec;

@@ -97,7 +97,7 @@ fn cmaes_on_the_exact_engine_moves_the_band_and_is_reproducible() {
 /// all lag alike, so in-phase targets leave the readout a one-dimensional basis.
 #[test]
 fn band_rls_readout_learns_with_spread_phases_only() {
-    use surge::exact::band_rls::{BandForce, BandRlsConfig, train};
+    use surge::rls::band::{BandForce, BandRlsConfig, train};
     use surge::spec::{Connectome, NetworkSpec};
     let (spec, _) = NetworkSpec::load(std::path::Path::new("experiments/ei_small.toml")).unwrap();
     let conn = Connectome::build(&spec);

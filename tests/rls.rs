@@ -1,7 +1,7 @@
 //! RLS (FORCE) training reaches the published convergence bars.
 
 use rand::Rng;
-use surge::exact::rls::{RateRnnConfig, RlsLearner, pearson, train_rate_rnn};
+use surge::rls::force::{RateRnnConfig, RlsLearner, pearson, train_rate_rnn};
 
 #[test]
 fn rls_solves_a_linear_regression_exactly() {
@@ -48,8 +48,8 @@ fn part1_rate_network_learns_phase_shifted_sines() {
 
 #[test]
 fn part2_spiking_network_learns_slow_sines() {
-    let cfg = surge::exact::rls::SpikingRlsConfig::default();
-    let res = surge::exact::rls::train_spiking(&cfg, &mut |_, _| {});
+    let cfg = surge::rls::force::SpikingRlsConfig::default();
+    let res = surge::rls::force::train_spiking(&cfg, &mut |_, _| {});
     eprintln!(
         "part 2: r before {:.3}, per loop {:?}, test {:.4}; rate {:.1} -> {:.1} Hz",
         res.mean_r_before,
@@ -70,7 +70,7 @@ fn part2_spiking_network_learns_slow_sines() {
 
 #[test]
 fn textbook_force_learns_a_sum_of_sines() {
-    let mut net = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
+    let mut net = surge::rls::force::Force::new(surge::rls::force::ForceConfig::default());
     let (z0, f0) = net.run(2000.0, false);
     let before = pearson(&z0, &f0);
     let mut train_r = 0.0;

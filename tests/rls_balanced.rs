@@ -2,8 +2,8 @@
 //! the balanced state, learning, resume, and bad target files.
 
 use std::path::Path;
-use surge::exact::balanced::{BalancedConfig, Targets, Trainer, mean};
-use surge::exact::balanced_files::{load_state, read_targets, save_state};
+use surge::rls::balanced::{BalancedConfig, Targets, Trainer, mean};
+use surge::rls::balanced_files::{load_state, read_targets, save_state};
 
 const BINS: usize = 51;
 
@@ -126,7 +126,7 @@ fn small_balanced_network_learns_its_targets_and_stays_balanced() {
         "trained {r1} / {r1s}, ceiling {c20} / {c100}"
     );
     // Without fluctuations perfect learning correlates perfectly.
-    let flat = surge::exact::balanced::TrialOut {
+    let flat = surge::rls::balanced::TrialOut {
         input: vec![0.3; before[0].input.len()],
         counts: Vec::new(),
         bins: before[0].bins,

@@ -130,7 +130,7 @@ f.close()
         .arg(&out)
         .assert()
         .success();
-    let t = surge::exact::balanced_files::read_targets(&out).unwrap();
+    let t = surge::rls::balanced_files::read_targets(&out).unwrap();
     assert_eq!((t.n, t.bins, t.bin_ms), (6, 30, 20.0));
     for k in 0..2 {
         for (&u, &r) in t.utarg[k].iter().zip(&t.rate_hz[k]) {

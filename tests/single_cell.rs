@@ -1,6 +1,7 @@
 //! Single cells in the exact engine against closed-form solutions.
 
-use surge::exact::lif::{exp2_norm, lif_period_ms, psp_kernel};
+use surge::exact::models::lif_conductance::exp2_norm;
+use surge::exact::models::lif_current::{lif_period_ms, psp_kernel};
 use surge::exact::simulate;
 use surge::spec::{Connectome, NetworkSpec};
 

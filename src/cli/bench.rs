@@ -296,7 +296,7 @@ fn stream_fused() -> Result<Row> {
 
 /// Textbook FORCE (N = 500 tanh units, tau 10 ms, dt 1 ms, g 1.5, shared P, update every 2 steps): one 1 s training loop.
 fn force() -> Result<Row> {
-    let mut net = surge::exact::rls::Force::new(surge::exact::rls::ForceConfig::default());
+    let mut net = surge::rls::force::Force::new(surge::rls::force::ForceConfig::default());
     net.run(1000.0, true);
     let loops = 5;
     let t0 = Instant::now();
@@ -320,12 +320,12 @@ fn force() -> Result<Row> {
 /// loop (both trial types; biological time counts the trained span of each), after building the
 /// network; 200 loops is the full run.
 fn balanced_loops(loops: usize) -> Result<Row> {
-    let (cfg, _) = surge::exact::balanced_files::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
+    let (cfg, _) = surge::rls::balanced_files::load_config(Some(Path::new("experiments/rls_part3.toml")), Some(loops))
         .context("the balanced-RLS benchmark reads experiments/rls_part3.toml and its ALM targets; run it from the root of the sources")?;
-    let targets = surge::exact::balanced_files::read_targets(Path::new(&cfg.targets))?;
+    let targets = surge::rls::balanced_files::read_targets(Path::new(&cfg.targets))?;
     let updates = 2.0 * targets.n as f64 * (cfg.train_ms / cfg.update_every_ms).round();
     let t0 = Instant::now();
-    let mut tr = surge::exact::balanced::Trainer::new(&cfg, targets, &mut |_| {})?;
+    let mut tr = surge::rls::balanced::Trainer::new(&cfg, targets, &mut |_| {})?;
     let build_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     for _ in 0..loops {

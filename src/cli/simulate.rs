@@ -71,7 +71,7 @@ fn rerun(weights: &Path, out: Option<PathBuf>, force: bool) -> Result<()> {
         target.display()
     );
     let pb = bar(1, "rebuild");
-    let r = surge::exact::balanced_files::rerun(weights, &mut |m| pb.set_message(m.to_string()))?;
+    let r = surge::rls::balanced_files::rerun(weights, &mut |m| pb.set_message(m.to_string()))?;
     pb.finish_and_clear();
     let out_dir = OutDir::create(&dir)?;
     surge::results::atomic_write(&target, serde_json::to_string_pretty(&r)?.as_bytes())?;

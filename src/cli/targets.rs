@@ -36,13 +36,13 @@ pub fn run(args: Args) -> Result<()> {
         force,
     } = args;
     refuse_existing(&out, force)?;
-    let how = surge::exact::balanced_files::DriveFromRate {
+    let how = surge::rls::balanced_files::DriveFromRate {
         sigma,
         tau_m_ms,
         t_ref_ms,
         min_rate_hz,
     };
-    let (n, bins) = surge::exact::balanced_files::targets_from_rates(&rates, &out, &how)?;
+    let (n, bins) = surge::rls::balanced_files::targets_from_rates(&rates, &out, &how)?;
     println!(
         "wrote {} targets for {n} neurons x {bins} bins (u = f^-1(rate), sigma {sigma}, tau_m {tau_m_ms} ms)",
         out.display()

@@ -1,16 +1,12 @@
-//! The exact simulator: LIF neuron models integrated exactly on a time grid, event-driven spike
-//! delivery with delays, and the LIF transfer function. Never depends on burn.
+//! The exact simulator: neuron models ([`models`]) stepped on a time grid by the kernel
+//! ([`network`]: spike delivery with delays, drives, recording), and the LIF transfer function
+//! ([`siegert`]). Never depends on burn.
 
-pub mod lif;
+pub mod models;
 pub mod network;
-pub mod rls;
 pub mod siegert;
 
 pub use network::{
     ExternalInput, NamedSignal, RecordedCell, Sampling, SimResult, StepHook, simulate,
     simulate_with_hook, simulate_with_input,
 };
-pub mod balanced;
-pub mod balanced_files;
-pub mod band_rls;
-pub mod structured;

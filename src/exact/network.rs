@@ -7,10 +7,10 @@
 //! above threshold spikes at `(n + 1) dt`, is reset and held for the refractory period, and its spike
 //! arrives at its targets exactly `delay` later. Recorded traces are sampled at the end of each step.
 
-use super::lif::{ConductancePropagator, CurrentPropagator, NMDA};
+use super::models::{self, NeuronModel};
 use crate::error::{Result, SurgeError};
 use crate::seed::{rng_for, stream};
-use crate::spec::{CellSpec, Connectome, DriveKind, NetworkSpec, SignalKind, VInit};
+use crate::spec::{Connectome, DriveKind, NetworkSpec, SignalKind, VInit};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, StandardNormal};
@@ -60,21 +60,6 @@ pub struct SimResult {
     pub input_channels: usize,
 }
 
-enum Dynamics {
-    Current {
-        prop: CurrentPropagator,
-        u: Vec<f64>,
-    },
-    Conductance {
-        prop: ConductancePropagator,
-        rise: Vec<f64>,
-        decay: Vec<f64>,
-        /// Scratch: total conductance and reversal-weighted conductance per cell.
-        g_tot: Vec<f64>,
-        num: Vec<f64>,
-    },
-}
-
 struct Population {
     offset: usize,
     size: usize,
@@ -90,7 +75,7 @@ struct Population {
     /// Per-step std of white-noise voltage increments per cell (empty without white noise).
     noise: Vec<f64>,
     noise_rng: ChaCha8Rng,
-    dyn_: Dynamics,
+    model: Box<dyn NeuronModel>,
     record_spikes: bool,
     needs_current: bool,
     v_sum: f64,
@@ -126,7 +111,7 @@ struct BiasDrive {
 }
 
 /// Sum with four accumulators (the sequential sum is bound by add latency).
-fn sum(x: &[f64]) -> f64 {
+pub(crate) fn sum(x: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let chunks = x.chunks_exact(4);
     let rest: f64 = chunks.remainder().iter().sum();
@@ -291,19 +276,7 @@ pub fn simulate_with_hook(
                 .map(|_| a + (b - a) * rng.random::<f64>())
                 .collect(),
         };
-        let dyn_ = match &p.neuron {
-            CellSpec::LifCurrent(c) => Dynamics::Current {
-                prop: CurrentPropagator::new(c, dt),
-                u: vec![0.0; nch * p.size],
-            },
-            CellSpec::LifConductance(c) => Dynamics::Conductance {
-                prop: ConductancePropagator::new(c, dt),
-                rise: vec![0.0; 4 * p.size],
-                decay: vec![0.0; 4 * p.size],
-                g_tot: vec![0.0; p.size],
-                num: vec![0.0; p.size],
-            },
-        };
+        let model = models::build(&p.neuron, p.size, dt);
         let needs_current = spec
             .recording
             .signals
@@ -320,7 +293,7 @@ pub fn simulate_with_hook(
             base_bias: vec![0.0; p.size],
             noise: Vec::new(),
             noise_rng: rng_for(seed, &[stream::DRIVE_NOISE, u64::MAX, pi as u64]),
-            dyn_,
+            model,
             record_spikes: record_pops[pi],
             needs_current,
             v_sum: 0.0,
@@ -496,9 +469,7 @@ pub fn simulate_with_hook(
                 }
             }
             for p in pops.iter_mut() {
-                if let Dynamics::Current { prop, .. } = &p.dyn_ {
-                    // Exact OU step: the noise added over dt has std sigma sqrt((1 - e^{-2 dt / tau_m}) / 2).
-                    let q = ((1.0 - prop.p_vv * prop.p_vv) / 2.0).sqrt();
+                if let Some(q) = p.model.noise_scale() {
                     p.noise.iter_mut().for_each(|var| *var = var.sqrt() * q);
                 }
             }
@@ -577,145 +548,31 @@ pub fn simulate_with_hook(
             p.v_sum = 0.0;
             p.current_sum = 0.0;
             p.n_spikes = 0;
-            let size = p.size;
-            match &mut p.dyn_ {
-                Dynamics::Current { prop, u } => {
-                    for (c, &k) in prop.kick.iter().enumerate() {
-                        let (uc, ic) = (
-                            &mut u[c * size..(c + 1) * size],
-                            &mut inputs[c * size..(c + 1) * size],
-                        );
-                        for (x, inp) in uc.iter_mut().zip(ic.iter_mut()) {
-                            *x += k * *inp;
-                            *inp = 0.0;
-                        }
-                    }
-                    // Separate passes so the linear update vectorises; spikes are rare and handled last.
-                    let (vs, refl) = (&mut p.v[..], &mut p.ref_left[..]);
-                    for ((v, &r), &b) in vs.iter_mut().zip(refl.iter()).zip(&p.bias) {
-                        let v_inf = prop.v_rest + b;
-                        let next = v_inf + (*v - v_inf) * prop.p_vv;
-                        *v = if r == 0 { next } else { *v };
-                    }
-                    for (c, uc) in u.chunks_exact_mut(size).enumerate() {
-                        let (k, d) = (prop.p_vu[c], prop.p_uu[c]);
-                        for ((v, &r), x) in vs.iter_mut().zip(refl.iter()).zip(uc.iter_mut()) {
-                            *v += if r == 0 { k * *x } else { 0.0 };
-                            *x *= d;
-                        }
-                        if p.needs_current {
-                            p.current_sum += sum(uc);
-                        }
-                    }
-                    if !p.noise.is_empty() {
-                        for ((v, &r), &sd) in vs.iter_mut().zip(refl.iter()).zip(&p.noise) {
-                            let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
-                            *v += if r == 0 { sd * xi } else { 0.0 };
-                        }
-                    }
-                    for (i, (v, r)) in vs.iter_mut().zip(refl.iter_mut()).enumerate() {
-                        *r = r.saturating_sub(1);
-                        if *v >= prop.v_threshold {
-                            *v = prop.v_reset;
-                            *r = prop.ref_steps;
-                            spiked.push((p.offset + i) as u32);
-                            p.n_spikes += 1;
-                        }
-                    }
-                    p.v_sum = sum(vs);
-                    // A NaN or infinity anywhere makes the sum non-finite.
-                    bad |= !p.v_sum.is_finite();
-                }
-                Dynamics::Conductance {
-                    prop,
-                    rise,
-                    decay,
-                    g_tot,
-                    num,
-                } => {
-                    for c in 0..4 {
-                        let ic = &mut inputs[c * size..(c + 1) * size];
-                        let (r, d) = (
-                            &mut rise[c * size..(c + 1) * size],
-                            &mut decay[c * size..(c + 1) * size],
-                        );
-                        for i in 0..size {
-                            let add = ic[i] * prop.norm[c];
-                            r[i] += add;
-                            d[i] += add;
-                            ic[i] = 0.0;
-                        }
-                    }
-                    // Total conductance and its reversal-weighted sum per cell, channel by channel
-                    // (vectorisable), then one exact exponential step per cell.
-                    let (vs, refl) = (&mut p.v[..], &mut p.ref_left[..]);
-                    for ((gt, nm), &b) in g_tot.iter_mut().zip(num.iter_mut()).zip(&p.bias) {
-                        *gt = prop.g_l;
-                        *nm = prop.g_l * prop.e_l + b;
-                    }
-                    for c in 0..4 {
-                        let (r, d) = (
-                            &rise[c * size..(c + 1) * size],
-                            &decay[c * size..(c + 1) * size],
-                        );
-                        let e = prop.e_rev[c];
-                        let cells = g_tot.iter_mut().zip(num.iter_mut()).zip(r.iter().zip(d));
-                        if c == NMDA {
-                            for (((gt, nm), (&ri, &di)), &v) in cells.zip(vs.iter()) {
-                                let g = di - ri;
-                                let g = if g == 0.0 { 0.0 } else { g * prop.mg_block(v) };
-                                *gt += g;
-                                *nm += g * e;
-                            }
-                        } else {
-                            for ((gt, nm), (&ri, &di)) in cells {
-                                let g = di - ri;
-                                *gt += g;
-                                *nm += g * e;
-                            }
-                        }
-                    }
-                    let k = -prop.dt / prop.c_m;
-                    for ((v, &r), (&gt, &nm)) in vs
-                        .iter_mut()
-                        .zip(refl.iter())
-                        .zip(g_tot.iter().zip(num.iter()))
-                    {
-                        if r == 0 {
-                            let v_inf = nm / gt;
-                            *v = v_inf + (*v - v_inf) * (k * gt).exp();
-                        }
-                    }
-                    for c in 0..4 {
-                        let (pr, pd) = (prop.p_rise[c], prop.p_decay[c]);
-                        rise[c * size..(c + 1) * size]
-                            .iter_mut()
-                            .for_each(|x| *x *= pr);
-                        decay[c * size..(c + 1) * size]
-                            .iter_mut()
-                            .for_each(|x| *x *= pd);
-                    }
-                    if p.needs_current {
-                        // Sampled at the end of the step, before a spike resets v.
-                        for (i, &v) in vs.iter().enumerate() {
-                            let g: [f64; 4] =
-                                std::array::from_fn(|c| decay[c * size + i] - rise[c * size + i]);
-                            p.current_sum += prop.synaptic_current(v, &g);
-                        }
-                    }
-                    for (i, (v, r)) in vs.iter_mut().zip(refl.iter_mut()).enumerate() {
-                        *r = r.saturating_sub(1);
-                        if *v >= prop.v_threshold {
-                            *v = prop.v_reset;
-                            *r = prop.ref_steps;
-                            spiked.push((p.offset + i) as u32);
-                            p.n_spikes += 1;
-                        }
-                    }
-                    p.v_sum = sum(vs);
-                    bad |= !p.v_sum.is_finite();
+            p.model.receive(inputs);
+            p.model.integrate(&mut p.v, &p.ref_left, &p.bias);
+            if !p.noise.is_empty() {
+                for ((v, &r), &sd) in p.v.iter_mut().zip(&p.ref_left).zip(&p.noise) {
+                    let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
+                    *v += if r == 0 { sd * xi } else { 0.0 };
                 }
             }
+            if p.needs_current {
+                // Sampled at the end of the step, before a spike resets v.
+                p.current_sum = p.model.synaptic_current_sum(&p.v);
+            }
+            let rule = p.model.spike_rule();
+            for (i, (v, r)) in p.v.iter_mut().zip(p.ref_left.iter_mut()).enumerate() {
+                *r = r.saturating_sub(1);
+                if *v >= rule.threshold {
+                    *v = rule.reset;
+                    *r = rule.refractory_steps;
+                    spiked.push((p.offset + i) as u32);
+                    p.n_spikes += 1;
+                }
+            }
+            p.v_sum = sum(&p.v);
+            // A NaN or infinity anywhere makes the sum non-finite.
+            bad |= !p.v_sum.is_finite();
         }
         if bad {
             let (pi, v) = pops
@@ -773,17 +630,8 @@ pub fn simulate_with_hook(
             if !sampling.channels {
                 continue;
             }
-            match &p.dyn_ {
-                Dynamics::Current { u, .. } => {
-                    for (c, tr) in rec.channels.iter_mut().enumerate() {
-                        tr.push(u[c * p.size + i] as f32);
-                    }
-                }
-                Dynamics::Conductance { rise, decay, .. } => {
-                    for (c, tr) in rec.channels.iter_mut().enumerate() {
-                        tr.push((decay[c * p.size + i] - rise[c * p.size + i]) as f32);
-                    }
-                }
+            for (c, tr) in rec.channels.iter_mut().enumerate() {
+                tr.push(p.model.channel_value(c, i) as f32);
             }
         }
         for (s, pis) in signals.iter_mut().zip(&sig_pops) {

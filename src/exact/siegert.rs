@@ -49,7 +49,7 @@ pub fn siegert_rate_hz(
     tau_s: f64,
 ) -> f64 {
     if sigma <= 1e-9 {
-        let period = super::lif::lif_period_ms(tau_m, t_ref, mu, v_reset, theta);
+        let period = super::models::lif_current::lif_period_ms(tau_m, t_ref, mu, v_reset, theta);
         return if period.is_finite() {
             1000.0 / period
         } else {

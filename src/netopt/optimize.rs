@@ -33,7 +33,7 @@ pub struct OptimizeConfig {
     pub recheck: RecheckConfig,
     /// The exact RLS (FORCE) route to the same band, for `surge compare methods`.
     #[serde(default)]
-    pub rls: crate::exact::band_rls::BandRlsConfig,
+    pub rls: crate::rls::band::BandRlsConfig,
 }
 
 fn d_signal() -> Vec<String> {

@@ -7,7 +7,7 @@ use super::super::ui::{Backend, OutDir, bar, print_outputs};
 use anyhow::{Context, Result};
 use surge::netopt::job::{self, Event, Job};
 use std::path::{Path, PathBuf};
-use surge::exact::band_rls::{self, BandForce, BandForceHook};
+use surge::rls::band::{self, BandForce, BandForceHook};
 use surge::netopt::optimize::{
     self, ExactCheck, OptimizeConfig, exact_check, exact_run_with_hook,
 };
@@ -252,7 +252,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     let conn = surge::spec::Connectome::build(&spec);
     let mut force = BandForce::new(&cfg.rls, &spec, &conn)?;
     let pb = bar(cfg.rls.loops as u64, "rls");
-    let rls_errors = band_rls::train(&mut force, &spec, &conn, &mut |done, rms| {
+    let rls_errors = band::train(&mut force, &spec, &conn, &mut |done, rms| {
         pb.set_position(done as u64);
         pb.set_message(format!("readout RMS error {rms:.2}"));
     })?;

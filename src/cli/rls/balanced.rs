@@ -4,8 +4,8 @@
 use super::super::ui::{bar, in_out_dir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use surge::exact::balanced::{self, BalancedConfig, TRIAL_TYPES, Trainer, TrialOut, mean};
-use surge::exact::balanced_files::{self as files, TestTraces};
+use surge::rls::balanced::{self, BalancedConfig, TRIAL_TYPES, Trainer, TrialOut, mean};
+use surge::rls::balanced_files::{self as files, TestTraces};
 use surge::plot::{self, Lines, Raster};
 
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ pub mod balanced;
 use super::ui::{OutDir, bar};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use surge::exact::rls;
+use surge::rls::force;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,9 +64,9 @@ pub fn small(part: SmallPart, args: SmallArgs) -> Result<f64> {
     let t0 = std::time::Instant::now();
     let (json, per_loop, test_r) = match part {
         SmallPart::Rate => {
-            let c = rls::RateRnnConfig::load(config.as_deref(), loops)?;
+            let c = force::RateRnnConfig::load(config.as_deref(), loops)?;
             let pb = bar(c.loops as u64, "rls rate");
-            let r = rls::train_rate_rnn(&c, &mut |d, _| pb.set_position(d));
+            let r = force::train_rate_rnn(&c, &mut |d, _| pb.set_position(d));
             pb.finish_and_clear();
             (
                 serde_json::json!({ "config": c, "result": r }),
@@ -75,9 +75,9 @@ pub fn small(part: SmallPart, args: SmallArgs) -> Result<f64> {
             )
         }
         SmallPart::Spiking => {
-            let c = rls::SpikingRlsConfig::load(config.as_deref(), loops)?;
+            let c = force::SpikingRlsConfig::load(config.as_deref(), loops)?;
             let pb = bar(c.loops as u64, "rls spiking");
-            let r = rls::train_spiking(&c, &mut |d, _| pb.set_position(d));
+            let r = force::train_spiking(&c, &mut |d, _| pb.set_position(d));
             pb.finish_and_clear();
             let per = r.train_r.clone();
             (

@@ -10,9 +10,9 @@
 //! All trained cells read the same `r`, so one inverse correlation matrix `P` serves them all
 //! ([`RlsLearner::update_shared`], the textbook FORCE step).
 
-use super::network::StepHook;
-use super::rls::RlsLearner;
+use super::force::RlsLearner;
 use crate::error::{Result, SurgeError};
+use crate::exact::network::StepHook;
 use crate::spec::{Connectome, NetworkSpec};
 use serde::{Deserialize, Serialize};
 
@@ -287,11 +287,11 @@ pub fn train(
             force: &mut *force,
             error: None,
         };
-        super::network::simulate_with_hook(
+        crate::exact::network::simulate_with_hook(
             &s,
             conn,
             None,
-            super::network::Sampling::default(),
+            crate::exact::network::Sampling::default(),
             Some(&mut hook),
             &mut |_, _| {},
         )?;

@@ -329,6 +329,20 @@ struct TrialOut {
     spikes: usize,
 }
 
+/// One step of a Part 2 neuron (threshold 1, reset 0, no refractory period): exact relaxation
+/// towards `v_inf` by the factor `p_vv = e^{-dt / tau_m}`, plus the step's noise increment.
+/// Returns whether the neuron fired.
+#[inline(always)]
+fn membrane_step(v: &mut f64, v_inf: f64, p_vv: f64, noise: f64) -> bool {
+    *v = v_inf + (*v - v_inf) * p_vv + noise;
+    if *v >= 1.0 {
+        *v = 0.0;
+        true
+    } else {
+        false
+    }
+}
+
 impl SpikingNet<'_> {
     fn target(&self, i: usize, t_window_ms: f64) -> f64 {
         self.mean_x[i]
@@ -381,9 +395,7 @@ impl SpikingNet<'_> {
             for i in 0..n {
                 let cue = if in_window { 0.0 } else { self.cue[i] };
                 let v_inf = self.mu[i] + x[i] + cue;
-                v[i] = v_inf + (v[i] - v_inf) * p_vv + q * normal.sample(&mut rng);
-                if v[i] >= 1.0 {
-                    v[i] = 0.0;
+                if membrane_step(&mut v[i], v_inf, p_vv, q * normal.sample(&mut rng)) {
                     fired.push(i);
                 }
             }
@@ -666,6 +678,20 @@ impl SpikingRlsConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn part2_membrane_fires_at_the_analytic_lif_period() {
+        let (tau_m, dt, mu): (f64, f64, f64) = (10.0, 1e-3, 1.5);
+        let p_vv = (-dt / tau_m).exp();
+        let mut v = 0.0;
+        let spikes: Vec<f64> = (0..200_000)
+            .filter(|_| super::membrane_step(&mut v, mu, p_vv, 0.0))
+            .map(|n| (n + 1) as f64 * dt)
+            .collect();
+        let period = (spikes[spikes.len() - 1] - spikes[0]) / (spikes.len() - 1) as f64;
+        let want = crate::exact::models::lif_current::lif_period_ms(tau_m, 0.0, mu, 0.0, 1.0);
+        assert!((period - want).abs() < 2.0 * dt, "{period} vs {want} ms");
+    }
+
     #[test]
     fn absorb_avx2_and_baseline_builds_agree_bit_for_bit() {
         let n = 37;

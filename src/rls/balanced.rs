@@ -168,6 +168,64 @@ impl Incoming<'_> {
     }
 }
 
+#[cfg(test)]
+mod membrane_period {
+    use super::{Incoming, membrane};
+
+    #[test]
+    fn part3_membrane_fires_at_the_analytic_lif_period() {
+        let (tau_m, dt, mu, n): (f64, f64, f64, usize) = (15.0, 1e-3, 1.3, 3);
+        let c = membrane::Consts {
+            p_s: 0.0,
+            p_p: 0.0,
+            p_v: (-dt / tau_m).exp(),
+            inv_tp: 0.0,
+            w_e: 0.0,
+            w_i: 0.0,
+        };
+        let none = Incoming {
+            fired: &[],
+            out_off: &[0],
+            out_tgt: &[],
+            split: &[0],
+            n_e: 0,
+        };
+        let (mut xe, mut xi, mut xp, mut acc, mut v, mut su) = (
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0.0; n],
+            vec![0.0; n],
+        );
+        let (mut ce, mut ci) = (vec![0u16; n], vec![0u16; n]);
+        let (mu_v, st) = (vec![mu; n], vec![0.0; n]);
+        let mut fired = Vec::new();
+        let mut spikes = Vec::new();
+        for step in 0..100_000 {
+            let pop = membrane::Pop {
+                xe: &mut xe,
+                xi: &mut xi,
+                xp: &mut xp,
+                ce: &mut ce,
+                ci: &mut ci,
+                acc: &mut acc,
+                mu: &mu_v,
+                st: &st,
+                v: &mut v,
+                su: &mut su,
+            };
+            none.lane(0, pop, c, &mut fired);
+            if fired.contains(&0) {
+                spikes.push((step + 1) as f64 * dt);
+            }
+        }
+        let period = (spikes[spikes.len() - 1] - spikes[0]) / (spikes.len() - 1) as f64;
+        let want = crate::exact::models::lif_current::lif_period_ms(tau_m, 0.0, mu, 0.0, 1.0);
+        assert!((period - want).abs() < 2.0 * dt, "{period} vs {want} ms");
+    }
+}
+
 /// Names of the two trial types, in the order of the target file.
 pub const TRIAL_TYPES: [&str; 2] = ["lickright", "lickleft"];
 

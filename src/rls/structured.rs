@@ -478,7 +478,7 @@ pub fn invert_spd(a: &[f64], n: usize) -> Result<Vec<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::rls::RlsLearner;
+    use crate::rls::force::RlsLearner;
     use rand::{Rng, SeedableRng};
 
     /// A full `(m + n)^2` RLS with a block-diagonal prior, the reference the structured form must equal.

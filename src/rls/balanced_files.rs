@@ -432,7 +432,7 @@ pub fn targets_from_rates(rates: &Path, out: &Path, how: &DriveFromRate) -> Resu
         .iter()
         .flat_map(|(_, v)| v.iter().copied().map(clipped));
     let (r_min, r_max) = all.fold((f64::INFINITY, 0.0f64), |(a, b), r| (a.min(r), b.max(r)));
-    let table = super::siegert::InverseTable::new(
+    let table = crate::exact::siegert::InverseTable::new(
         r_min,
         r_max,
         how.sigma,
