@@ -171,7 +171,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     let coarse = o("coarse.h5");
     let coarse_toml = write(
         &o("coarse.toml"),
-        &DATA.replace("bin_ms = 0.5", "bin_ms = 1.0"),
+        &common::edit(DATA, "bin_ms = 0.5", "bin_ms = 1.0"),
     );
     surge()
         .args(["gen", "--config"])
@@ -214,7 +214,10 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let text_h5 = write(&o("text.h5"), "this is not HDF5\n");
     let other_seed = o("other_seed.h5");
-    let other_seed_toml = write(&o("other_seed.toml"), &DATA.replace("seed = 3", "seed = 4"));
+    let other_seed_toml = write(
+        &o("other_seed.toml"),
+        &common::edit(DATA, "seed = 3", "seed = 4"),
+    );
     surge()
         .args(["gen", "--config"])
         .arg(&other_seed_toml)
@@ -262,8 +265,8 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     };
     let opt_text = std::fs::read_to_string(repo("experiments/alpha_to_beta_demo.toml")).unwrap();
     let opt = |name: &str, from: &str, to: &str| {
-        assert!(opt_text.contains(from), "{from}");
-        let t = opt_text.replacen(from, to, 1).replace(
+        let t = common::edit(
+            &common::edit(&opt_text, from, to),
             "network = \"hnn_alpha.toml\"",
             &format!(
                 "network = \"{}\"",
@@ -281,9 +284,11 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     let fits = sur("s_fits.toml", "window = 600", "window = 300");
     let exploding = write(
         &o("s_explode.toml"),
-        &sur_text
-            .replacen("window = 600", "window = 300", 1)
-            .replacen("lr = 1e-3", "lr = 1e30", 1),
+        &common::edit(
+            &common::edit(&sur_text, "window = 600", "window = 300"),
+            "lr = 1e-3",
+            "lr = 1e30",
+        ),
     );
     let existing = write(&o("existing.h5"), "keep me");
     let existing_ck = o("existing_ck");
@@ -431,7 +436,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &write(
                     &o("d_syntax.toml"),
-                    &DATA.replace("traces = 4", "traces = [4"),
+                    &common::edit(DATA, "traces = 4", "traces = [4"),
                 ),
                 &"--out",
                 &out_h5,
@@ -444,7 +449,10 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &[
                 &"gen",
                 &"--config",
-                &write(&o("d_zero.toml"), &DATA.replace("traces = 4", "traces = 0")),
+                &write(
+                    &o("d_zero.toml"),
+                    &common::edit(DATA, "traces = 4", "traces = 0"),
+                ),
                 &"--out",
                 &out_h5,
             ],
@@ -458,7 +466,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &write(
                     &o("d_bin.toml"),
-                    &DATA.replace("bin_ms = 0.5", "bin_ms = 0.05"),
+                    &common::edit(DATA, "bin_ms = 0.5", "bin_ms = 0.05"),
                 ),
                 &"--out",
                 &out_h5,
@@ -473,7 +481,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &write(
                     &o("d_rate.toml"),
-                    &DATA.replacen("rate_hz = [5.0, 30.0]", "rate_hz = [30.0, 5.0]", 1),
+                    &common::edit(DATA, "rate_hz = [5.0, 30.0]", "rate_hz = [30.0, 5.0]"),
                 ),
                 &"--out",
                 &out_h5,
@@ -1127,9 +1135,11 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &write(
                     &o("r_bal.toml"),
-                    &std::fs::read_to_string(repo("experiments/rls_part3.toml"))
-                        .unwrap()
-                        .replace("alm_pyramidal_rates.h5", "no_such_rates.h5"),
+                    &common::edit(
+                        &std::fs::read_to_string(repo("experiments/rls_part3.toml")).unwrap(),
+                        "alm_pyramidal_rates.h5",
+                        "no_such_rates.h5",
+                    ),
                 ),
                 &"--loops",
                 &"1",

@@ -1,6 +1,8 @@
 //! End to end: the `surge` binary on a small network, its files read back, and bad input refused
 //! without leaving output behind.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::Path;
 
@@ -106,9 +108,11 @@ fn simulate_writes_results_metrics_and_figures_that_agree() {
 fn bad_input_fails_cleanly_without_output() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    let text = std::fs::read_to_string(config())
-        .unwrap()
-        .replace("rate_hz = 10.0", "rate_hz = -10.0");
+    let text = common::edit(
+        &std::fs::read_to_string(config()).unwrap(),
+        "rate_hz = 10.0",
+        "rate_hz = -10.0",
+    );
     std::fs::write(&bad, text).unwrap();
     let out = dir.path().join("never");
     surge()

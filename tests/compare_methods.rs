@@ -2,23 +2,25 @@
 //! column on a held-out seed, is reproducible although candidates are scored in parallel, and judges
 //! every method on the same held-out runs.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
 fn config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("experiments/alpha_to_beta_demo.toml")
-        .unwrap()
-        .replace(
-            "network = \"hnn_alpha.toml\"",
-            &format!(
-                "network = \"{}\"",
-                std::fs::canonicalize("experiments/hnn_alpha.toml")
-                    .unwrap()
-                    .display()
-            ),
-        )
-        .replace("window_ms = 250.0", "window_ms = 300.0")
-        .replace("duration_ms = 2000.0", "duration_ms = 1500.0");
+    let text = std::fs::read_to_string("experiments/alpha_to_beta_demo.toml").unwrap();
+    let text = common::edit(
+        &text,
+        "network = \"hnn_alpha.toml\"",
+        &format!(
+            "network = \"{}\"",
+            std::fs::canonicalize("experiments/hnn_alpha.toml")
+                .unwrap()
+                .display()
+        ),
+    );
+    let text = common::edit(&text, "window_ms = 250.0", "window_ms = 300.0");
+    let text = common::edit(&text, "duration_ms = 2000.0", "duration_ms = 1500.0");
     assert!(
         text.contains("window_ms = 300.0") && text.contains("duration_ms = 1500.0"),
         "the demo file no longer holds the window and duration this test shortens"

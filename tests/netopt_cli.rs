@@ -1,6 +1,8 @@
 //! `surge optimize` and `surge compare network` end to end on the shipped alpha column with small random
 //! surrogates (the science of the gradients is in netopt_grad.rs): files, resume, clear refusals.
 
+mod common;
+
 use assert_cmd::Command;
 use burn::tensor::Device;
 use std::path::Path;
@@ -42,15 +44,6 @@ fn write_checkpoints(dir: &Path) {
     }
 }
 
-/// `text` with `from` replaced by `to`, which must be there.
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert!(
-        text.contains(from),
-        "the shipped file no longer holds `{from}`"
-    );
-    text.replacen(from, to, 1)
-}
-
 /// The shipped experiment made small, with exact validation selection (the shipped default is the
 /// last iterate) so that the selection is exercised too.
 fn small_config(dir: &Path) -> std::path::PathBuf {
@@ -72,7 +65,7 @@ fn small_config(dir: &Path) -> std::path::PathBuf {
         ("seeds = [101, 102, 103]".into(), "seeds = [101]".into()),
         ("duration_ms = 3000.0".into(), "duration_ms = 800.0".into()),
     ] {
-        text = edit(&text, &from, &to);
+        text = common::edit(&text, &from, &to);
     }
     let p = dir.join("opt.toml");
     std::fs::write(&p, text).unwrap();
@@ -198,7 +191,7 @@ fn optimize_refuses_missing_checkpoints_and_bad_objectives() {
     let bad = tmp.path().join("bad.toml");
     std::fs::write(
         &bad,
-        edit(
+        common::edit(
             &std::fs::read_to_string(&cfg).unwrap(),
             "band_hz = [15.0, 60.0]",
             "band_hz = [60.0, 15.0]",
@@ -226,8 +219,8 @@ fn per_synapse_optimisation_writes_its_weights_and_resumes_them() {
     let cfg = tmp.path().join("syn.toml");
     std::fs::write(
         &cfg,
-        edit(
-            &edit(
+        common::edit(
+            &common::edit(
                 &std::fs::read_to_string(&base).unwrap(),
                 "per_synapse = false",
                 "per_synapse = true",
@@ -317,8 +310,8 @@ fn adam_resumes_its_moments_heldout_seeds_are_drawn_and_the_control_walks() {
     write_checkpoints(&ck);
     let base = small_config(tmp.path());
     let cfg = tmp.path().join("adam.toml");
-    let text = edit(
-        &edit(
+    let text = common::edit(
+        &common::edit(
             &std::fs::read_to_string(&base).unwrap(),
             "select = \"validation\"",
             "select = \"last\"",
@@ -391,7 +384,7 @@ fn gradcheck_and_sweep_end_to_end() {
     let cfg = tmp.path().join("last.toml");
     std::fs::write(
         &cfg,
-        edit(
+        common::edit(
             &std::fs::read_to_string(&base).unwrap(),
             "select = \"validation\"",
             "select = \"last\"",

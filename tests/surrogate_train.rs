@@ -1,6 +1,8 @@
 //! Training a small surrogate on a small set: the validation voltage error falls well below that of
 //! predicting the mean, and a saved checkpoint reloads to the same predictions.
 
+mod common;
+
 use burn::tensor::{Device, Distribution, Tensor};
 use surge::data::{DatasetConfig, generate_to_file};
 use surge::surrogate::SurrogateArch;
@@ -145,7 +147,11 @@ fn training_learns_the_voltage_and_checkpoints_reload() {
         mt.rate_exact_hz
     );
     // A set of another neuron (other channels) is refused.
-    let other = SET.replace("model = \"lif_conductance\"", "model = \"lif_current\"\nv_threshold_mv = 20.0\nv_reset_mv = 10.0\nchannels = [{ name = \"ampa\", tau_ms = 5.0 }, { name = \"gabaa\", tau_ms = 5.0 }]");
+    let other = common::edit(
+        SET,
+        "model = \"lif_conductance\"",
+        "model = \"lif_current\"\nv_threshold_mv = 20.0\nv_reset_mv = 10.0\nchannels = [{ name = \"ampa\", tau_ms = 5.0 }, { name = \"gabaa\", tau_ms = 5.0 }]",
+    );
     let ocfg = DatasetConfig::from_toml_str(&other, "other").unwrap();
     let opath = generate_to_file(
         &ocfg,

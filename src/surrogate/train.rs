@@ -239,10 +239,11 @@ pub struct SurrogateMeta {
     pub channel_names: Vec<String>,
     pub scaling: Scaling,
     pub bin_ms: f64,
-    /// The neuron model (JSON, as in the dataset).
-    pub neuron_model: String,
-    /// SHA-256 of each training file.
-    pub datasets: Vec<(String, String)>,
+    /// The neuron model the training data came from, as the dataset describes it.
+    #[serde(deserialize_with = "json_object_or_text")]
+    pub neuron_model: serde_json::Value,
+    /// The training files, by name and content.
+    pub datasets: Vec<TrainingFile>,
     pub training: TrainConfig,
     pub epochs: Vec<EpochMetrics>,
     pub best_epoch: usize,
@@ -258,6 +259,53 @@ pub struct SurrogateMeta {
     /// means the same for a steep and a shallow checkpoint. `None`: not measured yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spike_logit_width: Option<f32>,
+}
+
+/// A training file as a checkpoint records it: its file name (not a path on the machine that
+/// trained) and the SHA-256 of its bytes, which identifies it wherever it lies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TrainingFileForm")]
+pub struct TrainingFile {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// The forms a sidecar may hold: `{file, sha256}`, or a `[path, sha256]` pair.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TrainingFileForm {
+    Named { file: String, sha256: String },
+    Pair(String, String),
+}
+
+impl From<TrainingFileForm> for TrainingFile {
+    fn from(f: TrainingFileForm) -> Self {
+        match f {
+            TrainingFileForm::Named { file, sha256 } => TrainingFile { file, sha256 },
+            TrainingFileForm::Pair(path, sha256) => TrainingFile {
+                file: file_name(Path::new(&path)),
+                sha256,
+            },
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A JSON object, also when a sidecar holds it as text.
+fn json_object_or_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<serde_json::Value, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(t) if t.is_empty() => Ok(serde_json::Value::Null),
+        serde_json::Value::String(t) => serde_json::from_str(&t).map_err(serde::de::Error::custom),
+        v => Ok(v),
+    }
 }
 
 impl SurrogateMeta {
@@ -280,7 +328,7 @@ impl SurrogateMeta {
             channel_names,
             scaling,
             bin_ms,
-            neuron_model: String::new(),
+            neuron_model: serde_json::Value::Null,
             datasets: Vec::new(),
             training: TrainConfig::new(1),
             epochs: Vec::new(),
@@ -580,10 +628,15 @@ pub fn train(
         channel_names: reader.channel_names.clone(),
         scaling,
         bin_ms: reader.bin_ms,
-        neuron_model: reader.neuron_json.clone(),
+        neuron_model: serde_json::from_str(&reader.neuron_json).unwrap_or(serde_json::Value::Null),
         datasets: files
             .iter()
-            .map(|f| Ok((f.display().to_string(), sha256(f)?)))
+            .map(|f| {
+                Ok(TrainingFile {
+                    file: file_name(f),
+                    sha256: sha256(f)?,
+                })
+            })
             .collect::<Result<_>>()?,
         training: cfg.clone(),
         epochs: Vec::new(),
@@ -837,4 +890,53 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Surrogate, Surrog
         )
     })?;
     Ok((model, meta))
+}
+
+#[cfg(test)]
+mod sidecar_tests {
+    use super::*;
+
+    #[test]
+    fn sidecars_name_their_data_by_file_and_hash_and_hold_the_neuron_as_an_object() {
+        let old = r#"{"neuron_model": "{\"model\":\"lif_current\"}",
+                      "datasets": [["/tmp/build/pyr.h5", "abc"]]}"#;
+        #[derive(Deserialize)]
+        struct Part {
+            #[serde(deserialize_with = "json_object_or_text")]
+            neuron_model: serde_json::Value,
+            datasets: Vec<TrainingFile>,
+        }
+        let p: Part = serde_json::from_str(old).unwrap();
+        assert_eq!(p.neuron_model["model"], "lif_current");
+        assert_eq!(
+            p.datasets,
+            vec![TrainingFile {
+                file: "pyr.h5".into(),
+                sha256: "abc".into()
+            }]
+        );
+        // The shipped checkpoints are written in this form.
+        for kind in ["lif-default", "lif-accurate"] {
+            for cell in ["pyramidal", "basket"] {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("checkpoints")
+                    .join(kind)
+                    .join(cell)
+                    .join("surrogate.json");
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                assert!(v["neuron_model"].is_object(), "{}", path.display());
+                for d in v["datasets"].as_array().unwrap() {
+                    let f = d["file"].as_str().unwrap();
+                    assert!(
+                        !f.contains('/') && d["sha256"].as_str().unwrap().len() == 64,
+                        "{d}"
+                    );
+                }
+            }
+        }
+        let written = serde_json::to_value(&p.datasets).unwrap();
+        assert_eq!(written[0]["file"], "pyr.h5");
+        assert_eq!(written[0]["sha256"], "abc");
+    }
 }

@@ -39,3 +39,13 @@ pub fn h5py<S: AsRef<OsStr>>(script: &str, args: &[S]) -> Output {
         .output()
         .expect("python3 runs")
 }
+
+/// `text` with the first `from` replaced by `to`; panics if `from` is not there, so a test that
+/// edits a shipped file fails when the file changes instead of testing the unedited text.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the text to edit no longer holds `{from}`"
+    );
+    text.replacen(from, to, 1)
+}
