@@ -224,35 +224,150 @@ pub fn simulate_with_hook(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SimResult> {
     if let Some(ext) = external {
-        let ok = ext.n_cells > 0
-            && ext.first_cell + ext.n_cells <= conn.n_cells
-            && conn.population_of(ext.first_cell)
-                == conn.population_of(ext.first_cell + ext.n_cells - 1)
-            && ext.n_channels
-                == spec.populations[conn.population_of(ext.first_cell)]
-                    .neuron
-                    .n_channels()
-            && ext.values.len() == ext.n_cells * ext.bins * ext.n_channels
-            && ext.bin_steps > 0;
-        if !ok {
-            return Err(SurgeError::spec(
-                "external input",
-                format!(
-                    "{} cells from {} with {} channels and {} values do not fit the network",
-                    ext.n_cells,
-                    ext.first_cell,
-                    ext.n_channels,
-                    ext.values.len()
-                ),
-                "feed cells of one population with one value per cell, bin and channel of that population",
-            ));
-        }
+        check_external(spec, conn, ext)?;
     }
     let every = sampling.every_steps.max(1);
     let dt = spec.simulation.dt_ms;
     let steps = spec.steps();
     check_recording_fits(spec, &sampling, every, steps)?;
     let seed = spec.seed();
+    let (mut pops, row) = build_populations(spec, conn, dt, seed);
+    let input_bins = steps.checked_div(sampling.input_bin_steps).unwrap_or(0);
+    let input_channels = pops.iter().map(|p| p.n_channels).max().unwrap_or(0);
+    let mut binned = BinnedInputs {
+        values: vec![0f32; conn.n_cells * input_bins * input_channels],
+        bins: input_bins,
+        channels: input_channels,
+        bin_steps: sampling.input_bin_steps,
+    };
+    let n_slots = conn.max_delay_steps() as usize + 2;
+    let mut ring = vec![0.0f64; n_slots * row];
+    // Where a synapse of each connection group lands in a ring row: group_base + target.
+    let group_base: Vec<usize> = spec
+        .connections
+        .iter()
+        .map(|c| {
+            let pi = spec.population_index(&c.post).expect("validated");
+            let ch = spec.populations[pi]
+                .neuron
+                .channel_index(&c.channel)
+                .expect("validated");
+            pops[pi].in_base + ch * pops[pi].size - pops[pi].offset
+        })
+        .collect();
+    let mut drives = Drives::build(spec, conn, &pops, dt, seed);
+    let mut rec = Recording::new(spec, &pops, steps, every, sampling.channels);
+    let mut out = Spikes {
+        times_ms: Vec::new(),
+        cells: Vec::new(),
+        counts: vec![0u32; conn.n_cells],
+        synaptic_events: 0,
+    };
+    let mut spiked: Vec<u32> = Vec::new();
+    let report_every = (steps / 200).max(1);
+    let mut hook_current = vec![0.0f64; if hook.is_some() { conn.n_cells } else { 0 }];
+
+    for n in 0..steps {
+        let t = n as f64 * dt;
+        let t_end = (n + 1) as f64 * dt;
+        let now = (n % n_slots) * row;
+        let current = &mut ring[now..now + row];
+        drives.update_constant(
+            t,
+            conn,
+            &mut pops,
+            hook.is_some().then_some(&hook_current[..]),
+        );
+        if let Some(ext) = external {
+            add_external(ext, n, conn, &pops, current);
+        }
+        drives.deliver(n, t, t_end, current);
+        spiked.clear();
+        if step_populations(
+            &mut pops,
+            current,
+            binned.bin_of(n),
+            &mut binned,
+            &mut spiked,
+        ) {
+            return Err(diverged(spec, &pops, t_end));
+        }
+        deliver_spikes(
+            &spiked,
+            n,
+            t_end,
+            conn,
+            &pops,
+            &group_base,
+            n_slots,
+            row,
+            &mut ring,
+            &mut out,
+        );
+        if let Some(h) = hook.as_deref_mut() {
+            h.after_step(n, t_end, &spiked, &mut hook_current);
+            apply_hook_current(&mut pops, &hook_current);
+        }
+        if (n + 1).is_multiple_of(every) {
+            rec.sample_cells(&pops);
+        }
+        rec.sample_signals(&pops, dt);
+        if (n + 1) % report_every == 0 || n + 1 == steps {
+            progress((n + 1) as u64, steps as u64);
+        }
+    }
+
+    Ok(SimResult {
+        dt_ms: dt,
+        steps,
+        spike_times_ms: out.times_ms,
+        spike_cells: out.cells,
+        spike_counts: out.counts,
+        recorded: rec.cells,
+        signals: rec.signals,
+        synaptic_events: out.synaptic_events,
+        binned_inputs: binned.values,
+        input_bins,
+        input_channels,
+    })
+}
+
+/// Refuses external input that does not fit one population of the network.
+fn check_external(spec: &NetworkSpec, conn: &Connectome, ext: &ExternalInput) -> Result<()> {
+    let ok = ext.n_cells > 0
+        && ext.first_cell + ext.n_cells <= conn.n_cells
+        && conn.population_of(ext.first_cell)
+            == conn.population_of(ext.first_cell + ext.n_cells - 1)
+        && ext.n_channels
+            == spec.populations[conn.population_of(ext.first_cell)]
+                .neuron
+                .n_channels()
+        && ext.values.len() == ext.n_cells * ext.bins * ext.n_channels
+        && ext.bin_steps > 0;
+    if !ok {
+        return Err(SurgeError::spec(
+            "external input",
+            format!(
+                "{} cells from {} with {} channels and {} values do not fit the network",
+                ext.n_cells,
+                ext.first_cell,
+                ext.n_channels,
+                ext.values.len()
+            ),
+            "feed cells of one population with one value per cell, bin and channel of that population",
+        ));
+    }
+    Ok(())
+}
+
+/// The populations with their initial state and model, and the length of a ring-buffer row (every
+/// population's input slots).
+fn build_populations(
+    spec: &NetworkSpec,
+    conn: &Connectome,
+    dt: f64,
+    seed: u64,
+) -> (Vec<Population>, usize) {
     let record_pops: Vec<bool> = spec
         .populations
         .iter()
@@ -302,154 +417,115 @@ pub fn simulate_with_hook(
         });
         in_base += nch * p.size;
     }
-    let row = in_base.max(1);
-    let input_bins = steps.checked_div(sampling.input_bin_steps).unwrap_or(0);
-    let input_channels = pops.iter().map(|p| p.n_channels).max().unwrap_or(0);
-    let mut binned_inputs = vec![0f32; conn.n_cells * input_bins * input_channels];
-    let n_slots = conn.max_delay_steps() as usize + 2;
-    let mut ring = vec![0.0f64; n_slots * row];
+    (pops, in_base.max(1))
+}
 
-    // Where a synapse of each connection group lands in a ring row: group_base + target.
-    let group_base: Vec<usize> = spec
-        .connections
-        .iter()
-        .map(|c| {
-            let pi = spec.population_index(&c.post).expect("validated");
+/// Drives: Poisson and spike trains into input slots, constant (bias, white-noise) drives in windows.
+struct Drives {
+    poisson: Vec<PoissonDrive>,
+    spikes: Vec<SpikeDrive>,
+    biases: Vec<BiasDrive>,
+    bias_active: Vec<bool>,
+}
+
+impl Drives {
+    fn build(
+        spec: &NetworkSpec,
+        conn: &Connectome,
+        pops: &[Population],
+        dt: f64,
+        seed: u64,
+    ) -> Self {
+        let input_index = |cell: u32, channel: &str| -> usize {
+            let pi = conn.population_of(cell as usize);
             let ch = spec.populations[pi]
                 .neuron
-                .channel_index(&c.channel)
+                .channel_index(channel)
                 .expect("validated");
-            pops[pi].in_base + ch * pops[pi].size - pops[pi].offset
-        })
-        .collect();
-    let input_index = |cell: u32, channel: &str| -> usize {
-        let pi = conn.population_of(cell as usize);
-        let ch = spec.populations[pi]
-            .neuron
-            .channel_index(channel)
-            .expect("validated");
-        pops[pi].in_base + ch * pops[pi].size + (cell as usize - pops[pi].offset)
-    };
+            pops[pi].in_base + ch * pops[pi].size + (cell as usize - pops[pi].offset)
+        };
 
-    let mut poisson = Vec::new();
-    let mut spike_drives = Vec::new();
-    let mut biases = Vec::new();
-    for (d, drive) in spec.drives.iter().enumerate() {
-        let cells = &conn.drive_targets[d];
-        let start = drive.start_ms;
-        let stop = drive.stop_ms.unwrap_or(f64::INFINITY);
-        match drive.kind {
-            DriveKind::Poisson => {
-                let ch = drive.channel.as_deref().expect("validated");
-                let rate_per_ms =
-                    drive.rate_hz.expect("validated") * drive.n_sources as f64 / 1000.0;
-                if rate_per_ms <= 0.0 {
-                    continue;
+        let mut poisson = Vec::new();
+        let mut spike_drives = Vec::new();
+        let mut biases = Vec::new();
+        for (d, drive) in spec.drives.iter().enumerate() {
+            let cells = &conn.drive_targets[d];
+            let start = drive.start_ms;
+            let stop = drive.stop_ms.unwrap_or(f64::INFINITY);
+            match drive.kind {
+                DriveKind::Poisson => {
+                    let ch = drive.channel.as_deref().expect("validated");
+                    let rate_per_ms =
+                        drive.rate_hz.expect("validated") * drive.n_sources as f64 / 1000.0;
+                    if rate_per_ms <= 0.0 {
+                        continue;
+                    }
+                    let exp = Exp::new(rate_per_ms).expect("positive rate");
+                    let mut rngs: Vec<ChaCha8Rng> = cells
+                        .iter()
+                        .map(|&c| rng_for(seed, &[stream::DRIVE_NOISE, d as u64, c as u64]))
+                        .collect();
+                    let next_ms = rngs.iter_mut().map(|r| start + exp.sample(r)).collect();
+                    poisson.push(PoissonDrive {
+                        input: cells.iter().map(|&c| input_index(c, ch)).collect(),
+                        next_ms,
+                        rngs,
+                        exp,
+                        weight: drive.weight.expect("validated"),
+                        start,
+                        stop,
+                    });
                 }
-                let exp = Exp::new(rate_per_ms).expect("positive rate");
-                let mut rngs: Vec<ChaCha8Rng> = cells
-                    .iter()
-                    .map(|&c| rng_for(seed, &[stream::DRIVE_NOISE, d as u64, c as u64]))
-                    .collect();
-                let next_ms = rngs.iter_mut().map(|r| start + exp.sample(r)).collect();
-                poisson.push(PoissonDrive {
-                    input: cells.iter().map(|&c| input_index(c, ch)).collect(),
-                    next_ms,
-                    rngs,
-                    exp,
-                    weight: drive.weight.expect("validated"),
+                DriveKind::Spikes => {
+                    let ch = drive.channel.as_deref().expect("validated");
+                    let mut st: Vec<usize> = drive
+                        .times_ms
+                        .as_ref()
+                        .expect("validated")
+                        .iter()
+                        .filter(|&&t| t >= start && t < stop)
+                        .map(|&t| (t / dt).round() as usize)
+                        .collect();
+                    st.sort_unstable();
+                    spike_drives.push(SpikeDrive {
+                        input: cells.iter().map(|&c| input_index(c, ch)).collect(),
+                        steps: st,
+                        next: 0,
+                        weight: drive.weight.expect("validated"),
+                    });
+                }
+                DriveKind::Bias | DriveKind::WhiteNoise => biases.push(BiasDrive {
+                    cells: cells.clone(),
+                    amplitude: drive.amplitude.unwrap_or(0.0),
+                    sigma: drive.sigma.unwrap_or(0.0),
                     start,
                     stop,
-                });
+                }),
             }
-            DriveKind::Spikes => {
-                let ch = drive.channel.as_deref().expect("validated");
-                let mut st: Vec<usize> = drive
-                    .times_ms
-                    .as_ref()
-                    .expect("validated")
-                    .iter()
-                    .filter(|&&t| t >= start && t < stop)
-                    .map(|&t| (t / dt).round() as usize)
-                    .collect();
-                st.sort_unstable();
-                spike_drives.push(SpikeDrive {
-                    input: cells.iter().map(|&c| input_index(c, ch)).collect(),
-                    steps: st,
-                    next: 0,
-                    weight: drive.weight.expect("validated"),
-                });
-            }
-            DriveKind::Bias | DriveKind::WhiteNoise => biases.push(BiasDrive {
-                cells: cells.clone(),
-                amplitude: drive.amplitude.unwrap_or(0.0),
-                sigma: drive.sigma.unwrap_or(0.0),
-                start,
-                stop,
-            }),
+        }
+
+        let bias_active = vec![false; biases.len()];
+        Drives {
+            poisson,
+            spikes: spike_drives,
+            biases,
+            bias_active,
         }
     }
 
-    let mut recorded = Vec::new();
-    let mut rec_where = Vec::new();
-    for r in &spec.recording.voltages {
-        let pi = spec.population_index(&r.population).expect("validated");
-        for &i in &r.cells {
-            let names = spec.populations[pi].neuron.channel_names();
-            recorded.push(RecordedCell {
-                population: r.population.clone(),
-                index: i,
-                global: pops[pi].offset + i,
-                v: Vec::with_capacity(steps / every),
-                channels: vec![
-                    Vec::with_capacity(if sampling.channels { steps / every } else { 0 });
-                    names.len()
-                ],
-                channel_names: names,
-            });
-            rec_where.push((pi, i));
-        }
-    }
-    let sig_pops: Vec<Vec<usize>> = spec
-        .recording
-        .signals
-        .iter()
-        .map(|s| {
-            s.populations
-                .iter()
-                .map(|n| spec.population_index(n).expect("validated"))
-                .collect()
-        })
-        .collect();
-    let mut signals: Vec<NamedSignal> = spec
-        .recording
-        .signals
-        .iter()
-        .map(|s| NamedSignal {
-            name: s.name.clone(),
-            kind: s.kind,
-            values: Vec::with_capacity(steps),
-        })
-        .collect();
-
-    let mut spike_times_ms = Vec::new();
-    let mut spike_cells = Vec::new();
-    let mut spike_counts = vec![0u32; conn.n_cells];
-    let mut spiked: Vec<u32> = Vec::new();
-    let mut synaptic_events = 0u64;
-    let mut bias_active = vec![false; biases.len()];
-    let report_every = (steps / 200).max(1);
-    let mut hook_current = vec![0.0f64; if hook.is_some() { conn.n_cells } else { 0 }];
-
-    for n in 0..steps {
-        let t = n as f64 * dt;
-        let t_end = (n + 1) as f64 * dt;
-        let now = (n % n_slots) * row;
-
-        // Constant drives: recompute when a window opens or closes.
+    /// Constant drives: recomputed when a window opens or closes (`hook_current`: the hook's
+    /// current of the last step, which still applies).
+    fn update_constant(
+        &mut self,
+        t: f64,
+        conn: &Connectome,
+        pops: &mut [Population],
+        hook_current: Option<&[f64]>,
+    ) {
+        let (biases, bias_active) = (&self.biases, &mut self.bias_active);
         let changed = biases
             .iter()
-            .zip(&bias_active)
+            .zip(bias_active.iter())
             .any(|(b, &was)| (t >= b.start && t < b.stop) != was);
         if changed {
             let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
@@ -473,168 +549,303 @@ pub fn simulate_with_hook(
                     p.noise.iter_mut().for_each(|var| *var = var.sqrt() * q);
                 }
             }
-            bias_active = active;
-            if hook.is_some() {
+            *bias_active = active;
+            if let Some(hook_current) = hook_current {
                 for p in pops.iter_mut() {
                     p.base_bias.copy_from_slice(&p.bias);
                 }
-                // The hook's current of the last step still applies.
-                for p in pops.iter_mut() {
-                    let extra = &hook_current[p.offset..p.offset + p.size];
-                    for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
-                        *b = base + x;
-                    }
-                }
+                apply_hook_current(pops, hook_current);
             }
         }
-        if let Some(ext) = external
-            && n.is_multiple_of(ext.bin_steps)
-            && n / ext.bin_steps < ext.bins
-        {
-            let b = n / ext.bin_steps;
-            let p = &pops[conn.population_of(ext.first_cell)];
-            let local0 = ext.first_cell - p.offset;
-            for cell in 0..ext.n_cells {
-                let row = &ext.values[(cell * ext.bins + b) * ext.n_channels..][..ext.n_channels];
-                for (c, &x) in row.iter().enumerate() {
-                    ring[now + p.in_base + c * p.size + local0 + cell] += x as f64;
-                }
-            }
-        }
-        // Drive spikes in [t, t + dt) arrive now.
-        for d in poisson.iter_mut() {
+    }
+
+    /// Drive spikes in `[t, t + dt)` arrive now, into this step's ring row.
+    fn deliver(&mut self, n: usize, t: f64, t_end: f64, ring_now: &mut [f64]) {
+        for d in self.poisson.iter_mut() {
             if t_end <= d.start || t >= d.stop {
                 continue;
             }
             let limit = t_end.min(d.stop);
             for k in 0..d.input.len() {
                 while d.next_ms[k] < limit {
-                    ring[now + d.input[k]] += d.weight;
+                    ring_now[d.input[k]] += d.weight;
                     d.next_ms[k] += d.exp.sample(&mut d.rngs[k]);
                 }
             }
         }
-        for d in spike_drives.iter_mut() {
+        for d in self.spikes.iter_mut() {
             while d.next < d.steps.len() && d.steps[d.next] <= n {
                 if d.steps[d.next] == n {
                     for &i in &d.input {
-                        ring[now + i] += d.weight;
+                        ring_now[i] += d.weight;
                     }
                 }
                 d.next += 1;
             }
         }
+    }
+}
 
-        spiked.clear();
-        let mut bad = false;
-        let in_bin = if input_bins > 0 {
-            Some(n / sampling.input_bin_steps).filter(|&b| b < input_bins)
+/// The constant input of each cell: its drives' plus the hook's current.
+fn apply_hook_current(pops: &mut [Population], hook_current: &[f64]) {
+    for p in pops.iter_mut() {
+        let extra = &hook_current[p.offset..p.offset + p.size];
+        for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
+            *b = base + x;
+        }
+    }
+}
+
+/// External per-bin input, added at the first step of each bin.
+fn add_external(
+    ext: &ExternalInput,
+    n: usize,
+    conn: &Connectome,
+    pops: &[Population],
+    ring_now: &mut [f64],
+) {
+    if !(n.is_multiple_of(ext.bin_steps) && n / ext.bin_steps < ext.bins) {
+        return;
+    }
+    let b = n / ext.bin_steps;
+    let p = &pops[conn.population_of(ext.first_cell)];
+    let local0 = ext.first_cell - p.offset;
+    for cell in 0..ext.n_cells {
+        let row = &ext.values[(cell * ext.bins + b) * ext.n_channels..][..ext.n_channels];
+        for (c, &x) in row.iter().enumerate() {
+            ring_now[p.in_base + c * p.size + local0 + cell] += x as f64;
+        }
+    }
+}
+
+/// Each cell's arriving input summed per bin (`Sampling::input_bin_steps`).
+struct BinnedInputs {
+    values: Vec<f32>,
+    bins: usize,
+    channels: usize,
+    bin_steps: usize,
+}
+
+impl BinnedInputs {
+    fn bin_of(&self, n: usize) -> Option<usize> {
+        if self.bins > 0 {
+            Some(n / self.bin_steps).filter(|&b| b < self.bins)
         } else {
             None
-        };
-        for p in pops.iter_mut() {
-            let inputs = &mut ring[now + p.in_base..now + p.in_base + p.n_channels * p.size];
-            if let Some(b) = in_bin {
-                for c in 0..p.n_channels {
-                    for (i, &x) in inputs[c * p.size..(c + 1) * p.size].iter().enumerate() {
-                        if x != 0.0 {
-                            binned_inputs
-                                [((p.offset + i) * input_bins + b) * input_channels + c] +=
-                                x as f32;
-                        }
+        }
+    }
+}
+
+/// One step of every population: inputs binned (if asked), taken in by the model, membranes
+/// advanced, white noise added, spikes detected. Returns whether a membrane became non-finite.
+fn step_populations(
+    pops: &mut [Population],
+    ring_now: &mut [f64],
+    in_bin: Option<usize>,
+    binned: &mut BinnedInputs,
+    spiked: &mut Vec<u32>,
+) -> bool {
+    let mut bad = false;
+    let (input_bins, input_channels) = (binned.bins, binned.channels);
+    for p in pops.iter_mut() {
+        let inputs = &mut ring_now[p.in_base..p.in_base + p.n_channels * p.size];
+        if let Some(b) = in_bin {
+            for c in 0..p.n_channels {
+                for (i, &x) in inputs[c * p.size..(c + 1) * p.size].iter().enumerate() {
+                    if x != 0.0 {
+                        binned.values[((p.offset + i) * input_bins + b) * input_channels + c] +=
+                            x as f32;
                     }
                 }
             }
-            p.v_sum = 0.0;
-            p.current_sum = 0.0;
-            p.n_spikes = 0;
-            p.model.receive(inputs);
-            p.model.integrate(&mut p.v, &p.ref_left, &p.bias);
-            if !p.noise.is_empty() {
-                for ((v, &r), &sd) in p.v.iter_mut().zip(&p.ref_left).zip(&p.noise) {
-                    let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
-                    *v += if r == 0 { sd * xi } else { 0.0 };
-                }
-            }
-            if p.needs_current {
-                // Sampled at the end of the step, before a spike resets v.
-                p.current_sum = p.model.synaptic_current_sum(&p.v);
-            }
-            let rule = p.model.spike_rule();
-            for (i, (v, r)) in p.v.iter_mut().zip(p.ref_left.iter_mut()).enumerate() {
-                *r = r.saturating_sub(1);
-                if *v >= rule.threshold {
-                    *v = rule.reset;
-                    *r = rule.refractory_steps;
-                    spiked.push((p.offset + i) as u32);
-                    p.n_spikes += 1;
-                }
-            }
-            p.v_sum = sum(&p.v);
-            // A NaN or infinity anywhere makes the sum non-finite.
-            bad |= !p.v_sum.is_finite();
         }
-        if bad {
-            let (pi, v) = pops
-                .iter()
-                .enumerate()
-                .find_map(|(pi, p)| p.v.iter().find(|v| !v.is_finite()).map(|&v| (pi, v)))
-                .unwrap_or((0, f64::NAN));
-            return Err(SurgeError::Diverged {
-                what: format!(
-                    "a membrane potential of population `{}`",
-                    spec.populations[pi].name
-                ),
-                value: v,
-                t_ms: t_end,
-            });
+        p.v_sum = 0.0;
+        p.current_sum = 0.0;
+        p.n_spikes = 0;
+        p.model.receive(inputs);
+        p.model.integrate(&mut p.v, &p.ref_left, &p.bias);
+        if !p.noise.is_empty() {
+            for ((v, &r), &sd) in p.v.iter_mut().zip(&p.ref_left).zip(&p.noise) {
+                let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
+                *v += if r == 0 { sd * xi } else { 0.0 };
+            }
         }
+        if p.needs_current {
+            // Sampled at the end of the step, before a spike resets v.
+            p.current_sum = p.model.synaptic_current_sum(&p.v);
+        }
+        let rule = p.model.spike_rule();
+        for (i, (v, r)) in p.v.iter_mut().zip(p.ref_left.iter_mut()).enumerate() {
+            *r = r.saturating_sub(1);
+            if *v >= rule.threshold {
+                *v = rule.reset;
+                *r = rule.refractory_steps;
+                spiked.push((p.offset + i) as u32);
+                p.n_spikes += 1;
+            }
+        }
+        p.v_sum = sum(&p.v);
+        // A NaN or infinity anywhere makes the sum non-finite.
+        bad |= !p.v_sum.is_finite();
+    }
+    bad
+}
 
-        // Deliver this step's spikes; they arrive at (n + 1 + delay) dt.
-        for &cell in &spiked {
-            let c = cell as usize;
-            spike_counts[c] += 1;
-            let pi = conn.population_of(c);
-            if pops[pi].record_spikes {
-                spike_times_ms.push(t_end);
-                spike_cells.push(cell);
+/// The error for a membrane that became non-finite, naming its population.
+fn diverged(spec: &NetworkSpec, pops: &[Population], t_end: f64) -> SurgeError {
+    let (pi, v) = pops
+        .iter()
+        .enumerate()
+        .find_map(|(pi, p)| p.v.iter().find(|v| !v.is_finite()).map(|&v| (pi, v)))
+        .unwrap_or((0, f64::NAN));
+    SurgeError::Diverged {
+        what: format!(
+            "a membrane potential of population `{}`",
+            spec.populations[pi].name
+        ),
+        value: v,
+        t_ms: t_end,
+    }
+}
+
+/// The spikes a run records.
+struct Spikes {
+    times_ms: Vec<f64>,
+    cells: Vec<u32>,
+    counts: Vec<u32>,
+    synaptic_events: u64,
+}
+
+/// This step's spikes: counted, recorded, and sent to their targets, where they arrive at
+/// `(n + 1 + delay) dt`.
+#[allow(clippy::too_many_arguments)]
+fn deliver_spikes(
+    spiked: &[u32],
+    n: usize,
+    t_end: f64,
+    conn: &Connectome,
+    pops: &[Population],
+    group_base: &[usize],
+    n_slots: usize,
+    row: usize,
+    ring: &mut [f64],
+    out: &mut Spikes,
+) {
+    for &cell in spiked {
+        let c = cell as usize;
+        out.counts[c] += 1;
+        let pi = conn.population_of(c);
+        if pops[pi].record_spikes {
+            out.times_ms.push(t_end);
+            out.cells.push(cell);
+        }
+        for seg in &conn.segments[conn.seg_ptr[c]..conn.seg_ptr[c + 1]] {
+            let slot = (n + 1 + seg.delay_steps as usize) % n_slots;
+            let buf = &mut ring[slot * row + group_base[seg.group as usize]..];
+            let (tg, w) = (
+                &conn.targets[seg.start..seg.end],
+                &conn.weights[seg.start..seg.end],
+            );
+            for (&t, &w) in tg.iter().zip(w) {
+                buf[t as usize] += w as f64;
             }
-            for seg in &conn.segments[conn.seg_ptr[c]..conn.seg_ptr[c + 1]] {
-                let slot = (n + 1 + seg.delay_steps as usize) % n_slots;
-                let buf = &mut ring[slot * row + group_base[seg.group as usize]..];
-                let (tg, w) = (
-                    &conn.targets[seg.start..seg.end],
-                    &conn.weights[seg.start..seg.end],
-                );
-                for (&t, &w) in tg.iter().zip(w) {
-                    buf[t as usize] += w as f64;
-                }
-                synaptic_events += (seg.end - seg.start) as u64;
+            out.synaptic_events += (seg.end - seg.start) as u64;
+        }
+    }
+}
+
+/// Recorded cells and population signals.
+struct Recording {
+    cells: Vec<RecordedCell>,
+    /// (population, cell within it) of each recorded cell.
+    at: Vec<(usize, usize)>,
+    channels: bool,
+    signals: Vec<NamedSignal>,
+    /// The populations of each signal.
+    signal_pops: Vec<Vec<usize>>,
+}
+
+impl Recording {
+    fn new(
+        spec: &NetworkSpec,
+        pops: &[Population],
+        steps: usize,
+        every: usize,
+        channels: bool,
+    ) -> Self {
+        let sampling_channels = channels;
+        let mut recorded = Vec::new();
+        let mut rec_where = Vec::new();
+        for r in &spec.recording.voltages {
+            let pi = spec.population_index(&r.population).expect("validated");
+            for &i in &r.cells {
+                let names = spec.populations[pi].neuron.channel_names();
+                recorded.push(RecordedCell {
+                    population: r.population.clone(),
+                    index: i,
+                    global: pops[pi].offset + i,
+                    v: Vec::with_capacity(steps / every),
+                    channels: vec![
+                        Vec::with_capacity(if sampling_channels {
+                            steps / every
+                        } else {
+                            0
+                        });
+                        names.len()
+                    ],
+                    channel_names: names,
+                });
+                rec_where.push((pi, i));
             }
         }
+        let sig_pops: Vec<Vec<usize>> = spec
+            .recording
+            .signals
+            .iter()
+            .map(|s| {
+                s.populations
+                    .iter()
+                    .map(|n| spec.population_index(n).expect("validated"))
+                    .collect()
+            })
+            .collect();
+        let signals: Vec<NamedSignal> = spec
+            .recording
+            .signals
+            .iter()
+            .map(|s| NamedSignal {
+                name: s.name.clone(),
+                kind: s.kind,
+                values: Vec::with_capacity(steps),
+            })
+            .collect();
 
-        if let Some(h) = hook.as_deref_mut() {
-            h.after_step(n, t_end, &spiked, &mut hook_current);
-            for p in pops.iter_mut() {
-                let extra = &hook_current[p.offset..p.offset + p.size];
-                for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
-                    *b = base + x;
-                }
-            }
+        Recording {
+            cells: recorded,
+            at: rec_where,
+            channels,
+            signals,
+            signal_pops: sig_pops,
         }
+    }
 
-        let sample = (n + 1).is_multiple_of(every);
-        for (rec, &(pi, i)) in recorded.iter_mut().zip(&rec_where).filter(|_| sample) {
+    /// Voltage (and channel drive) of each recorded cell at the end of the step.
+    fn sample_cells(&mut self, pops: &[Population]) {
+        for (rec, &(pi, i)) in self.cells.iter_mut().zip(&self.at) {
             let p = &pops[pi];
             rec.v.push(p.v[i] as f32);
-            if !sampling.channels {
+            if !self.channels {
                 continue;
             }
             for (c, tr) in rec.channels.iter_mut().enumerate() {
                 tr.push(p.model.channel_value(c, i) as f32);
             }
         }
-        for (s, pis) in signals.iter_mut().zip(&sig_pops) {
+    }
+
+    /// Each population signal at the end of the step.
+    fn sample_signals(&mut self, pops: &[Population], dt: f64) {
+        for (s, pis) in self.signals.iter_mut().zip(&self.signal_pops) {
             let cells: usize = pis.iter().map(|&pi| pops[pi].size).sum();
             let value = match s.kind {
                 SignalKind::MeanVoltage => {
@@ -651,22 +862,5 @@ pub fn simulate_with_hook(
             };
             s.values.push(value);
         }
-        if (n + 1) % report_every == 0 || n + 1 == steps {
-            progress((n + 1) as u64, steps as u64);
-        }
     }
-
-    Ok(SimResult {
-        dt_ms: dt,
-        steps,
-        spike_times_ms,
-        spike_cells,
-        spike_counts,
-        recorded,
-        signals,
-        synaptic_events,
-        binned_inputs,
-        input_bins,
-        input_channels,
-    })
 }
