@@ -291,7 +291,7 @@ pub struct BalancedConfig {
 impl Default for BalancedConfig {
     fn default() -> Self {
         BalancedConfig {
-            targets: "../shared/data/alm/alm_pyramidal_rates.h5".into(),
+            targets: "data/alm/alm_pyramidal_rates.h5".into(),
             max_trained: 0,
             n_e: 2500,
             n_i: 2500,

@@ -16,8 +16,7 @@ fn h5<T>(path: &Path, r: hdf5::Result<T>) -> Result<T> {
 
 /// Reads `utarg_<type>` and `rate_hz_<type>` (neurons x bins, same shape) and the `bin_ms` attribute.
 pub fn read_targets(path: &Path) -> Result<Targets> {
-    let fix =
-        "pass a file laid out like ../shared/data/alm/alm_pyramidal_rates.h5 (see its README)";
+    let fix = "pass a file laid out like data/alm/alm_pyramidal_rates.h5 (see its README)";
     let file = hdf5::File::open(path)
         .map_err(|e| SurgeError::data(path, format!("cannot be opened as HDF5 ({e})"), fix))?;
     let bin_ms: f64 = file
@@ -358,7 +357,7 @@ pub struct DriveFromRate {
 }
 
 impl Default for DriveFromRate {
-    /// The values behind `../shared/data/alm/alm_pyramidal_rates.h5`: tau_m 10 ms, no refractory period,
+    /// The values behind `data/alm/alm_pyramidal_rates.h5`: tau_m 10 ms, no refractory period,
     /// sigma about 0.31, rates floored at 0.1 Hz.
     fn default() -> Self {
         DriveFromRate {
