@@ -253,6 +253,15 @@ impl NetworkSpec {
 
     /// Checks every field; the first problem found is returned with the field path and a fix.
     pub fn validate(&self) -> Result<()> {
+        self.validate_simulation()?;
+        self.validate_populations()?;
+        self.validate_connections()?;
+        self.validate_drives()?;
+        self.validate_recording()
+    }
+
+    /// The name, seed, time step and duration.
+    fn validate_simulation(&self) -> Result<()> {
         let sim = &self.simulation;
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
             return Err(SurgeError::spec(
@@ -282,6 +291,11 @@ impl NetworkSpec {
                 "give a positive duration in ms, e.g. 1000",
             ));
         }
+        Ok(())
+    }
+
+    /// Each population: size, neuron parameters, initial voltage.
+    fn validate_populations(&self) -> Result<()> {
         if self.populations.is_empty() {
             return Err(SurgeError::spec(
                 "populations",
@@ -319,7 +333,8 @@ impl NetworkSpec {
                     "use fewer than 2^31 cells",
                 ));
             }
-            p.neuron.validate(&format!("{f}.neuron"), sim.dt_ms)?;
+            p.neuron
+                .validate(&format!("{f}.neuron"), self.simulation.dt_ms)?;
             if let Some(v) = &p.v_init_mv {
                 let ok = match v {
                     VInit::Constant(x) => x.is_finite(),
@@ -334,34 +349,43 @@ impl NetworkSpec {
                 }
             }
         }
-        let pop = |field: &str, name: &str| -> Result<usize> {
-            self.population_index(name).ok_or_else(|| {
-                let known: Vec<&str> = self.populations.iter().map(|p| p.name.as_str()).collect();
-                SurgeError::spec(
-                    field,
-                    format!("unknown population `{name}`"),
-                    format!("use one of {known:?}"),
-                )
-            })
-        };
-        let channel = |field: &str, post: usize, name: &str| -> Result<usize> {
-            let cell = &self.populations[post].neuron;
-            cell.channel_index(name).ok_or_else(|| {
-                SurgeError::spec(
-                    field,
-                    format!(
-                        "population `{}` has no channel `{name}`",
-                        self.populations[post].name
-                    ),
-                    format!("use one of {:?}", cell.channel_names()),
-                )
-            })
-        };
+        Ok(())
+    }
+
+    /// The index of population `name`, or an error at `field` listing the known ones.
+    fn known_population(&self, field: &str, name: &str) -> Result<usize> {
+        self.population_index(name).ok_or_else(|| {
+            let known: Vec<&str> = self.populations.iter().map(|p| p.name.as_str()).collect();
+            SurgeError::spec(
+                field,
+                format!("unknown population `{name}`"),
+                format!("use one of {known:?}"),
+            )
+        })
+    }
+
+    /// The index of channel `name` of population `post`, or an error at `field` listing its channels.
+    fn known_channel(&self, field: &str, post: usize, name: &str) -> Result<usize> {
+        let cell = &self.populations[post].neuron;
+        cell.channel_index(name).ok_or_else(|| {
+            SurgeError::spec(
+                field,
+                format!(
+                    "population `{}` has no channel `{name}`",
+                    self.populations[post].name
+                ),
+                format!("use one of {:?}", cell.channel_names()),
+            )
+        })
+    }
+
+    /// Each connection group: populations, channel, rule, weights and delays.
+    fn validate_connections(&self) -> Result<()> {
         for (i, c) in self.connections.iter().enumerate() {
             let f = format!("connections[{i}] ({}->{})", c.pre, c.post);
-            let pre = pop(&format!("{f}.pre"), &c.pre)?;
-            let post = pop(&format!("{f}.post"), &c.post)?;
-            channel(&format!("{f}.channel"), post, &c.channel)?;
+            let pre = self.known_population(&format!("{f}.pre"), &c.pre)?;
+            let post = self.known_population(&format!("{f}.post"), &c.post)?;
+            self.known_channel(&format!("{f}.channel"), post, &c.channel)?;
             let n_pre = self.populations[pre].size;
             let candidates = if pre == post && !c.autapses {
                 n_pre - 1
@@ -450,7 +474,7 @@ impl NetworkSpec {
                     "use a non-negative gain",
                 ));
             }
-            let max_delay = u16::MAX as f64 * sim.dt_ms / 2.0;
+            let max_delay = u16::MAX as f64 * self.simulation.dt_ms / 2.0;
             if !(c.delay_ms.is_finite() && c.delay_ms > 0.0 && c.delay_ms <= max_delay) {
                 return Err(SurgeError::spec(
                     format!("{f}.delay_ms"),
@@ -469,6 +493,11 @@ impl NetworkSpec {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Each drive: kind, targets, channel, rate or times, window.
+    fn validate_drives(&self) -> Result<()> {
         for (i, d) in self.drives.iter().enumerate() {
             let f = format!("drives[{i}] ({})", d.name);
             if d.targets.is_empty() {
@@ -480,7 +509,7 @@ impl NetworkSpec {
             }
             let mut posts = Vec::new();
             for t in &d.targets {
-                posts.push(pop(&format!("{f}.targets"), t)?);
+                posts.push(self.known_population(&format!("{f}.targets"), t)?);
             }
             if !(d.fraction > 0.0 && d.fraction <= 1.0) {
                 return Err(SurgeError::spec(
@@ -515,7 +544,7 @@ impl NetworkSpec {
                     ));
                 };
                 for &p in &posts {
-                    channel(&format!("{f}.channel"), p, ch)?;
+                    self.known_channel(&format!("{f}.channel"), p, ch)?;
                 }
                 let Some(w) = d.weight else {
                     return Err(SurgeError::spec(
@@ -627,14 +656,19 @@ impl NetworkSpec {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Recorded spikes, voltages and signals.
+    fn validate_recording(&self) -> Result<()> {
         if let Some(pops) = &self.recording.spikes {
             for p in pops {
-                pop("recording.spikes", p)?;
+                self.known_population("recording.spikes", p)?;
             }
         }
         for (i, v) in self.recording.voltages.iter().enumerate() {
             let f = format!("recording.voltages[{i}]");
-            let p = pop(&format!("{f}.population"), &v.population)?;
+            let p = self.known_population(&format!("{f}.population"), &v.population)?;
             if let Some(&c) = v.cells.iter().find(|&&c| c >= self.populations[p].size) {
                 return Err(SurgeError::spec(
                     format!("{f}.cells"),
@@ -656,7 +690,7 @@ impl NetworkSpec {
                 ));
             }
             for p in &s.populations {
-                pop(&format!("{f}.populations"), p)?;
+                self.known_population(&format!("{f}.populations"), p)?;
             }
             if self.recording.signals[..i].iter().any(|o| o.name == s.name) {
                 return Err(SurgeError::spec(

@@ -4,12 +4,12 @@
 //! held-out seeds of the experiment.
 
 use super::super::ui::{Backend, OutDir, bar, print_outputs};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use surge::netopt::job::{self, Event, Job};
 use std::path::{Path, PathBuf};
-use surge::rls::band::{self, BandForce, BandForceHook};
+use surge::compare::{self, heldout, mean_fraction};
 use surge::netopt::optimize::{
-    self, ExactCheck, OptimizeConfig, exact_check, exact_run_with_hook,
+    self, ExactCheck, OptimizeConfig, exact_check,
 };
 use surge::netopt::search::{CmaesConfig, Generation, cmaes_exact};
 use surge::plot::{self, Lines};
@@ -44,74 +44,6 @@ pub struct Args {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub force: bool,
-}
-
-/// One method's result, as judged by the exact engine on the held-out seeds.
-#[derive(serde::Serialize)]
-struct MethodResult {
-    method: String,
-    /// Exact-engine runs the search itself used (the held-out re-check not counted).
-    exact_evaluations: usize,
-    search_wall_s: f64,
-    log_gains: Vec<f32>,
-    heldout: Vec<Heldout>,
-    mean_band_fraction: f64,
-    seeds_passing_bar: usize,
-}
-
-#[derive(serde::Serialize)]
-struct Heldout {
-    seed: u64,
-    band_fraction: f64,
-    peak_hz: Option<f64>,
-    rates_hz: Vec<f64>,
-}
-
-fn heldout(checks: &[ExactCheck]) -> Vec<Heldout> {
-    checks
-        .iter()
-        .map(|c| Heldout {
-            seed: c.seed,
-            band_fraction: c.band_fraction,
-            peak_hz: c.peak_hz,
-            rates_hz: c.rates_hz.clone(),
-        })
-        .collect()
-}
-
-fn mean_fraction(checks: &[ExactCheck]) -> f64 {
-    checks.iter().map(|c| c.band_fraction).sum::<f64>() / checks.len().max(1) as f64
-}
-
-/// The surrogate optimisation's gains, iterations and wall time from a finished `surge optimize` folder.
-/// A finished `surge optimize` run: its log-gains, iterations, wall time, and the exact-engine runs it
-/// spent choosing its result (`select = "validation"`; 0 otherwise).
-fn read_surrogate_run(dir: &Path, n_groups: usize) -> Result<(Vec<f32>, usize, f64, usize)> {
-    let path = dir.join("metrics.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {}. Fix: give --surrogate-run a folder written by `surge optimize`, or leave it out to run the optimisation now",
-            path.display()
-        )
-    })?;
-    let m: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let gains: Vec<f32> = serde_json::from_value(m["log_gains"].clone()).with_context(|| {
-        format!(
-            "{} has no `log_gains` array. Fix: use a folder written by `surge optimize`",
-            path.display()
-        )
-    })?;
-    anyhow::ensure!(
-        gains.len() == n_groups && gains.iter().all(|g| g.is_finite()),
-        "{} holds {} finite log-gains, the network {n_groups} connection groups. Fix: use a run of this experiment",
-        path.display(),
-        gains.iter().filter(|g| g.is_finite()).count()
-    );
-    let iterations = m["iterations"].as_array().map_or(0, |a| a.len());
-    let wall = m["wall_clock_s"]["optimize"].as_f64().unwrap_or(f64::NAN);
-    let selection_runs = m["exact_runs_for_selection"].as_u64().unwrap_or(0) as usize;
-    Ok((gains, iterations, wall, selection_runs))
 }
 
 /// What the comparison found, for the demo's summary table.
@@ -170,20 +102,20 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     };
     // Everything the run can refuse is checked before the long parts start.
     let given = match &args.surrogate_run {
-        Some(d) => Some(read_surrogate_run(d, n_groups)?),
+        Some(d) => Some(compare::read_surrogate_run(d, n_groups)?),
         None => None,
     };
     let out_dir = OutDir::create(&dir)?;
     let before = check_all(&vec![0.0; n_groups])?;
 
     println!("== surrogate gradient: descent through the surrogate column");
-    let (sg_gains, sg_iters, sg_wall, sg_exact) = match given {
+    let sg = match given {
         Some(g) => {
             println!(
                 "taken from {} ({} iterations, {:.0} s)",
                 args.surrogate_run.as_ref().expect("given").display(),
-                g.1,
-                g.2
+                g.iterations,
+                g.wall_s
             );
             g
         }
@@ -217,11 +149,10 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
                 summary.iterations,
                 summary.optimize_s
             );
-            read_surrogate_run(&dir.join("surrogate-gd"), n_groups)
-                .map(|(g, _, _, e)| (g, summary.iterations, summary.optimize_s, e))?
+            compare::read_surrogate_run(&dir.join("surrogate-gd"), n_groups)?
         }
     };
-    let sg_after = check_all(&sg_gains)?;
+    let sg_after = check_all(&sg.log_gains)?;
 
     println!(
         "== CMA-ES on the exact engine: {} evaluations of {:.0} ms (+{:.0} ms warm-up), one noise seed each",
@@ -248,90 +179,50 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         cfg.rls.loops,
         cfg.rls.train_ms
     );
-    let t_rls = std::time::Instant::now();
-    let conn = surge::spec::Connectome::build(&spec);
-    let mut force = BandForce::new(&cfg.rls, &spec, &conn)?;
     let pb = bar(cfg.rls.loops as u64, "rls");
-    let rls_errors = band::train(&mut force, &spec, &conn, &mut |done, rms| {
+    let rls = compare::rls_route(&cfg, &spec, &mut |done, rms| {
         pb.set_position(done as u64);
         pb.set_message(format!("readout RMS error {rms:.2}"));
     })?;
     pb.finish_and_clear();
-    let rls_wall = t_rls.elapsed().as_secs_f64();
-    // RLS weights belong to the cells of the instance they were trained on: it is judged on that
-    // instance with the held-out seeds' drive noise, before (no learned current) and after.
-    let mut rls_on = |learned: bool| -> Result<Vec<ExactCheck>> {
-        seeds
-            .iter()
-            .map(|&seed| -> Result<ExactCheck> {
-                force.reset_trial();
-                let mut hook = BandForceHook {
-                    force: &mut force,
-                    error: None,
-                };
-                let hook: Option<&mut dyn surge::exact::StepHook> =
-                    if learned { Some(&mut hook) } else { None };
-                Ok(exact_run_with_hook(
-                    &spec,
-                    &cfg,
-                    &vec![0.0; n_groups],
-                    seed,
-                    cfg.recheck.duration_ms,
-                    cfg.recheck.warmup_ms,
-                    hook,
-                    Some(&conn),
-                )?)
-            })
-            .collect()
-    };
-    let rls_before = rls_on(false)?;
-    let rls_after = rls_on(true)?;
     println!(
         "readout RMS error per training trial: {}",
-        rls_errors
+        rls.errors
             .iter()
             .map(|e| format!("{e:.1}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
 
-    let bar_against = |after: &[ExactCheck], before: &[ExactCheck]| {
-        after
-            .iter()
-            .zip(before)
-            .filter(|(a, b)| optimize::passes_bar(&cfg, b, a))
-            .count()
-    };
-    let bar = |after: &[ExactCheck]| bar_against(after, &before);
     let methods = [
-        MethodResult {
-            method: "surrogate gradient (BPTT through surrogates)".into(),
+        compare::judge(
+            &cfg,
+            "surrogate gradient (BPTT through surrogates)",
             // The exact runs it spent choosing among its iterates (validation instances only).
-            exact_evaluations: sg_exact,
-            search_wall_s: sg_wall,
-            seeds_passing_bar: bar(&sg_after),
-            mean_band_fraction: mean_fraction(&sg_after),
-            heldout: heldout(&sg_after),
-            log_gains: sg_gains.clone(),
-        },
-        MethodResult {
-            method: "CMA-ES on the exact engine".into(),
-            exact_evaluations: cm_evals,
-            search_wall_s: cm_wall,
-            seeds_passing_bar: bar(&cm_after),
-            mean_band_fraction: mean_fraction(&cm_after),
-            heldout: heldout(&cm_after),
-            log_gains: cm_gains.clone(),
-        },
-        MethodResult {
-            method: "RLS (FORCE) on the exact network".into(),
-            exact_evaluations: cfg.rls.loops,
-            search_wall_s: rls_wall,
-            seeds_passing_bar: bar_against(&rls_after, &rls_before),
-            mean_band_fraction: mean_fraction(&rls_after),
-            heldout: heldout(&rls_after),
-            log_gains: vec![0.0; n_groups],
-        },
+            sg.selection_runs,
+            sg.wall_s,
+            sg.log_gains.clone(),
+            &before,
+            &sg_after,
+        ),
+        compare::judge(
+            &cfg,
+            "CMA-ES on the exact engine",
+            cm_evals,
+            cm_wall,
+            cm_gains.clone(),
+            &before,
+            &cm_after,
+        ),
+        compare::judge(
+            &cfg,
+            "RLS (FORCE) on the exact network",
+            cfg.rls.loops,
+            rls.wall_s,
+            vec![0.0; n_groups],
+            &rls.before,
+            &rls.after,
+        ),
     ];
     // How much of the exact budget CMA-ES needed to match the surrogate result (its generation median on
     // single noisy windows; the held-out figures above are the fair comparison).
@@ -364,7 +255,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
     }
     println!(
         "RLS is judged on the network instance it was trained on (held-out drive noise): {:.3} there without the learned current",
-        mean_fraction(&rls_before)
+        mean_fraction(&rls.before)
     );
     match matched {
         Some(g) => println!(
@@ -385,7 +276,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         "window_ms": cfg.optimizer.window_ms,
         "warmup_ms": cfg.optimizer.warmup_ms,
         "heldout_seeds": seeds,
-        "surrogate_iterations": sg_iters,
+        "surrogate_iterations": sg.iterations,
         "cmaes": cmaes,
         "groups": optimize::group_names(&spec),
         "before": heldout(&before),
@@ -393,9 +284,9 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         "methods": methods,
         "cmaes_generations": generations,
         "cmaes_matched_surrogate_after": matched.map(|g| serde_json::json!({"evaluations": g.evaluations, "wall_s": g.wall_s})),
-        "rls": {"config": cfg.rls, "training_rms_error": rls_errors, "wall_s": rls_wall,
+        "rls": {"config": cfg.rls, "training_rms_error": rls.errors, "wall_s": rls.wall_s,
                 "judged_on": "the trained network instance with the held-out seeds' drive noise",
-                "before": heldout(&rls_before), "before_mean_band_fraction": mean_fraction(&rls_before)},
+                "before": heldout(&rls.before), "before_mean_band_fraction": mean_fraction(&rls.before)},
     });
     surge::results::atomic_write(
         &report_path,
