@@ -486,6 +486,87 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Training traces, fixed validation windows, and the spike class weight of the training traces.
+struct Split {
+    train: Vec<usize>,
+    /// (trace, first bin) of each validation window: fixed, non-overlapping.
+    val_windows: Vec<(usize, usize)>,
+    pos_weight: f64,
+}
+
+/// Splits the traces (not the windows) into training and validation sets from the config's seed.
+fn split(data: &Data, cfg: &TrainConfig) -> Result<Split> {
+    let mut rng = rng_for(cfg.seed, &[SPLIT_STREAM]);
+    let mut order: Vec<usize> = (0..data.n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let n_val = ((data.n as f64 * cfg.val_fraction).round() as usize)
+        .clamp(1, data.n.saturating_sub(1).max(1));
+    if data.n < 2 {
+        return Err(SurgeError::spec(
+            "--data",
+            "fewer than two traces",
+            "train on a set with separate training and validation traces",
+        ));
+    }
+    let (val, tr) = order.split_at(n_val);
+    let (val, tr) = (val.to_vec(), tr.to_vec());
+    let pos: f64 = tr
+        .iter()
+        .map(|&i| {
+            data.s[i * data.bins..(i + 1) * data.bins]
+                .iter()
+                .map(|&a| a as f64)
+                .sum::<f64>()
+        })
+        .sum();
+    let total = (tr.len() * data.bins) as f64;
+    let pos_weight = if pos > 0.0 {
+        ((total - pos) / pos).min(50.0)
+    } else {
+        1.0
+    };
+    let val_windows: Vec<(usize, usize)> = val
+        .iter()
+        .flat_map(|&i| {
+            (0..=data.bins - cfg.window)
+                .step_by(cfg.window)
+                .map(move |a| (i, a))
+        })
+        .collect();
+
+    Ok(Split {
+        train: tr,
+        val_windows,
+        pos_weight,
+    })
+}
+
+/// The saved state of an interrupted run, checked against this run's configuration and data.
+fn read_state(state_path: &Path, meta: &SurrogateMeta) -> Result<TrainState> {
+    let text = std::fs::read_to_string(state_path)
+        .map_err(|e| SurgeError::io("cannot resume: no training state", state_path, e))?;
+    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+        SurgeError::data(
+            state_path,
+            format!("unreadable training state ({e})"),
+            "start the run again without --resume",
+        )
+    })?;
+    if st.meta.training != meta.training
+        || st.meta.arch != meta.arch
+        || st.meta.datasets != meta.datasets
+    {
+        return Err(SurgeError::data(
+            state_path,
+            "was written for another configuration, architecture or dataset",
+            "resume with the same --config and --data, or start a new run in another folder",
+        ));
+    }
+    Ok(st)
+}
+
 /// Where an interrupted training run stands: written after every epoch, after the model and optimizer
 /// files it names, so a kill at any moment leaves a consistent state to resume from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -564,47 +645,11 @@ pub fn train(
         ));
     }
     let (data, scaling) = load(&reader, init.as_ref().map(|(_, m)| &m.scaling))?;
-    // Split by trace.
-    let mut rng = rng_for(cfg.seed, &[SPLIT_STREAM]);
-    let mut order: Vec<usize> = (0..data.n).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.random_range(0..=i));
-    }
-    let n_val = ((data.n as f64 * cfg.val_fraction).round() as usize)
-        .clamp(1, data.n.saturating_sub(1).max(1));
-    if data.n < 2 {
-        return Err(SurgeError::spec(
-            "--data",
-            "fewer than two traces",
-            "train on a set with separate training and validation traces",
-        ));
-    }
-    let (val, tr) = order.split_at(n_val);
-    let (val, tr) = (val.to_vec(), tr.to_vec());
-    let pos: f64 = tr
-        .iter()
-        .map(|&i| {
-            data.s[i * data.bins..(i + 1) * data.bins]
-                .iter()
-                .map(|&a| a as f64)
-                .sum::<f64>()
-        })
-        .sum();
-    let total = (tr.len() * data.bins) as f64;
-    let pos_weight = if pos > 0.0 {
-        ((total - pos) / pos).min(50.0)
-    } else {
-        1.0
-    };
-    // Validation windows: fixed, non-overlapping.
-    let val_windows: Vec<(usize, usize)> = val
-        .iter()
-        .flat_map(|&i| {
-            (0..=data.bins - cfg.window)
-                .step_by(cfg.window)
-                .map(move |a| (i, a))
-        })
-        .collect();
+    let Split {
+        train: tr,
+        val_windows,
+        pos_weight,
+    } = split(&data, cfg)?;
 
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
@@ -651,25 +696,7 @@ pub fn train(
     let mut first_epoch = 1;
     let state_path = out_dir.join(STATE);
     if resume {
-        let text = std::fs::read_to_string(&state_path)
-            .map_err(|e| SurgeError::io("cannot resume: no training state", &state_path, e))?;
-        let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-            SurgeError::data(
-                &state_path,
-                format!("unreadable training state ({e})"),
-                "start the run again without --resume",
-            )
-        })?;
-        if st.meta.training != meta.training
-            || st.meta.arch != meta.arch
-            || st.meta.datasets != meta.datasets
-        {
-            return Err(SurgeError::data(
-                &state_path,
-                "was written for another configuration, architecture or dataset",
-                "resume with the same --config and --data, or start a new run in another folder",
-            ));
-        }
+        let st = read_state(&state_path, &meta)?;
         let (m, o) = state_files(out_dir, st.epoch);
         model = model.try_load_file(&m).map_err(|e| {
             SurgeError::data(

@@ -290,14 +290,25 @@ impl Work {
         scored: f32,
         want_grad: bool,
     ) {
-        let (n, w) = (batch.b, batch.w);
-        let nch = m.n_inputs;
-        let (hd, g4, ct) = (m.hidden, 4 * m.hidden, m.tcn_out());
         let mut grad = self.grad.take().unwrap_or_else(|| m.zeros_like());
         for buf in grad.buffers_mut() {
             buf.fill(0.0);
         }
-        // TCN, one cell at a time; each output row goes to the time-major LSTM input.
+        self.tcn_forward(m, shapes, batch);
+        self.lstm_forward(m, batch.b, batch.w);
+        self.heads_and_loss(m, batch, spec, scored);
+        if want_grad {
+            self.heads_backward(m, batch.b, batch.w, &mut grad);
+            self.lstm_backward(m, batch.b, batch.w, &mut grad);
+            self.tcn_backward(m, shapes, batch.b, batch.w, &mut grad);
+        }
+        self.grad = Some(grad);
+    }
+
+    /// The TCN, one cell at a time; each output row goes to the time-major LSTM input `z`.
+    fn tcn_forward(&mut self, m: &Model, shapes: &[(usize, usize)], batch: &Batch) {
+        let (n, w) = (batch.b, batch.w);
+        let (nch, ct) = (m.n_inputs, m.tcn_out());
         self.series.resize_with(n, Vec::new);
         self.o.resize_with(n, Vec::new);
         zeroed(&mut self.z, w * n * ct);
@@ -341,7 +352,11 @@ impl Work {
                     .copy_from_slice(&last[t * ct..(t + 1) * ct]);
             }
         }
-        // LSTM: one input product for all bins, then the recurrence.
+    }
+
+    /// The LSTM: one input product for all bins, then the recurrence.
+    fn lstm_forward(&mut self, m: &Model, n: usize, w: usize) {
+        let (hd, g4, ct) = (m.hidden, 4 * m.hidden, m.tcn_out());
         zeroed(&mut self.gates, w * n * g4);
         gemm_view(
             w * n,
@@ -384,7 +399,11 @@ impl Work {
                 hd,
             );
         }
-        // Heads and loss.
+    }
+
+    /// The heads, the loss terms (`mse`, `bce`) and their gradient with respect to the heads.
+    fn heads_and_loss(&mut self, m: &Model, batch: &Batch, spec: LossSpec, scored: f32) {
+        let (n, w, hd) = (batch.b, batch.w, m.hidden);
         zeroed(&mut self.heads, w * n * 2);
         gemm_view(
             w * n,
@@ -417,11 +436,11 @@ impl Work {
         }
         self.mse = mse;
         self.bce = bce;
-        if !want_grad {
-            self.grad = Some(grad);
-            return;
-        }
-        // Heads backward: weight gradient over all bins at once.
+    }
+
+    /// The heads' weight gradient over all bins at once.
+    fn heads_backward(&mut self, m: &Model, n: usize, w: usize, grad: &mut Model) {
+        let hd = m.hidden;
         gemm_view(
             hd,
             2,
@@ -438,7 +457,12 @@ impl Work {
             grad.b_head[0] += r[0];
             grad.b_head[1] += r[1];
         }
-        // LSTM backward, last bin first; `gates` becomes the pre-activation gradient.
+    }
+
+    /// The LSTM backward, last bin first (`gates` becomes the pre-activation gradient), then its
+    /// weight gradients over all bins and the gradient of its input `dz`.
+    fn lstm_backward(&mut self, m: &Model, n: usize, w: usize, grad: &mut Model) {
+        let (hd, g4, ct) = (m.hidden, 4 * m.hidden, m.tcn_out());
         zeroed(&mut self.dh, n * hd);
         zeroed(&mut self.dc, n * hd);
         for t in (0..w).rev() {
@@ -517,8 +541,19 @@ impl Work {
             &m.w_in,
             View::rows(0, g4).t(),
         );
-        // TCN backward, one cell at a time, last block first. `d_a` holds the gradient of the
-        // block's output rows (no padding), `d_b` that of its input (padded as the input is).
+    }
+
+    /// The TCN backward, one cell at a time, last block first. `d_a` holds the gradient of the
+    /// block's output rows (no padding), `d_b` that of its input (padded as the input is).
+    fn tcn_backward(
+        &mut self,
+        m: &Model,
+        shapes: &[(usize, usize)],
+        n: usize,
+        w: usize,
+        grad: &mut Model,
+    ) {
+        let ct = m.tcn_out();
         for i in 0..n {
             zeroed(&mut self.d_a, w * ct);
             for t in 0..w {
@@ -603,7 +638,6 @@ impl Work {
                 }
             }
         }
-        self.grad = Some(grad);
     }
 }
 
