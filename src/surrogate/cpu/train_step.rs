@@ -5,7 +5,7 @@
 //!
 //! Why: under burn's autodiff each of the LSTM's 1,000 sequential steps is a dozen graph nodes, each
 //! with its own allocation, forward and again backward; on the CPU that bookkeeping, not arithmetic,
-//! was most of a step. Here a window's convolutions are one matrix product per tap over all its bins,
+//! is most of a step. Here a window's convolutions are one matrix product per tap over all its bins,
 //! the input projection and the weight gradients of the LSTM are one product over all bins and
 //! cells, and only the recurrent product is done step by step. The batch is cut into groups of a fixed
 //! size that run on the cores in parallel (each carries its own LSTM recurrence and gradient sums,
