@@ -1,13 +1,13 @@
 //! Honest metrics of a checkpoint on held-out traces: voltage RMSE (all bins, and bins away from
 //! spikes), Pearson r, spike precision/recall/F1 at +-2 ms, Kistler's coincidence factor, firing-rate error.
 
+use super::cpu::kernels::onset;
 use super::model::Surrogate;
 use super::train::{SurrogateMeta, load_checkpoint};
 use crate::data::DatasetReader;
 use crate::data::h5::TraceData;
 use crate::error::{Result, SurgeError};
 use crate::signal::{coincidence_factor, match_spikes, pearson};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,11 @@ pub fn predict(
     let bins = traces.first().map_or(0, |t| t.voltage.len());
     let (v, logit) = model.forward(scaled_inputs(meta, traces, device));
     let v: Vec<f32> = v.into_data().try_to_vec().unwrap_or_default();
-    let p: Vec<f32> = sigmoid(logit).into_data().try_to_vec().unwrap_or_default();
+    let logit: Vec<f32> = logit.into_data().try_to_vec().unwrap_or_default();
+    // Spikes are the onsets of runs above the calibrated threshold; the scored part (from the bin
+    // where the receptive field has filled) starts afresh, as `calibrate` counts it.
+    let skip = meta.arch.receptive_field() - 1;
+    let thr = meta.spike_logit_threshold;
     (0..traces.len())
         .map(|i| {
             let voltage = v[i * bins..(i + 1) * bins]
@@ -103,13 +107,16 @@ pub fn predict(
                 .map(|&a| a * meta.scaling.v_std + meta.scaling.v_mean)
                 .collect();
             let mut spikes_ms = Vec::new();
-            let mut above = false;
-            let thr = 1.0 / (1.0 + (-meta.spike_logit_threshold).exp());
-            for (b, &q) in p[i * bins..(i + 1) * bins].iter().enumerate() {
-                if q > thr && !above {
+            let mut prev = 0.0;
+            for (b, &l) in logit[i * bins..(i + 1) * bins].iter().enumerate() {
+                let now = if l > thr { 1.0 } else { 0.0 };
+                if b == skip {
+                    prev = 0.0;
+                }
+                if onset(now, prev) > 0.0 {
                     spikes_ms.push((b as f64 + 0.5) * meta.bin_ms);
                 }
-                above = q > thr;
+                prev = now;
             }
             Prediction { voltage, spikes_ms }
         })
