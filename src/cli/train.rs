@@ -95,23 +95,7 @@ pub fn run(args: Args) -> Result<SurrogateMeta> {
         out_dir.keep();
     }
     let meta = result?;
-    let xs: Vec<f64> = meta.epochs.iter().map(|e| e.epoch as f64).collect();
-    let tr: Vec<f64> = meta.epochs.iter().map(|e| e.train_loss).collect();
-    let va: Vec<f64> = meta.epochs.iter().map(|e| e.val_loss).collect();
-    let figs = surge::plot::save(
-        &surge::plot::Lines {
-            title: "surrogate learning curve".into(),
-            x_desc: "epoch".into(),
-            y_desc: "loss (MSE + lambda BCE)".into(),
-            series: vec![
-                ("train".into(), xs.as_slice(), tr.as_slice()),
-                ("validation".into(), xs.as_slice(), va.as_slice()),
-            ],
-            log_y: true,
-            x_range: None,
-        },
-        &out.join("learning_curve"),
-    )?;
+    let figs = surge::plot::reports::learning_curve(&meta, &out.join("learning_curve"))?;
     println!(
         "{:>6} {:>11} {:>11} {:>13} {:>13}",
         "epoch", "train loss", "val loss", "val V MSE", "val spike BCE"

@@ -240,3 +240,66 @@ pub fn trace_vs_surrogate(
     )?;
     Ok(figs.last().cloned().unwrap_or_default())
 }
+
+/// A surrogate's training and validation loss per epoch, as `<stem>.{svg,png}`.
+pub fn learning_curve(
+    meta: &crate::surrogate::train::SurrogateMeta,
+    stem: &Path,
+) -> Result<Vec<PathBuf>> {
+    let xs: Vec<f64> = meta.epochs.iter().map(|e| e.epoch as f64).collect();
+    let tr: Vec<f64> = meta.epochs.iter().map(|e| e.train_loss).collect();
+    let va: Vec<f64> = meta.epochs.iter().map(|e| e.val_loss).collect();
+    save(
+        &Lines {
+            title: "surrogate learning curve".into(),
+            x_desc: "epoch".into(),
+            y_desc: "loss (MSE + lambda BCE)".into(),
+            series: vec![
+                ("train".into(), xs.as_slice(), tr.as_slice()),
+                ("validation".into(), xs.as_slice(), va.as_slice()),
+            ],
+            log_y: true,
+            x_range: None,
+        },
+        stem,
+    )
+}
+
+/// An RLS run's mean training-trial correlation per loop, as `<stem>.{svg,png}`.
+pub fn correlation_per_loop(title: &str, per_loop: &[f64], stem: &Path) -> Result<Vec<PathBuf>> {
+    let xs: Vec<f64> = (1..=per_loop.len()).map(|i| i as f64).collect();
+    save(
+        &Lines {
+            title: title.into(),
+            x_desc: "loop".into(),
+            y_desc: "mean Pearson r".into(),
+            series: vec![("training trials".into(), xs.as_slice(), per_loop)],
+            log_y: false,
+            x_range: None,
+        },
+        stem,
+    )
+}
+
+/// Spectra of several runs together (`(label, freqs, power)`), as `<stem>.{svg,png}`.
+pub fn spectra(
+    title: &str,
+    runs: &[(&str, &ExactCheck)],
+    x_range: (f64, f64),
+    stem: &Path,
+) -> Result<Vec<PathBuf>> {
+    save(
+        &Lines {
+            title: title.into(),
+            x_desc: "frequency (Hz)".into(),
+            y_desc: "power (mV^2/Hz)".into(),
+            series: runs
+                .iter()
+                .map(|(l, c)| (l.to_string(), c.freqs_hz.as_slice(), c.power.as_slice()))
+                .collect(),
+            log_y: true,
+            x_range: Some(x_range),
+        },
+        stem,
+    )
+}

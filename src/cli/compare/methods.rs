@@ -326,27 +326,14 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         &dir.join("cmaes_progress"),
     )?;
     if let (Some(b), Some(s), Some(c)) = (before.first(), sg_after.first(), cm_after.first()) {
-        figures.extend(plot::save(
-            &Lines {
-                title: format!("Exact engine, held-out seed {}: spectra", b.seed),
-                x_desc: "frequency (Hz)".into(),
-                y_desc: "power (mV^2/Hz)".into(),
-                series: vec![
-                    (
-                        "initial gains".into(),
-                        b.freqs_hz.as_slice(),
-                        b.power.as_slice(),
-                    ),
-                    (
-                        "surrogate gradient".into(),
-                        s.freqs_hz.as_slice(),
-                        s.power.as_slice(),
-                    ),
-                    ("CMA-ES".into(), c.freqs_hz.as_slice(), c.power.as_slice()),
-                ],
-                log_y: true,
-                x_range: Some((0.0, 100.0)),
-            },
+        figures.extend(surge::plot::reports::spectra(
+            &format!("Exact engine, held-out seed {}: spectra", b.seed),
+            &[
+                ("initial gains", b),
+                ("surrogate gradient", s),
+                ("CMA-ES", c),
+            ],
+            (0.0, 100.0),
             &dir.join("spectra"),
         )?);
     }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use surge::netopt::job;
 use surge::netopt::optimize::{self, ExactCheck, OptimizeConfig};
-use surge::plot::{self, Lines};
+use surge::plot;
 use surge::spec::Connectome;
 
 #[derive(clap::Args)]
@@ -97,26 +97,10 @@ fn compare(args: &Args, dir: &Path) -> Result<CompareSummary> {
         &dir.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    plot::save(
-        &Lines {
-            title: "Population signal spectrum: exact vs surrogate engine".into(),
-            x_desc: "frequency (Hz)".into(),
-            y_desc: "power (mV^2/Hz)".into(),
-            series: vec![
-                (
-                    "exact".into(),
-                    exact.freqs_hz.as_slice(),
-                    exact.power.as_slice(),
-                ),
-                (
-                    "surrogate".into(),
-                    sur.freqs_hz.as_slice(),
-                    sur.power.as_slice(),
-                ),
-            ],
-            log_y: true,
-            x_range: Some((1.0, 100.0)),
-        },
+    surge::plot::reports::spectra(
+        "Population signal spectrum: exact vs surrogate engine",
+        &[("exact", &exact), ("surrogate", &sur)],
+        (1.0, 100.0),
         &dir.join("spectra"),
     )?;
     // Surrogate raster in global cell order, for a side-by-side look with the exact engine's.

@@ -97,16 +97,9 @@ pub fn small(part: SmallPart, args: SmallArgs) -> Result<f64> {
     )?;
     println!("RLS {name}: test-trial mean Pearson r {test_r:.4} ({wall:.1} s)");
     if !per_loop.is_empty() {
-        let xs: Vec<f64> = (1..=per_loop.len()).map(|i| i as f64).collect();
-        let figs = surge::plot::save(
-            &surge::plot::Lines {
-                title: format!("RLS {name}: training-trial correlation per loop"),
-                x_desc: "loop".into(),
-                y_desc: "mean Pearson r".into(),
-                series: vec![("training trials".into(), xs.as_slice(), per_loop.as_slice())],
-                log_y: false,
-                x_range: None,
-            },
+        let figs = surge::plot::reports::correlation_per_loop(
+            &format!("RLS {name}: training-trial correlation per loop"),
+            &per_loop,
             &dir.join("correlation"),
         )?;
         println!("figure:  {}", figs[1].display());
