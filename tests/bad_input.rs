@@ -1165,6 +1165,18 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "a network whose connectome cannot fit in memory",
+            &[
+                &"simulate",
+                &"--config",
+                &net("huge.toml", "size = 400", "size = 2000000000"),
+                &"--out",
+                &out,
+            ],
+            &["populations.size", "would need about"],
+        )
+        .absent(&out),
+        case(
             "optimisation through a checkpoint folder that does not exist",
             &[
                 &"optimize",
@@ -1279,6 +1291,7 @@ macro_rules! cases {
 }
 
 cases! {
+    a_network_whose_connectome_cannot_fit_in_memory => "a network whose connectome cannot fit in memory",
     a_run_whose_recording_cannot_fit_in_memory => "a run whose recording cannot fit in memory",
     optimisation_through_a_missing_checkpoint_folder => "optimisation through a checkpoint folder that does not exist",
     toml_syntax_error => "TOML syntax error",

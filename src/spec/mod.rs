@@ -257,7 +257,49 @@ impl NetworkSpec {
         self.validate_populations()?;
         self.validate_connections()?;
         self.validate_drives()?;
-        self.validate_recording()
+        self.validate_recording()?;
+        self.check_network_fits()
+    }
+
+    /// Refuses, before anything is built, a network whose connectome and state would not fit in this
+    /// machine's memory: synapses (expected count), the ring buffer of delayed input, per-cell state.
+    fn check_network_fits(&self) -> Result<()> {
+        let size = |name: &str| {
+            self.population_index(name)
+                .map_or(0.0, |i| self.populations[i].size as f64)
+        };
+        let synapses: f64 = self
+            .connections
+            .iter()
+            .map(|c| {
+                let (pre, post) = (size(&c.pre), size(&c.post));
+                match c.rule {
+                    Rule::FixedIndegree => post * c.k.unwrap_or(0) as f64,
+                    Rule::Probability => pre * post * c.p.unwrap_or(0.0),
+                    Rule::AllToAll => pre * post,
+                }
+            })
+            .sum();
+        let dt = self.simulation.dt_ms;
+        let slots = self
+            .connections
+            .iter()
+            .map(|c| (c.delay_ms + 5.0 * c.delay_sd_ms) / dt)
+            .fold(0.0, f64::max)
+            + 2.0;
+        let inputs: f64 = self
+            .populations
+            .iter()
+            .map(|p| p.size as f64 * p.neuron.n_channels() as f64)
+            .sum();
+        let cells = self.n_cells() as f64;
+        let bytes = 8.0 * synapses + 8.0 * slots * inputs + 128.0 * cells;
+        crate::memory::check_fits(
+            bytes,
+            &format!("the network ({cells:.0} cells, about {synapses:.3e} synapses)"),
+            "populations.size",
+            "use smaller populations or sparser connections",
+        )
     }
 
     /// The name, seed, time step and duration.
