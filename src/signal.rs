@@ -149,6 +149,30 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// The mean of the Welch spectra of several traces sampled every `bin_ms` (segments of at most
+/// 256 ms, and no longer than the shortest trace).
+pub fn mean_welch_psd(traces: &[Vec<f64>], bin_ms: f64) -> Psd {
+    let seg = ((256.0 / bin_ms) as usize).min(traces.iter().map(Vec::len).min().unwrap_or(0));
+    let mut mean = Psd {
+        freqs_hz: Vec::new(),
+        power: Vec::new(),
+    };
+    for v in traces {
+        let psd = welch_psd(v, 1000.0 / bin_ms, seg);
+        if mean.power.is_empty() {
+            mean = psd;
+        } else {
+            mean.power
+                .iter_mut()
+                .zip(&psd.power)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+    let n = traces.len().max(1) as f64;
+    mean.power.iter_mut().for_each(|p| *p /= n);
+    mean
+}
+
 /// A one-sided power spectral density.
 #[derive(Debug, Clone)]
 pub struct Psd {
@@ -242,6 +266,22 @@ impl Psd {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mean_welch_psd_averages_the_traces_spectra() {
+        let sine = |f: f64, a: f64| -> Vec<f64> {
+            (0..2000)
+                .map(|k| a * (2.0 * std::f64::consts::PI * f * k as f64 * 5e-4).sin())
+                .collect()
+        };
+        let (x, y) = (sine(20.0, 1.0), sine(40.0, 2.0));
+        let mean = mean_welch_psd(&[x.clone(), y.clone()], 0.5);
+        let (px, py) = (welch_psd(&x, 2000.0, 512), welch_psd(&y, 2000.0, 512));
+        assert_eq!(mean.freqs_hz, px.freqs_hz);
+        for ((m, a), b) in mean.power.iter().zip(&px.power).zip(&py.power) {
+            assert!((m - 0.5 * (a + b)).abs() <= 1e-12 * (1.0 + a + b));
+        }
+    }
     use super::*;
 
     #[test]

@@ -611,68 +611,84 @@ impl Force {
     }
 }
 
-/// Reads a Part 1 or Part 2 experiment (`None`: the published defaults), overrides `loops`, validates.
-fn load_part<C: serde::de::DeserializeOwned>(
+/// What Parts 1 and 2 share for loading: a loop count the command line may override, and field
+/// checks.
+trait PartConfig: serde::de::DeserializeOwned {
+    fn loops_mut(&mut self) -> &mut usize;
+    /// Each check: the field, whether it holds, what it must be.
+    fn checks(&self) -> Vec<(&'static str, bool, &'static str)>;
+}
+
+/// Reads a Part 1 or Part 2 experiment (`None`: the published defaults), overrides `loops`, and
+/// refuses the first field that fails its check, by name.
+fn load_part<C: PartConfig>(
     path: Option<&std::path::Path>,
-) -> crate::Result<(C, String)> {
+    loops: Option<usize>,
+) -> crate::Result<C> {
     use crate::SurgeError;
     let (text, origin) = match path {
         Some(p) => (
             std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?,
             p.display().to_string(),
         ),
-        None => (String::new(), "defaults".to_string()),
+        None => (String::new(), "the defaults".to_string()),
     };
-    let c = toml::from_str(&text).map_err(|e| SurgeError::Toml {
+    let mut c: C = toml::from_str(&text).map_err(|e| SurgeError::Toml {
         path: origin.clone(),
         message: e.to_string(),
     })?;
-    Ok((c, origin))
+    if let Some(l) = loops {
+        *c.loops_mut() = l;
+    }
+    if let Some((field, _, must)) = c.checks().into_iter().find(|(_, ok, _)| !ok) {
+        return Err(SurgeError::spec(
+            field,
+            format!("out of range in {origin} (or --loops)"),
+            format!("give {must}"),
+        ));
+    }
+    Ok(c)
+}
+
+impl PartConfig for RateRnnConfig {
+    fn loops_mut(&mut self) -> &mut usize {
+        &mut self.loops
+    }
+    fn checks(&self) -> Vec<(&'static str, bool, &'static str)> {
+        vec![
+            ("n", self.n >= 2, "n >= 2"),
+            ("loops", self.loops >= 1, "loops >= 1"),
+            ("dt_ms", self.dt_ms > 0.0, "dt_ms > 0"),
+            ("tau_ms", self.tau_ms > 0.0, "tau_ms > 0"),
+        ]
+    }
+}
+
+impl PartConfig for SpikingRlsConfig {
+    fn loops_mut(&mut self) -> &mut usize {
+        &mut self.loops
+    }
+    fn checks(&self) -> Vec<(&'static str, bool, &'static str)> {
+        vec![
+            ("n", self.n >= 2, "n >= 2"),
+            ("loops", self.loops >= 1, "loops >= 1"),
+            ("dt_ms", self.dt_ms > 0.0, "dt_ms > 0"),
+            ("bin_ms", self.bin_ms >= self.dt_ms, "bin_ms >= dt_ms"),
+        ]
+    }
 }
 
 impl RateRnnConfig {
     /// The experiment at `path` (or the defaults) with `loops` overridden, validated.
     pub fn load(path: Option<&std::path::Path>, loops: Option<usize>) -> crate::Result<Self> {
-        let (mut c, origin): (Self, String) = load_part(path)?;
-        if let Some(l) = loops {
-            c.loops = l;
-        }
-        c.validate(&origin)?;
-        Ok(c)
-    }
-
-    pub fn validate(&self, origin: &str) -> crate::Result<()> {
-        if self.n >= 2 && self.loops >= 1 && self.dt_ms > 0.0 && self.tau_ms > 0.0 {
-            return Ok(());
-        }
-        Err(crate::SurgeError::spec(
-            origin,
-            "invalid rate-network parameters",
-            "n >= 2, loops >= 1, dt_ms > 0, tau_ms > 0",
-        ))
+        load_part(path, loops)
     }
 }
 
 impl SpikingRlsConfig {
     /// The experiment at `path` (or the defaults) with `loops` overridden, validated.
     pub fn load(path: Option<&std::path::Path>, loops: Option<usize>) -> crate::Result<Self> {
-        let (mut c, origin): (Self, String) = load_part(path)?;
-        if let Some(l) = loops {
-            c.loops = l;
-        }
-        c.validate(&origin)?;
-        Ok(c)
-    }
-
-    pub fn validate(&self, origin: &str) -> crate::Result<()> {
-        if self.n >= 2 && self.loops >= 1 && self.dt_ms > 0.0 && self.bin_ms >= self.dt_ms {
-            return Ok(());
-        }
-        Err(crate::SurgeError::spec(
-            origin,
-            "invalid spiking-network parameters",
-            "n >= 2, loops >= 1, 0 < dt_ms <= bin_ms",
-        ))
+        load_part(path, loops)
     }
 }
 

@@ -30,26 +30,6 @@ pub struct Args {
     pub force: bool,
 }
 
-/// Mean Welch spectrum of the scored part of several voltage traces of one length (segments of
-/// 256 ms; `welch_psd` removes each segment's mean).
-fn mean_psd(traces: &[Vec<f64>], bin_ms: f64) -> (Vec<f64>, Vec<f64>) {
-    let seg = ((256.0 / bin_ms) as usize).min(traces.iter().map(Vec::len).min().unwrap_or(0));
-    let mut freqs = Vec::new();
-    let mut power: Vec<f64> = Vec::new();
-    for v in traces {
-        let psd = surge::signal::welch_psd(v, 1000.0 / bin_ms, seg);
-        if power.is_empty() {
-            freqs = psd.freqs_hz;
-            power = psd.power;
-        } else {
-            power.iter_mut().zip(&psd.power).for_each(|(a, b)| *a += b);
-        }
-    }
-    let n = traces.len().max(1) as f64;
-    power.iter_mut().for_each(|p| *p /= n);
-    (freqs, power)
-}
-
 pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(
         args.traces > 0,
@@ -122,17 +102,21 @@ pub fn run(args: Args) -> Result<()> {
     let cv = |trains: &[Vec<f64>]| surge::signal::mean_cv_isi(trains, 3);
     let scored =
         |v: &[f32]| -> Vec<f64> { v[skip.min(v.len())..].iter().map(|&x| x as f64).collect() };
-    let (freqs, p_exact) = mean_psd(
+    let surge::signal::Psd {
+        freqs_hz: freqs,
+        power: p_exact,
+    } = surge::signal::mean_welch_psd(
         &traces
             .iter()
             .map(|t| scored(&t.voltage))
             .collect::<Vec<_>>(),
         meta.bin_ms,
     );
-    let (_, p_model) = mean_psd(
+    let p_model = surge::signal::mean_welch_psd(
         &preds.iter().map(|p| scored(&p.voltage)).collect::<Vec<_>>(),
         meta.bin_ms,
-    );
+    )
+    .power;
     let simulated_s = n as f64 * reader.bins as f64 * reader.bin_ms / 1000.0;
 
     println!(
