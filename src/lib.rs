@@ -9,6 +9,7 @@
 #[macro_use]
 mod simd;
 
+pub mod bptt;
 pub mod compare;
 pub mod data;
 pub mod error;

@@ -60,6 +60,40 @@ pub struct SimResult {
     pub input_channels: usize,
 }
 
+/// Where a population's cells and input slots lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slots {
+    /// Global index of its first cell.
+    pub offset: usize,
+    pub size: usize,
+    /// Index of its first input slot in a ring-buffer row (inputs are channel-major).
+    pub in_base: usize,
+}
+
+/// The constant drives of one population over the current window of bias and white-noise drives.
+#[derive(Debug, Clone)]
+pub(crate) struct Constant {
+    pub offset: usize,
+    pub size: usize,
+    /// The model's white-noise scale ([`NeuronModel::noise_scale`]).
+    pub noise_scale: Option<f64>,
+    /// Constant input per cell: mV added to the resting potential (current-based) or pA (conductance-based).
+    pub bias: Vec<f64>,
+    /// Per-step std of white-noise voltage increments per cell (empty without white noise).
+    pub noise: Vec<f64>,
+}
+
+/// Anything that carries a population's [`Constant`] drives.
+pub(crate) trait HasConstant {
+    fn constant(&mut self) -> &mut Constant;
+}
+
+impl HasConstant for Constant {
+    fn constant(&mut self) -> &mut Constant {
+        self
+    }
+}
+
 struct Population {
     offset: usize,
     size: usize,
@@ -68,12 +102,9 @@ struct Population {
     in_base: usize,
     v: Vec<f64>,
     ref_left: Vec<u32>,
-    /// Constant input per cell: mV added to the resting potential (current-based) or pA (conductance-based).
-    bias: Vec<f64>,
-    /// `bias` without the hook's current (kept only when a hook runs).
+    constant: Constant,
+    /// `constant.bias` without the hook's current (kept only when a hook runs).
     base_bias: Vec<f64>,
-    /// Per-step std of white-noise voltage increments per cell (empty without white noise).
-    noise: Vec<f64>,
     noise_rng: ChaCha8Rng,
     model: Box<dyn NeuronModel>,
     record_spikes: bool,
@@ -83,6 +114,23 @@ struct Population {
     n_spikes: u32,
 }
 
+impl HasConstant for Population {
+    fn constant(&mut self) -> &mut Constant {
+        &mut self.constant
+    }
+}
+
+impl Population {
+    fn slots(&self) -> Slots {
+        Slots {
+            offset: self.offset,
+            size: self.size,
+            in_base: self.in_base,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct PoissonDrive {
     input: Vec<usize>,
     next_ms: Vec<f64>,
@@ -93,6 +141,7 @@ struct PoissonDrive {
     stop: f64,
 }
 
+#[derive(Clone)]
 struct SpikeDrive {
     input: Vec<usize>,
     /// Sorted arrival steps.
@@ -102,6 +151,7 @@ struct SpikeDrive {
 }
 
 /// Bias and white-noise drives: constant over their window.
+#[derive(Clone)]
 struct BiasDrive {
     cells: Vec<u32>,
     amplitude: f64,
@@ -255,7 +305,8 @@ pub fn simulate_with_hook(
             pops[pi].in_base + ch * pops[pi].size - pops[pi].offset
         })
         .collect();
-    let mut drives = Drives::build(spec, conn, &pops, dt, seed);
+    let slots: Vec<Slots> = pops.iter().map(Population::slots).collect();
+    let mut drives = Drives::build(spec, conn, &slots, dt, seed);
     let mut rec = Recording::new(spec, &pops, steps, every, sampling.channels);
     let mut out = Spikes {
         times_ms: Vec::new(),
@@ -272,12 +323,12 @@ pub fn simulate_with_hook(
         let t_end = (n + 1) as f64 * dt;
         let now = (n % n_slots) * row;
         let current = &mut ring[now..now + row];
-        drives.update_constant(
-            t,
-            conn,
-            &mut pops,
-            hook.is_some().then_some(&hook_current[..]),
-        );
+        if drives.update_constant(t, conn, &mut pops) && hook.is_some() {
+            for p in pops.iter_mut() {
+                p.base_bias.copy_from_slice(&p.constant.bias);
+            }
+            apply_hook_current(&mut pops, &hook_current);
+        }
         if let Some(ext) = external {
             add_external(ext, n, conn, &pops, current);
         }
@@ -383,14 +434,7 @@ fn build_populations(
     let mut in_base = 0usize;
     for (pi, p) in spec.populations.iter().enumerate() {
         let nch = p.neuron.n_channels();
-        let mut rng = rng_for(seed, &[stream::INITIAL_STATE, pi as u64]);
-        let v: Vec<f64> = match p.v_init_mv {
-            None => vec![p.neuron.v_reset(); p.size],
-            Some(VInit::Constant(x)) => vec![x; p.size],
-            Some(VInit::Uniform([a, b])) => (0..p.size)
-                .map(|_| a + (b - a) * rng.random::<f64>())
-                .collect(),
-        };
+        let v = initial_voltages(spec, pi, seed);
         let model = models::build(&p.neuron, p.size, dt);
         let needs_current = spec
             .recording
@@ -404,10 +448,15 @@ fn build_populations(
             in_base,
             v,
             ref_left: vec![0; p.size],
-            bias: vec![0.0; p.size],
+            constant: Constant {
+                offset: conn.pop_offsets[pi],
+                size: p.size,
+                noise_scale: model.noise_scale(),
+                bias: vec![0.0; p.size],
+                noise: Vec::new(),
+            },
             base_bias: vec![0.0; p.size],
-            noise: Vec::new(),
-            noise_rng: rng_for(seed, &[stream::DRIVE_NOISE, u64::MAX, pi as u64]),
+            noise_rng: white_noise_rng(seed, pi),
             model,
             record_spikes: record_pops[pi],
             needs_current,
@@ -420,8 +469,28 @@ fn build_populations(
     (pops, in_base.max(1))
 }
 
+/// The initial membrane potentials of population `pi` (`v_init_mv`, drawn from its own stream).
+pub(crate) fn initial_voltages(spec: &NetworkSpec, pi: usize, seed: u64) -> Vec<f64> {
+    let p = &spec.populations[pi];
+    let mut rng = rng_for(seed, &[stream::INITIAL_STATE, pi as u64]);
+    match p.v_init_mv {
+        None => vec![p.neuron.v_reset(); p.size],
+        Some(VInit::Constant(x)) => vec![x; p.size],
+        Some(VInit::Uniform([a, b])) => (0..p.size)
+            .map(|_| a + (b - a) * rng.random::<f64>())
+            .collect(),
+    }
+}
+
+/// The stream of population `pi`'s white-noise increments (one standard normal per cell and step
+/// while any of its cells takes white noise).
+pub(crate) fn white_noise_rng(seed: u64, pi: usize) -> ChaCha8Rng {
+    rng_for(seed, &[stream::DRIVE_NOISE, u64::MAX, pi as u64])
+}
+
 /// Drives: Poisson and spike trains into input slots, constant (bias, white-noise) drives in windows.
-struct Drives {
+#[derive(Clone)]
+pub(crate) struct Drives {
     poisson: Vec<PoissonDrive>,
     spikes: Vec<SpikeDrive>,
     biases: Vec<BiasDrive>,
@@ -429,10 +498,10 @@ struct Drives {
 }
 
 impl Drives {
-    fn build(
+    pub(crate) fn build(
         spec: &NetworkSpec,
         conn: &Connectome,
-        pops: &[Population],
+        pops: &[Slots],
         dt: f64,
         seed: u64,
     ) -> Self {
@@ -513,54 +582,49 @@ impl Drives {
         }
     }
 
-    /// Constant drives: recomputed when a window opens or closes (`hook_current`: the hook's
-    /// current of the last step, which still applies).
-    fn update_constant(
+    /// Constant drives: recomputed when a window opens or closes. Returns whether they were.
+    pub(crate) fn update_constant<P: HasConstant>(
         &mut self,
         t: f64,
         conn: &Connectome,
-        pops: &mut [Population],
-        hook_current: Option<&[f64]>,
-    ) {
+        pops: &mut [P],
+    ) -> bool {
         let (biases, bias_active) = (&self.biases, &mut self.bias_active);
         let changed = biases
             .iter()
             .zip(bias_active.iter())
             .any(|(b, &was)| (t >= b.start && t < b.stop) != was);
-        if changed {
-            let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
-            for p in pops.iter_mut() {
-                p.bias.fill(0.0);
-                p.noise.clear();
-            }
-            for (b, _) in biases.iter().zip(&active).filter(|(_, a)| **a) {
-                for &c in &b.cells {
-                    let pi = conn.population_of(c as usize);
-                    let p = &mut pops[pi];
-                    p.bias[c as usize - p.offset] += b.amplitude;
-                    if b.sigma > 0.0 {
-                        p.noise.resize(p.size, 0.0);
-                        p.noise[c as usize - p.offset] += b.sigma * b.sigma;
-                    }
+        if !changed {
+            return false;
+        }
+        let active: Vec<bool> = biases.iter().map(|b| t >= b.start && t < b.stop).collect();
+        for p in pops.iter_mut() {
+            let p = p.constant();
+            p.bias.fill(0.0);
+            p.noise.clear();
+        }
+        for (b, _) in biases.iter().zip(&active).filter(|(_, a)| **a) {
+            for &c in &b.cells {
+                let p = pops[conn.population_of(c as usize)].constant();
+                p.bias[c as usize - p.offset] += b.amplitude;
+                if b.sigma > 0.0 {
+                    p.noise.resize(p.size, 0.0);
+                    p.noise[c as usize - p.offset] += b.sigma * b.sigma;
                 }
-            }
-            for p in pops.iter_mut() {
-                if let Some(q) = p.model.noise_scale() {
-                    p.noise.iter_mut().for_each(|var| *var = var.sqrt() * q);
-                }
-            }
-            *bias_active = active;
-            if let Some(hook_current) = hook_current {
-                for p in pops.iter_mut() {
-                    p.base_bias.copy_from_slice(&p.bias);
-                }
-                apply_hook_current(pops, hook_current);
             }
         }
+        for p in pops.iter_mut() {
+            let p = p.constant();
+            if let Some(q) = p.noise_scale {
+                p.noise.iter_mut().for_each(|var| *var = var.sqrt() * q);
+            }
+        }
+        *bias_active = active;
+        true
     }
 
     /// Drive spikes in `[t, t + dt)` arrive now, into this step's ring row.
-    fn deliver(&mut self, n: usize, t: f64, t_end: f64, ring_now: &mut [f64]) {
+    pub(crate) fn deliver(&mut self, n: usize, t: f64, t_end: f64, ring_now: &mut [f64]) {
         for d in self.poisson.iter_mut() {
             if t_end <= d.start || t >= d.stop {
                 continue;
@@ -590,7 +654,7 @@ impl Drives {
 fn apply_hook_current(pops: &mut [Population], hook_current: &[f64]) {
     for p in pops.iter_mut() {
         let extra = &hook_current[p.offset..p.offset + p.size];
-        for ((b, &base), &x) in p.bias.iter_mut().zip(&p.base_bias).zip(extra) {
+        for ((b, &base), &x) in p.constant.bias.iter_mut().zip(&p.base_bias).zip(extra) {
             *b = base + x;
         }
     }
@@ -663,9 +727,9 @@ fn step_populations(
         p.current_sum = 0.0;
         p.n_spikes = 0;
         p.model.receive(inputs);
-        p.model.integrate(&mut p.v, &p.ref_left, &p.bias);
-        if !p.noise.is_empty() {
-            for ((v, &r), &sd) in p.v.iter_mut().zip(&p.ref_left).zip(&p.noise) {
+        p.model.integrate(&mut p.v, &p.ref_left, &p.constant.bias);
+        if !p.constant.noise.is_empty() {
+            for ((v, &r), &sd) in p.v.iter_mut().zip(&p.ref_left).zip(&p.constant.noise) {
                 let xi: f64 = StandardNormal.sample(&mut p.noise_rng);
                 *v += if r == 0 { sd * xi } else { 0.0 };
             }

@@ -257,14 +257,14 @@ impl PlainSpectrum {
         }
     }
 
-    /// The windowed, mean-removed signal and its DFT (re, im) per frequency.
-    fn transform(&self, x: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// The DFT (re, im) per frequency of the windowed, mean-removed signal.
+    fn transform(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let n = self.len;
-        let m = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let m = x.iter().sum::<f64>() / n as f64;
         let y: Vec<f64> = x
             .iter()
             .zip(&self.window)
-            .map(|(&v, w)| (v as f64 - m) * w)
+            .map(|(&v, w)| (v - m) * w)
             .collect();
         let nf = self.freqs_hz.len();
         let mut re = vec![0f64; nf];
@@ -274,7 +274,41 @@ impl PlainSpectrum {
             re[k] = y.iter().zip(c).map(|(a, b)| a * b).sum();
             im[k] = y.iter().zip(s).map(|(a, b)| a * b).sum();
         }
-        (y, re, im)
+        (re, im)
+    }
+
+    /// The periodogram from [`PlainSpectrum::transform`]'s output.
+    fn power(&self, re: &[f64], im: &[f64]) -> Vec<f64> {
+        (0..re.len())
+            .map(|k| (re[k] * re[k] + im[k] * im[k]) * self.scale[k])
+            .collect()
+    }
+
+    /// Back through the periodogram: `d_power` to the gradient with respect to the signal, added
+    /// into `d_x` (through the DFT, the window and the mean removal).
+    fn backward(&self, re: &[f64], im: &[f64], d_power: &[f64], d_x: &mut [f64]) {
+        let n = self.len;
+        let mut d_y = vec![0f64; n];
+        for k in 0..re.len() {
+            let (a, b) = (
+                2.0 * d_power[k] * self.scale[k] * re[k],
+                2.0 * d_power[k] * self.scale[k] * im[k],
+            );
+            if a == 0.0 && b == 0.0 {
+                continue;
+            }
+            let (c, s) = (&self.cos[k * n..(k + 1) * n], &self.sin[k * n..(k + 1) * n]);
+            for t in 0..n {
+                d_y[t] += a * c[t] + b * s[t];
+            }
+        }
+        for (d, w) in d_y.iter_mut().zip(&self.window) {
+            *d *= w;
+        }
+        let mean_d = d_y.iter().sum::<f64>() / n as f64;
+        for (dx, d) in d_x.iter_mut().zip(&d_y) {
+            *dx += d - mean_d;
+        }
     }
 }
 
@@ -285,30 +319,19 @@ pub struct PlainLoss {
     pub rate_penalty: f64,
     pub l2_penalty: f64,
     pub peak_penalty: f64,
-    /// The periodogram of the signal.
+    /// The spectrum of the signal.
     pub power: Vec<f64>,
     pub d_signal: Vec<f64>,
     pub d_rates: Vec<f64>,
     pub d_log_gain: Vec<f64>,
 }
 
-/// [`loss`] on plain numbers (see [`PlainSpectrum`]), with its gradient written out.
-pub fn loss_plain(
-    cfg: &ObjectiveConfig,
-    spectrum: &PlainSpectrum,
-    signal: &[f32],
-    rates_hz: &[f64],
-    log_gain: &[f32],
-) -> PlainLoss {
-    let (_, re, im) = spectrum.transform(signal);
-    let nf = re.len();
-    let power: Vec<f64> = (0..nf)
-        .map(|k| (re[k] * re[k] + im[k] * im[k]) * spectrum.scale[k])
-        .collect();
-    let f = &spectrum.freqs_hz;
+/// The spectral terms of the loss (band score, peak penalty) and the loss's gradient with respect
+/// to each frequency's power.
+fn spectral_terms(cfg: &ObjectiveConfig, f: &[f64], power: &[f64]) -> (f64, f64, Vec<f64>) {
+    let nf = power.len();
     let in_range = |k: usize, lo: f64, hi: f64| k > 0 && f[k] >= lo && f[k] <= hi;
     let (blo, bhi) = cfg.band_hz;
-    // d loss / d power, term by term.
     let mut d_power = vec![0f64; nf];
     let band: f64 = (0..nf)
         .filter(|&k| in_range(k, blo, bhi))
@@ -348,6 +371,18 @@ pub fn loss_plain(
             d_power[k] += dc * (f[k] - c) / (den + 1e-30);
         }
     }
+    (band_score, peak_penalty, d_power)
+}
+
+/// The rest of the loss: rate bounds and the L2 penalty on log-gains, with their gradients.
+fn finish(
+    cfg: &ObjectiveConfig,
+    (band_score, peak_penalty): (f64, f64),
+    power: Vec<f64>,
+    d_signal: Vec<f64>,
+    rates_hz: &[f64],
+    log_gain: &[f32],
+) -> PlainLoss {
     let (lo, hi) = (cfg.rate_bounds_hz.0.ln(), cfg.rate_bounds_hz.1.ln());
     let mut rate_penalty = 0.0;
     let d_rates = rates_hz
@@ -361,33 +396,6 @@ pub fn loss_plain(
         .collect();
     let l2_penalty: f64 = log_gain.iter().map(|&g| (g as f64).powi(2)).sum();
     let d_log_gain = log_gain.iter().map(|&g| 2.0 * cfg.l2 * g as f64).collect();
-    // Back through the periodogram: d/dy_t = sum_k d_power_k scale_k 2 (re_k cos_kt + im_k sin_kt),
-    // then through the window and the mean removal.
-    let n = signal.len();
-    let mut d_y = vec![0f64; n];
-    for k in 0..nf {
-        let (a, b) = (
-            2.0 * d_power[k] * spectrum.scale[k] * re[k],
-            2.0 * d_power[k] * spectrum.scale[k] * im[k],
-        );
-        if a == 0.0 && b == 0.0 {
-            continue;
-        }
-        let (c, s) = (
-            &spectrum.cos[k * n..(k + 1) * n],
-            &spectrum.sin[k * n..(k + 1) * n],
-        );
-        for t in 0..n {
-            d_y[t] += a * c[t] + b * s[t];
-        }
-    }
-    let d_xw: Vec<f64> = d_y
-        .iter()
-        .zip(&spectrum.window)
-        .map(|(d, w)| d * w)
-        .collect();
-    let mean_d = d_xw.iter().sum::<f64>() / n as f64;
-    let d_signal = d_xw.iter().map(|d| d - mean_d).collect();
     PlainLoss {
         total: -band_score
             + cfg.rate_weight * rate_penalty
@@ -402,6 +410,59 @@ pub fn loss_plain(
         d_rates,
         d_log_gain,
     }
+}
+
+/// [`loss`] on plain numbers (see [`PlainSpectrum`]), with its gradient written out.
+pub fn loss_plain(
+    cfg: &ObjectiveConfig,
+    spectrum: &PlainSpectrum,
+    signal: &[f32],
+    rates_hz: &[f64],
+    log_gain: &[f32],
+) -> PlainLoss {
+    let x: Vec<f64> = signal.iter().map(|&v| v as f64).collect();
+    let (re, im) = spectrum.transform(&x);
+    let power = spectrum.power(&re, &im);
+    let (score, peak, d_power) = spectral_terms(cfg, &spectrum.freqs_hz, &power);
+    let mut d_signal = vec![0f64; x.len()];
+    spectrum.backward(&re, &im, &d_power, &mut d_signal);
+    finish(cfg, (score, peak), power, d_signal, rates_hz, log_gain)
+}
+
+/// The loss of the exact engine's scoring ([`crate::signal::welch_psd`]: Welch segments of
+/// `spectrum`'s length at half-length steps, averaged) on plain numbers, with its gradient.
+pub fn loss_welch(
+    cfg: &ObjectiveConfig,
+    spectrum: &PlainSpectrum,
+    signal: &[f64],
+    rates_hz: &[f64],
+    log_gain: &[f32],
+) -> PlainLoss {
+    let n = spectrum.len.min(signal.len());
+    let step = (n / 2).max(1);
+    let starts: Vec<usize> = (0..)
+        .map(|k| k * step)
+        .take_while(|s| s + n <= signal.len())
+        .collect();
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = starts
+        .iter()
+        .map(|&s| spectrum.transform(&signal[s..s + n]))
+        .collect();
+    let segments = parts.len().max(1) as f64;
+    let mut power = vec![0f64; spectrum.freqs_hz.len()];
+    for (re, im) in &parts {
+        for (p, q) in power.iter_mut().zip(spectrum.power(re, im)) {
+            *p += q;
+        }
+    }
+    power.iter_mut().for_each(|p| *p /= segments);
+    let (score, peak, mut d_power) = spectral_terms(cfg, &spectrum.freqs_hz, &power);
+    d_power.iter_mut().for_each(|d| *d /= segments);
+    let mut d_signal = vec![0f64; signal.len()];
+    for (&s, (re, im)) in starts.iter().zip(&parts) {
+        spectrum.backward(re, im, &d_power, &mut d_signal[s..s + n]);
+    }
+    finish(cfg, (score, peak), power, d_signal, rates_hz, log_gain)
 }
 
 /// The peak term of [`loss`] on a plain spectrum (`ln(centroid / target)^2`, 0 without a target):

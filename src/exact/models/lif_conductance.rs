@@ -234,6 +234,19 @@ impl NeuronModel for Cells {
             refractory_steps: self.prop.ref_steps,
         }
     }
+
+    /// The rise states then the decay states, each `[receptor][cell]`.
+    fn save_state(&self, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(&self.rise);
+        out.extend_from_slice(&self.decay);
+    }
+
+    fn load_state(&mut self, state: &[f64]) {
+        let (r, d) = state.split_at(self.rise.len());
+        self.rise.copy_from_slice(r);
+        self.decay.copy_from_slice(d);
+    }
 }
 
 #[cfg(test)]

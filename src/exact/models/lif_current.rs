@@ -148,6 +148,16 @@ impl NeuronModel for Cells {
             refractory_steps: self.prop.ref_steps,
         }
     }
+
+    /// `u`, channel-major.
+    fn save_state(&self, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(&self.u);
+    }
+
+    fn load_state(&mut self, state: &[f64]) {
+        self.u.copy_from_slice(state);
+    }
 }
 
 #[cfg(test)]

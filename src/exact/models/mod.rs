@@ -43,6 +43,13 @@ pub trait NeuronModel: Send {
     fn noise_scale(&self) -> Option<f64>;
 
     fn spike_rule(&self) -> SpikeRule;
+
+    /// The synaptic state, flattened, for a run that restarts from this point (back-propagation
+    /// through time re-runs a stretch from a saved state).
+    fn save_state(&self, out: &mut Vec<f64>);
+
+    /// Restores a state written by [`NeuronModel::save_state`].
+    fn load_state(&mut self, state: &[f64]);
 }
 
 /// The model of `cell` for `size` cells stepped by `dt` ms.
