@@ -76,6 +76,10 @@ pub struct BpttConfig {
     /// spiking cell's voltage after the step does not depend on its voltage before (snnTorch's
     /// `reset_mechanism` with a detached reset).
     pub reset_gradient: bool,
+    /// Factor on the surrogate derivative (Bellec et al. 2018's dampening): in a recurrent network
+    /// every spike path multiplies the adjoint by about (in-degree x PSP x derivative), so without
+    /// damping the back-propagated gradient grows exponentially with the window.
+    pub damping: f64,
     /// Steps per back-propagated chunk: each chunk is re-run from its saved state, so memory holds
     /// one chunk's record (0: the whole run as one chunk). The gradient does not depend on it.
     pub chunk_steps: usize,
@@ -90,6 +94,7 @@ impl Default for BpttConfig {
             },
             mode: SpikeMode::Hard,
             reset_gradient: false,
+            damping: 1.0,
             chunk_steps: 500,
         }
     }

@@ -420,6 +420,7 @@ impl<'a> ExactNet<'a> {
         let chunk = self.chunk();
         let soft = self.cfg.mode == SpikeMode::Soft;
         let sur = self.cfg.surrogate;
+        let damping = if soft { 1.0 } else { self.cfg.damping };
         for (c, cp) in fwd.checkpoints.iter().enumerate().rev() {
             let (first, end) = (c * chunk, ((c + 1) * chunk).min(self.steps));
             let mut live = self.restore(cp);
@@ -461,7 +462,7 @@ impl<'a> ExactNet<'a> {
                         } else {
                             0.0
                         };
-                        let slope = if free { sur.slope(x) } else { 0.0 };
+                        let slope = if free { damping * sur.slope(x) } else { 0.0 };
                         let mut lam_s = d_count;
                         if slope != 0.0 || s != 0.0 {
                             let cell = p.slots.offset + i;

@@ -19,6 +19,8 @@ pub struct Evaluation {
     pub d_log_gain: Vec<f64>,
     /// d loss / d log-weight per synapse of the connectome (no penalty on them).
     pub d_log_w: Vec<f64>,
+    /// The frequencies of `loss.power`.
+    pub freqs_hz: Vec<f64>,
     pub forward: Forward,
 }
 
@@ -120,6 +122,7 @@ pub fn evaluate(
         rates_hz,
         d_log_gain,
         d_log_w,
+        freqs_hz: spectrum.freqs_hz.clone(),
         forward: fwd,
     })
 }

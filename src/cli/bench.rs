@@ -20,7 +20,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1000.0)]
     duration_ms: f64,
     /// Also time a reference implementation in the same run and print the ratio: brian2 (brunel
-    /// case) or pytorch (train case; the Python is $SURGE_PYTHON, default python3).
+    /// case), pytorch (train case), snntorch or norse (bptt case); the Python of the last three is
+    /// $SURGE_PYTHON, default python3.
     #[arg(long, value_enum)]
     reference: Option<Reference>,
     /// burn backend of the train, stream and optimize cases.
@@ -36,6 +37,9 @@ enum BenchCase {
     Train,
     Stream,
     Optimize,
+    /// Back-propagation through time in the exact engine: 1,000 current-based LIF cells x 1,000
+    /// steps, and one iteration on the 270-cell column beside the fused surrogate engine's.
+    Bptt,
     All,
 }
 
@@ -43,6 +47,8 @@ enum BenchCase {
 enum Reference {
     Brian2,
     Pytorch,
+    Snntorch,
+    Norse,
 }
 
 /// The name clap shows for a value.
@@ -411,6 +417,150 @@ fn torch_train_step() -> Result<Row> {
     ))
 }
 
+/// The bptt case's layer: 1,000 current-based LIF cells (exponential synaptic current) with 10%
+/// recurrent connectivity and Poisson input, 1,000 steps of 1 ms; the loss is the mean membrane
+/// potential plus 1e-3 times the spike count, as in `benches/reference/lif_bptt.py`.
+const BPTT_LAYER: &str = r#"
+name = "bptt_layer"
+[simulation]
+dt_ms = 1.0
+duration_ms = 1000.0
+seed = 1
+[[populations]]
+name = "N"
+size = 1000
+v_init_mv = 0.0
+[populations.neuron]
+model = "lif_current"
+tau_m_ms = 20.0
+v_threshold_mv = 1.0
+v_reset_mv = 0.0
+t_ref_ms = 0.0
+channels = [{ name = "syn", tau_ms = 5.0 }]
+[[connections]]
+pre = "N"
+post = "N"
+channel = "syn"
+rule = "probability"
+p = 0.1
+weight = 0.002
+delay_ms = 1.0
+autapses = true
+[[drives]]
+name = "poisson"
+kind = "poisson"
+targets = ["N"]
+channel = "syn"
+rate_hz = 50.0
+weight = 0.85
+"#;
+
+/// One forward and backward pass of the differentiable exact engine, one thread.
+fn bptt_layer() -> Result<Row> {
+    let spec = NetworkSpec::from_toml_str(BPTT_LAYER, "bptt layer")?;
+    let t0 = Instant::now();
+    let conn = Connectome::build(&spec);
+    let weights = conn.weights.iter().map(|&w| w as f64).collect();
+    let cfg = surge::bptt::BpttConfig {
+        surrogate: surge::bptt::Surrogate {
+            shape: surge::bptt::SpikeShape::FastSigmoid,
+            width_mv: 0.04,
+        },
+        ..surge::bptt::BpttConfig::default()
+    };
+    let net = surge::bptt::net::ExactNet::new(&spec, &conn, weights, vec![0], 0, cfg)?;
+    let setup_s = t0.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let fwd = net.forward()?;
+    let steps = net.steps();
+    let d_signal = vec![1.0 / steps as f64; steps];
+    let d_w = net.backward(&fwd, &d_signal, &[1e-3])?;
+    let wall = t.elapsed().as_secs_f64();
+    anyhow::ensure!(d_w.iter().all(|g| g.is_finite()), "non-finite gradient");
+    Ok(Row {
+        case: format!(
+            "exact BPTT 1000 LIF x 1000 steps ({:.0} spikes)",
+            fwd.counts[0]
+        ),
+        setup_s,
+        wall_s: wall,
+        biological_s: spec.simulation.duration_ms / 1000.0,
+        realtime_factor: wall / (spec.simulation.duration_ms / 1000.0),
+        throughput: 1000.0 * steps as f64 / wall,
+        throughput_unit: "cell-steps/s fwd+bwd",
+        peak_rss_mb: surge::memory::peak_rss_mb(),
+    })
+}
+
+/// One optimisation iteration of the shipped alpha-to-beta experiment through the exact engine:
+/// a 500 ms scored window after 100 ms of warm-up, forward and backward, gradient of every gain.
+fn bptt_column() -> Result<Row> {
+    let config = Path::new("experiments/alpha_to_beta.toml");
+    let (mut cfg, spec, _) = surge::netopt::optimize::OptimizeConfig::load(config).context(
+        "the bptt benchmark runs the shipped experiment. Fix: run it from the repository root",
+    )?;
+    cfg.optimizer.window_ms = 500.0;
+    let t0 = Instant::now();
+    let conn = Connectome::build(&spec);
+    let zeros = vec![0f32; spec.connections.len()];
+    let setup_s = t0.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ev = surge::bptt::objective::evaluate(
+        &spec,
+        &conn,
+        &cfg,
+        &cfg.optimizer.bptt_config_at(spec.simulation.dt_ms),
+        &surge::bptt::objective::Params {
+            log_gains: &zeros,
+            log_w: None,
+        },
+        cfg.optimizer.warmup_ms,
+        cfg.optimizer.window_ms,
+    )?;
+    let wall = t.elapsed().as_secs_f64();
+    anyhow::ensure!(ev.d_log_gain.iter().all(|g| g.is_finite()), "non-finite gradient");
+    let bio = (cfg.optimizer.warmup_ms + cfg.optimizer.window_ms) / 1000.0;
+    Ok(Row {
+        case: "exact BPTT iteration, 270-cell column, 500 ms".into(),
+        setup_s,
+        wall_s: wall,
+        biological_s: bio,
+        realtime_factor: wall / bio,
+        throughput: 1.0 / wall,
+        throughput_unit: "iterations/s",
+        peak_rss_mb: surge::memory::peak_rss_mb(),
+    })
+}
+
+/// The bptt layer in snnTorch or Norse (benches/reference/lif_bptt.py), run by `$SURGE_PYTHON`.
+fn torch_bptt(library: &str) -> Result<Row> {
+    let python = std::env::var("SURGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let v = python_reference(
+        &python,
+        "lif_bptt.py",
+        &[format!("--library={library}")],
+        &format!(
+            "install torch and {library} for `{python}` (`pip install torch {library}`), or set SURGE_PYTHON to a Python that has them"
+        ),
+    )?;
+    let total = v["total_s"].as_f64().unwrap_or(f64::NAN);
+    Ok(Row {
+        case: format!(
+            "{library} {} BPTT 1000 LIF x 1000 steps ({} spikes, {} thread)",
+            v["version"].as_str().unwrap_or("?"),
+            v["spikes"],
+            v["threads"]
+        ),
+        setup_s: 0.0,
+        wall_s: total,
+        biological_s: 1.0,
+        realtime_factor: total,
+        throughput: 1e6 / total,
+        throughput_unit: "cell-steps/s fwd+bwd",
+        peak_rss_mb: None,
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let v = python_reference(
@@ -533,6 +683,7 @@ fn whole_optimisation(backend: &str) -> Result<Vec<Row>> {
             seed: None,
             heldout: Some((2026, 10)),
             spike_beta: None,
+            engine: None,
             resume: false,
             force: true,
         },
@@ -605,10 +756,12 @@ pub fn run(args: Args) -> Result<()> {
     match (case, reference) {
         (_, None)
         | (BenchCase::Brunel, Some(Reference::Brian2))
-        | (BenchCase::Train, Some(Reference::Pytorch)) => {}
+        | (BenchCase::Train, Some(Reference::Pytorch))
+        | (BenchCase::Bptt, Some(Reference::Snntorch | Reference::Norse)) => {}
         (_, Some(r)) => bail!(
             "there is no reference `{}` for the {} case. Fix: run `surge bench brunel \
-             --reference brian2` or `surge bench train --reference pytorch`",
+             --reference brian2`, `surge bench train --reference pytorch` or `surge bench bptt \
+             --reference snntorch` (or norse)",
             name(r),
             name(case)
         ),
@@ -637,6 +790,11 @@ pub fn run(args: Args) -> Result<()> {
             .map(|(w, c, e)| Box::new(move || optimize_iteration(w, c, backend, e)) as Case)
             .collect()
         }
+        BenchCase::Bptt => vec![
+            Box::new(bptt_layer),
+            Box::new(bptt_column),
+            Box::new(|| optimize_iteration(500.0, 50.0, backend, None)),
+        ],
         BenchCase::All => vec![
             Box::new(brunel_case),
             Box::new(generation),
@@ -662,6 +820,7 @@ pub fn run(args: Args) -> Result<()> {
         None => {}
         Some(Reference::Brian2) => rows.push(brian2(duration_ms)?),
         Some(Reference::Pytorch) => rows.push(torch_train_step()?),
+        Some(r @ (Reference::Snntorch | Reference::Norse)) => rows.push(torch_bptt(&name(r))?),
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -683,10 +842,10 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     if let (Some(_), Some(ours), Some(theirs)) = (reference, rows.first(), rows.last()) {
-        let what = if case == BenchCase::Train {
-            "training step"
-        } else {
-            "Brunel loop"
+        let what = match case {
+            BenchCase::Train => "training step",
+            BenchCase::Bptt => "forward and backward pass (1,000 LIF x 1,000 steps)",
+            _ => "Brunel loop",
         };
         println!(
             "Surge's {what} runs at {:.2}x the speed of the reference measured in this run ({:.3} s vs {:.3} s).",

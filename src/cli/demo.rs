@@ -187,6 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         heldout_seed: None,
         heldout: 10,
         spike_beta: None,
+        engine: None,
         force: true,
     })?;
     walls.push(("optimise + exact check", t.elapsed().as_secs_f64()));

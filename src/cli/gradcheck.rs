@@ -45,14 +45,36 @@ pub struct Args {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub force: bool,
-    }
+    /// Which gradients to set against the exact estimate: `surrogate` (the checkpoints'),
+    /// `exact` (the exact engine back-propagated with a surrogate spike derivative), or both.
+    #[arg(long, value_delimiter = ',', default_value = "surrogate")]
+    pub engines: Vec<GradEngine>,
+    /// Widths (mV) of the exact engine's surrogate spike derivative to measure.
+    #[arg(long = "spike-width-mv", value_delimiter = ',', default_value = "0.5")]
+    pub spike_widths_mv: Vec<f64>,
+    /// Damping factors on that derivative to measure.
+    #[arg(long = "spike-damping", value_delimiter = ',', default_value = "0.03")]
+    pub spike_dampings: Vec<f64>,
+}
 
-/// One surrogate (checkpoint, beta) at one window against the exact estimate.
+/// The gradients `surge gradcheck` measures.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum GradEngine {
+    Surrogate,
+    Exact,
+}
+
+/// One gradient (a surrogate checkpoint at one beta, or the exact engine at one surrogate width and
+/// damping) at one window against the exact estimate.
 #[derive(serde::Serialize)]
 pub struct Row {
     pub window_ms: f64,
+    /// The checkpoint, or `exact-bptt`.
     pub checkpoint: String,
     pub spike_beta: f32,
+    /// For `exact-bptt`: the surrogate derivative's width (mV) and damping.
+    pub spike_width_mv: Option<f64>,
+    pub spike_damping: Option<f64>,
     pub surrogate: GradientEstimate,
     pub agreement: Agreement,
     pub wall_s: f64,
@@ -108,6 +130,24 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
         Some(p) => surge::netopt::job::read_gains(p, n_groups)?,
     };
     let device = args.backend.device()?.autodiff();
+    let with_surrogate = args.engines.contains(&GradEngine::Surrogate);
+    if !with_surrogate {
+        args.checkpoints.clear();
+    }
+    if let Some(w) = args
+        .spike_widths_mv
+        .iter()
+        .find(|w| !(**w > 0.0 && w.is_finite()))
+    {
+        anyhow::bail!("--spike-width-mv {w} is not a positive width. Fix: e.g. --spike-width-mv 0.5");
+    }
+    if let Some(d) = args
+        .spike_dampings
+        .iter()
+        .find(|d| !(**d >= 0.0 && d.is_finite()))
+    {
+        anyhow::bail!("--spike-damping {d} is not >= 0. Fix: e.g. --spike-damping 0.01");
+    }
     // Every checkpoint loads before any work starts: a wrong path fails at once.
     for c in &args.checkpoints {
         let conn = surge::spec::Connectome::build(&spec);
@@ -169,8 +209,47 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
                     window_ms: window,
                     checkpoint: ckpt.display().to_string(),
                     spike_beta: beta,
+                    spike_width_mv: None,
+                    spike_damping: None,
                     surrogate: sur,
                     agreement,
+                    wall_s: wall,
+                });
+            }
+        }
+        if args.engines.contains(&GradEngine::Exact) {
+            let t = std::time::Instant::now();
+            let settings: Vec<(f64, f64)> = args
+                .spike_widths_mv
+                .iter()
+                .flat_map(|&w| args.spike_dampings.iter().map(move |&d| (w, d)))
+                .collect();
+            let configs: Vec<surge::bptt::BpttConfig> = settings
+                .iter()
+                .map(|&(w, d)| {
+                    let mut o = cfg.optimizer.clone();
+                    o.spike_width_mv = w;
+                    o.spike_damping = d;
+                    o.bptt_config_at(spec.simulation.dt_ms)
+                })
+                .collect();
+            println!(
+                "exact engine back-propagated: {} settings x {} instances",
+                configs.len(),
+                seeds.len()
+            );
+            let est =
+                gradcheck::bptt_gradient(&spec, &cfg, &log_gains, window, &configs, &seeds)?;
+            let wall = t.elapsed().as_secs_f64() / configs.len() as f64;
+            for (g, &(w, d)) in est.into_iter().zip(&settings) {
+                rows.push(Row {
+                    window_ms: window,
+                    checkpoint: "exact-bptt".into(),
+                    spike_beta: 0.0,
+                    spike_width_mv: Some(w),
+                    spike_damping: Some(d),
+                    agreement: gradcheck::agreement(&g, &exact, args.seed),
+                    surrogate: g,
                     wall_s: wall,
                 });
             }
@@ -187,7 +266,7 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
     in_out_dir(&dir, |_| false, || {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let report = serde_json::json!({
-            "what": "cosine similarity between the surrogate network's back-propagated gradient of the optimisation loss and the exact engine's (central differences of step h with common random numbers), both averaged over the same network instances",
+            "what": "cosine similarity between a back-propagated gradient of the optimisation loss (the surrogate network's, or the exact engine's with a surrogate spike derivative: checkpoint exact-bptt) and the exact engine's (central differences of step h with common random numbers), both averaged over the same network instances",
             "config": cfg,
             "config_text": text,
             "groups": names,
@@ -210,16 +289,26 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:>7}  {:<28} {:>5}  {:>14}  {:>12}  {:>10}  {:>16}",
-        "window", "checkpoint", "beta", "cosine +- se", "exact split", "signs", "signs (resolved)"
+        "{:>7}  {:<28} {:>14}  {:>14}  {:>12}  {:>10}  {:>16}",
+        "window",
+        "gradient",
+        "beta | mV,damp",
+        "cosine +- se",
+        "exact split",
+        "signs",
+        "signs (resolved)"
     );
     for r in rows {
         let a = &r.agreement;
+        let setting = match (r.spike_width_mv, r.spike_damping) {
+            (Some(w), Some(d)) => format!("{w} mV, {d}"),
+            _ => format!("{}", r.spike_beta),
+        };
         println!(
-            "{:>5} ms  {:<28} {:>5}  {:>7.3} +- {:<5.3}  {:>12.3}  {:>9.0}%  {:>16}",
+            "{:>5} ms  {:<28} {:>14}  {:>7.3} +- {:<5.3}  {:>12.3}  {:>9.0}%  {:>16}",
             r.window_ms,
             r.checkpoint,
-            r.spike_beta,
+            setting,
             a.cosine,
             a.cosine_se,
             a.exact_split_half,
@@ -233,42 +322,62 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// Cosine against spike_beta, one line per (checkpoint, window).
+/// Cosine against spike_beta, one line per (checkpoint, window); for the exact engine, cosine
+/// against damping, one line per (width, window).
 fn figure(dir: &Path, rows: &[Row]) -> Result<()> {
-    let mut keys: Vec<(String, f64)> = Vec::new();
+    type Series = (String, Vec<f64>, Vec<f64>);
+    let mut surrogate: Vec<Series> = Vec::new();
+    let mut exact: Vec<Series> = Vec::new();
     for r in rows {
-        let k = (r.checkpoint.clone(), r.window_ms);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
+        let (list, name, x) = match (r.spike_width_mv, r.spike_damping) {
+            (Some(w), Some(d)) => (&mut exact, format!("{w} mV, {} ms", r.window_ms), d),
+            _ => (
+                &mut surrogate,
+                format!("{}, {} ms", r.checkpoint, r.window_ms),
+                r.spike_beta as f64,
+            ),
+        };
+        let at = match list.iter().position(|s| s.0 == name) {
+            Some(i) => i,
+            None => {
+                list.push((name, Vec::new(), Vec::new()));
+                list.len() - 1
+            }
+        };
+        list[at].1.push(x);
+        list[at].2.push(r.agreement.cosine);
     }
-    let data: Vec<(String, Vec<f64>, Vec<f64>)> = keys
-        .iter()
-        .map(|(c, w)| {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| &r.checkpoint == c && r.window_ms == *w)
-                .collect();
-            (
-                format!("{c}, {w} ms"),
-                sel.iter().map(|r| r.spike_beta as f64).collect(),
-                sel.iter().map(|r| r.agreement.cosine).collect(),
-            )
-        })
-        .collect();
-    plot::save(
-        &Lines {
-            title: "surrogate vs exact-engine gradient".into(),
-            x_desc: "spike_beta (calibrated logit widths)".into(),
-            y_desc: "cosine similarity".into(),
-            series: data
-                .iter()
-                .map(|(n, x, y)| (n.clone(), x.as_slice(), y.as_slice()))
-                .collect(),
-            log_y: false,
-            x_range: None,
-        },
-        &dir.join("gradcheck"),
-    )?;
+    for (data, x_desc, title, file) in [
+        (
+            surrogate,
+            "spike_beta (calibrated logit widths)",
+            "surrogate vs exact-engine gradient",
+            "gradcheck",
+        ),
+        (
+            exact,
+            "damping of the surrogate spike derivative",
+            "exact engine back-propagated vs finite differences",
+            "gradcheck_exact",
+        ),
+    ] {
+        if data.is_empty() {
+            continue;
+        }
+        plot::save(
+            &Lines {
+                title: title.into(),
+                x_desc: x_desc.into(),
+                y_desc: "cosine similarity".into(),
+                series: data
+                    .iter()
+                    .map(|(n, x, y)| (n.clone(), x.as_slice(), y.as_slice()))
+                    .collect(),
+                log_y: false,
+                x_range: None,
+            },
+            &dir.join(file),
+        )?;
+    }
     Ok(())
 }

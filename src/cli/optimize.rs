@@ -52,6 +52,10 @@ pub struct Args {
     /// Override optimizer.spike_beta (the surrogate gradient's scale, in calibrated logit widths).
     #[arg(long)]
     pub spike_beta: Option<f32>,
+    /// Override optimizer.engine: `exact` differentiates the exact engine itself (no checkpoint
+    /// needed); `auto`, `fused` or `burn` the surrogate network.
+    #[arg(long)]
+    pub engine: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
@@ -72,6 +76,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         seed: args.seed,
         heldout: args.heldout_seed.map(|s| (s, args.heldout)),
         spike_beta: args.spike_beta,
+        engine: args.engine,
         resume: args.resume,
         force: args.force,
     };
@@ -130,8 +135,13 @@ fn print(o: &Outcome) {
         );
     }
     let (lo, hi) = o.config.objective.band_hz;
+    let descended = if o.config.optimizer.engine == "exact" {
+        "exact engine, differentiated"
+    } else {
+        "surrogate engine"
+    };
     println!(
-        "surrogate engine ({} iterations, {:.0} s): band score {:.3} -> {:.3}, peak {} -> {}",
+        "{descended} ({} iterations, {:.0} s): band score {:.3} -> {:.3}, peak {} -> {}",
         o.iterations,
         o.optimize_s,
         o.surrogate_before.band_score,

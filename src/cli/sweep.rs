@@ -175,6 +175,7 @@ fn gradient_seed(
                 seed: Some(seed),
                 heldout: Some((args.heldout_seed, args.heldout)),
                 spike_beta: None,
+                engine: None,
                 resume,
                 force: !resume,
             },

@@ -132,6 +132,48 @@ pub fn surrogate_gradient(
         .collect())
 }
 
+/// The exact engine's own back-propagated gradient (surrogate spike derivative, [`crate::bptt`]) of
+/// the same loss at `log_gains`, on each instance seed (its connectome, drive noise and initial
+/// state, as [`exact_gradient`] runs them), for each of `configs`. Instances run in parallel.
+pub fn bptt_gradient(
+    spec: &NetworkSpec,
+    cfg: &OptimizeConfig,
+    log_gains: &[f32],
+    window_ms: f64,
+    configs: &[crate::bptt::BpttConfig],
+    seeds: &[u64],
+) -> Result<Vec<GradientEstimate>> {
+    let per_seed: Vec<Vec<Vec<f64>>> = seeds
+        .par_iter()
+        .map(|&seed| {
+            let mut s = spec.clone();
+            s.simulation.seed = Some(seed);
+            let conn = Connectome::build(&s);
+            configs
+                .iter()
+                .map(|b| {
+                    let ev = crate::bptt::objective::evaluate(
+                        &s,
+                        &conn,
+                        cfg,
+                        b,
+                        &crate::bptt::objective::Params {
+                            log_gains,
+                            log_w: None,
+                        },
+                        cfg.optimizer.warmup_ms,
+                        window_ms,
+                    )?;
+                    Ok(ev.d_log_gain)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    Ok((0..configs.len())
+        .map(|c| GradientEstimate::from_instances(per_seed.iter().map(|g| g[c].clone()).collect()))
+        .collect())
+}
+
 /// Cosine similarity of two vectors (0 if either is zero).
 pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();

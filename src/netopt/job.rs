@@ -2,8 +2,8 @@
 //! it: overrides applied, resume state in `progress.json`, gradient descent through the surrogate
 //! network, the exact re-check on held-out instances, `metrics.json`, `gains.json` and figures.
 
+use super::descent::{Descent, OnExact, OnSurrogate};
 use super::optimize::{self, AdamState, ExactCheck, IterationRecord, OptimizeConfig};
-use super::{Gains, SurrogateNetwork};
 use crate::error::{Result, SurgeError};
 use crate::spec::{Connectome, NetworkSpec};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ pub struct Job {
     /// Held-out instances `(seed, count)` drawn fresh instead of `recheck.seeds`.
     pub heldout: Option<(u64, usize)>,
     pub spike_beta: Option<f32>,
+    /// `optimizer.engine`.
+    pub engine: Option<String>,
     pub resume: bool,
     pub force: bool,
 }
@@ -162,6 +164,9 @@ pub fn configure(job: &Job) -> Result<(OptimizeConfig, NetworkSpec, String)> {
     if let Some(b) = job.spike_beta {
         cfg.optimizer.spike_beta = b;
     }
+    if let Some(e) = &job.engine {
+        cfg.optimizer.engine = e.clone();
+    }
     if let Some((seed, n)) = job.heldout {
         cfg.recheck.seeds = optimize::heldout_seeds(seed, n);
     }
@@ -198,11 +203,34 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
     };
     // Forward-only evaluations run on the plain device: a forward graph on the autodiff device that is
     // never back-propagated is freed by burn 0.22 one layer of roots at a time, quadratically.
-    let plain = crate::surrogate::backend::device(&job.backend)?;
-    let device = plain.clone().autodiff();
     let conn = Connectome::build(&spec);
-    let net = optimize::build_network(&cfg, &spec, &conn, &job.checkpoint, &device)?;
-    let net_eval = optimize::build_network(&cfg, &spec, &conn, &job.checkpoint, &plain)?;
+    let exact_engine = cfg.optimizer.engine == "exact";
+    let devices = if exact_engine {
+        None
+    } else {
+        let plain = crate::surrogate::backend::device(&job.backend)?;
+        Some((plain.clone().autodiff(), plain))
+    };
+    let nets = match &devices {
+        Some((device, plain)) => Some((
+            optimize::build_network(&cfg, &spec, &conn, &job.checkpoint, device)?,
+            optimize::build_network(&cfg, &spec, &conn, &job.checkpoint, plain)?,
+        )),
+        None => None,
+    };
+    let model: Box<dyn Descent + '_> = match (&nets, &devices) {
+        (Some((net, net_eval)), Some((device, plain))) => Box::new(OnSurrogate {
+            net,
+            device,
+            plain: net_eval,
+            plain_device: plain,
+        }),
+        _ => Box::new(OnExact {
+            spec: &spec,
+            conn: &conn,
+            bptt: cfg.optimizer.bptt_config_at(spec.simulation.dt_ms),
+        }),
+    };
     std::fs::create_dir_all(dir).map_err(|e| SurgeError::io("cannot create", dir, e))?;
     let mut start = vec![0.0f32; n_groups];
     let mut start_w: Option<Vec<f32>> = None;
@@ -222,14 +250,11 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
     // Surrogate before: the initial gains on a fixed evaluation noise stream.
     let eval_noise = u64::MAX - 3;
     let zeros = vec![0.0f32; n_groups];
-    let (_, before_sur, before_psd, _) = optimize::evaluate(
-        &net_eval,
-        &cfg,
-        &Gains::new(&zeros, &plain),
-        eval_noise,
-        &plain,
-        false,
-    );
+    let no_w = cfg
+        .optimizer
+        .per_synapse
+        .then(|| vec![0.0f32; model.n_synapses()]);
+    let (before_sur, before_psd) = model.score(&cfg, &zeros, no_w.as_deref(), eval_noise)?;
     let mut records = Vec::<IterationRecord>::new();
     let record_values = |prior: &[serde_json::Value], records: &[IterationRecord]| {
         let mut all = prior.to_vec();
@@ -241,13 +266,12 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
         all
     };
     let (mut final_gains, final_w) = optimize::optimize(
-        &net,
+        model.as_ref(),
         &cfg,
         &start,
         start_w.as_deref(),
         start_adam,
         first,
-        &device,
         &mut |rec| {
             on(Event::Iteration(rec));
             records.push(rec.clone());
@@ -285,18 +309,13 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
         None
     };
     let optimize_s = t0.elapsed().as_secs_f64();
-    let gains_net = match &final_w {
-        Some(w) => Gains::with_synapses(&final_gains, w, &plain),
-        None => Gains::new(&final_gains, &plain),
-    };
-    let (_, after_sur, after_psd, _) =
-        optimize::evaluate(&net_eval, &cfg, &gains_net, eval_noise, &plain, false);
+    let (after_sur, after_psd) = model.score(&cfg, &final_gains, final_w.as_deref(), eval_noise)?;
     let t1 = std::time::Instant::now();
     let (exact_before, exact_after) = recheck(
         &spec,
         &cfg,
         &conn,
-        &net,
+        model.as_ref(),
         &final_gains,
         final_w.as_deref(),
         on,
@@ -312,7 +331,8 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let metrics = serde_json::json!({
         "config": cfg,
         "config_text": text,
-        "checkpoint": job.checkpoint.display().to_string(),
+        "engine": model.name(),
+        "checkpoint": if exact_engine { None } else { Some(job.checkpoint.display().to_string()) },
         "backend": job.backend,
         "band_hz": cfg.objective.band_hz,
         "iterations": all_records,
@@ -351,7 +371,14 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
     );
     json_write(&gains_path, &gains_json, true)?;
     let per_synapse = match &final_w {
-        Some(w) => Some(write_synapses(dir, &spec, &cfg, &net, &group_names, w)?),
+        Some(w) => Some(write_synapses(
+            dir,
+            &spec,
+            &cfg,
+            model.as_ref(),
+            &group_names,
+            w,
+        )?),
         None => None,
     };
     crate::plot::reports::optimisation(
@@ -398,7 +425,7 @@ fn recheck(
     spec: &NetworkSpec,
     cfg: &OptimizeConfig,
     conn: &Connectome,
-    net: &SurrogateNetwork,
+    model: &dyn Descent,
     final_gains: &[f32],
     final_w: Option<&[f32]>,
     on: &mut dyn FnMut(Event),
@@ -412,7 +439,7 @@ fn recheck(
                     "report this with the experiment file (it is a bug)",
                 ));
             }
-            Some((conn.clone(), net.apply_synapse_weights(&with_gains, w)))
+            Some((conn.clone(), model.apply_synapse_weights(&with_gains, w)))
         }
         None => None,
     };
@@ -437,11 +464,11 @@ fn write_synapses(
     dir: &Path,
     spec: &NetworkSpec,
     cfg: &OptimizeConfig,
-    net: &SurrogateNetwork,
+    model: &dyn Descent,
     group_names: &[String],
     w: &[f32],
 ) -> Result<PerSynapse> {
-    let table = net.synapse_table();
+    let table = model.synapse_table();
     let rms = optimize::rms(w);
     let syn = serde_json::json!({
         "what": "per-synapse log-weights: synapse weight = connectome weight x group gain x exp(log_weight); contacts of one cell onto the same (cell, channel) through one group and delay share one entry",

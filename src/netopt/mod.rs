@@ -2,6 +2,7 @@
 //! connectome as the exact engine, differentiable spikes), objectives on the population signal, and the
 //! gradient-descent loop over connection gains (and synapses); CMA-ES on the exact engine as the gradient-free baseline.
 
+pub mod descent;
 pub mod engine;
 mod fused;
 pub mod gradcheck;

@@ -1,6 +1,7 @@
 //! The gradient-step loop over connection gains (and synapse weights), and the re-check of its
 //! result in the exact engine.
 
+use super::descent::Descent;
 use super::engine::{CellType, Engine, Gains, SpikeMode, SurrogateNetwork};
 use super::objective::{self, ObjectiveConfig, Spectrum};
 use crate::error::{Result, SurgeError};
@@ -98,9 +99,35 @@ pub struct OptimizerConfig {
     pub synapse_l2: f64,
     /// Per-synapse log-weights are kept within +-this.
     pub max_abs_log_weight: f32,
+    /// Whether the group log-gains move (`false` with `per_synapse`: only the synapses do, the test
+    /// of many parameters where no group mean can do the work).
+    pub train_gains: bool,
+    /// With `engine = "exact"`: the surrogate spike derivative's shape (`fast_sigmoid` or
+    /// `sigmoid`) and width in mV, and whether the gradient passes through the reset.
+    pub spike_shape: crate::bptt::SpikeShape,
+    pub spike_width_mv: f64,
+    pub reset_gradient: bool,
+    /// With `engine = "exact"`: the factor on the surrogate derivative that keeps the
+    /// back-propagated gradient of a recurrent network from growing exponentially with the window.
+    pub spike_damping: f64,
 }
 
 impl OptimizerConfig {
+    /// The differentiable exact engine's settings (`engine = "exact"`), chunked as `bptt_chunk_ms`
+    /// at time step `dt_ms` (0: one chunk).
+    pub fn bptt_config_at(&self, dt_ms: f64) -> crate::bptt::BpttConfig {
+        crate::bptt::BpttConfig {
+            surrogate: crate::bptt::Surrogate {
+                shape: self.spike_shape,
+                width_mv: self.spike_width_mv,
+            },
+            mode: crate::bptt::SpikeMode::Hard,
+            damping: self.spike_damping,
+            reset_gradient: self.reset_gradient,
+            chunk_steps: (self.bptt_chunk_ms / dt_ms).round() as usize,
+        }
+    }
+
     /// The drive-noise stream of iteration `it`: fresh noise every iteration, a different sequence for
     /// every optimiser `seed` (the network instance is the spec's).
     pub fn iteration_noise(&self, it: usize) -> u64 {
@@ -150,7 +177,12 @@ impl Default for OptimizerConfig {
             validation_seeds: vec![201, 202],
             per_synapse: false,
             synapse_l2: 0.1,
+            spike_shape: crate::bptt::SpikeShape::FastSigmoid,
+            spike_width_mv: 0.5,
+            reset_gradient: false,
+            spike_damping: 0.01,
             max_abs_log_weight: 1.0,
+            train_gains: true,
         }
     }
 }
@@ -334,14 +366,35 @@ impl OptimizeConfig {
             return Err(SurgeError::spec(
                 "optimizer.per_synapse",
                 "per-synapse weights are differentiated by the fused engine only",
-                "set engine = \"auto\" or \"fused\" (CPU, flex backend), or per_synapse = false",
+                "set engine = \"auto\", \"fused\" (CPU, flex backend) or \"exact\", or per_synapse = false",
             ));
         }
-        if !["auto", "fused", "burn"].contains(&o.engine.as_str()) {
+        if !["auto", "fused", "burn", "exact"].contains(&o.engine.as_str()) {
             return Err(SurgeError::spec(
                 "optimizer.engine",
                 format!("unknown engine `{}`", o.engine),
-                "use auto, fused or burn",
+                "use auto, fused, burn (surrogate network) or exact (the exact engine, differentiated)",
+            ));
+        }
+        if !o.train_gains && !o.per_synapse {
+            return Err(SurgeError::spec(
+                "optimizer.train_gains",
+                "false leaves nothing to optimise without per-synapse weights",
+                "set per_synapse = true, or train_gains = true",
+            ));
+        }
+        if !(o.spike_damping >= 0.0 && o.spike_damping.is_finite()) {
+            return Err(SurgeError::spec(
+                "optimizer.spike_damping",
+                format!("{} is not >= 0", o.spike_damping),
+                "e.g. spike_damping = 0.01 (0: no gradient through spike generation)",
+            ));
+        }
+        if !(o.spike_width_mv > 0.0 && o.spike_width_mv.is_finite()) {
+            return Err(SurgeError::spec(
+                "optimizer.spike_width_mv",
+                format!("{} is not a positive width", o.spike_width_mv),
+                "e.g. spike_width_mv = 1.0 (the surrogate spike derivative's width, exact engine)",
             ));
         }
         match o.select.as_str() {
@@ -831,13 +884,6 @@ pub fn group_names(spec: &NetworkSpec) -> Vec<String> {
         .collect()
 }
 
-/// The values of parameter `id`'s gradient, if it has one.
-fn grad_values(grads: &GradientsParams, id: burn::module::ParamId) -> Option<Vec<f32>> {
-    grads
-        .get::<1>(id)
-        .map(|g| g.into_data().try_to_vec::<f32>().expect("f32"))
-}
-
 /// The first non-finite entry of `v`, as (index, value).
 fn first_non_finite(v: &[f32]) -> Option<(usize, f32)> {
     v.iter().copied().enumerate().find(|(_, x)| !x.is_finite())
@@ -846,12 +892,11 @@ fn first_non_finite(v: &[f32]) -> Option<(usize, f32)> {
 /// One step's gradient: the mean over `optimizer.batch` noise windows, refused if any entry is not
 /// finite (named by its group or synapse, with the iteration), and the windows' mean record.
 fn batch_gradient(
-    net: &SurrogateNetwork,
+    model: &dyn Descent,
     cfg: &OptimizeConfig,
-    gains: &Gains,
+    (log_gains, log_w): (&[f32], Option<&[f32]>),
     it: usize,
     names: &[String],
-    device: &Device,
 ) -> Result<(IterationRecord, Vec<f32>, Option<Vec<f32>>)> {
     let batch = cfg.optimizer.batch.max(1);
     let last_good = if it == 0 {
@@ -861,16 +906,10 @@ fn batch_gradient(
     };
     let mut recs = Vec::with_capacity(batch);
     let mut g_sum = vec![0f64; names.len()];
-    let mut w_sum: Option<Vec<f64>> = gains.synapse_values().map(|w| vec![0f64; w.len()]);
+    let mut w_sum: Option<Vec<f64>> = log_w.map(|w| vec![0f64; w.len()]);
     for k in 0..batch {
-        let (rec, _, grads) = evaluate_with_gradient(
-            net,
-            cfg,
-            gains,
-            cfg.optimizer.window_noise(it, k),
-            device,
-            &mut |_, _| {},
-        );
+        let (rec, g, gw) =
+            model.gradient(cfg, log_gains, log_w, cfg.optimizer.window_noise(it, k))?;
         if !rec.loss.is_finite() {
             return Err(SurgeError::NotFinite {
                 what: format!("the objective at iteration {} ({})", it + 1, rec.loss),
@@ -879,7 +918,6 @@ fn batch_gradient(
                 ),
             });
         }
-        let g = grad_values(&grads, gains.log_gain.id).unwrap_or_else(|| vec![0.0; names.len()]);
         if let Some((i, v)) = first_non_finite(&g) {
             return Err(SurgeError::NotFinite {
                 what: format!(
@@ -888,16 +926,16 @@ fn batch_gradient(
                     it + 1
                 ),
                 fix: format!(
-                    "no step was taken; {last_good} are kept in progress.json. Report this with the experiment file and checkpoint (a surrogate produced a non-finite value)"
+                    "no step was taken; {last_good} are kept in progress.json. Report this with the experiment file and checkpoint (the {} model produced a non-finite value)",
+                    model.name()
                 ),
             });
         }
         for (a, b) in g_sum.iter_mut().zip(&g) {
             *a += *b as f64;
         }
-        if let (Some(ws), Some(w)) = (w_sum.as_mut(), gains.log_w.as_ref()) {
-            let gw = grad_values(&grads, w.id).unwrap_or_else(|| vec![0.0; ws.len()]);
-            if let Some((i, v)) = first_non_finite(&gw) {
+        if let (Some(ws), Some(gw)) = (w_sum.as_mut(), gw.as_ref()) {
+            if let Some((i, v)) = first_non_finite(gw) {
                 return Err(SurgeError::NotFinite {
                     what: format!(
                         "the gradient of synapse log-weight {i} at iteration {} ({v})",
@@ -906,7 +944,7 @@ fn batch_gradient(
                     fix: format!("no step was taken; {last_good} are kept in progress.json"),
                 });
             }
-            for (a, b) in ws.iter_mut().zip(&gw) {
+            for (a, b) in ws.iter_mut().zip(gw) {
                 *a += *b as f64;
             }
         }
@@ -936,48 +974,47 @@ fn batch_gradient(
 /// the iteration and the parameter; the iterations before it have been passed to `on_iter`.
 #[allow(clippy::too_many_arguments)]
 pub fn optimize(
-    net: &SurrogateNetwork,
+    model: &dyn Descent,
     cfg: &OptimizeConfig,
     start: &[f32],
     start_w: Option<&[f32]>,
     start_adam: Option<AdamState>,
     first_iteration: usize,
-    device: &Device,
     on_iter: &mut dyn FnMut(&IterationRecord) -> Result<()>,
 ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-    let mut gains = if cfg.optimizer.per_synapse {
-        let zeros = vec![0f32; net.n_synapses()];
+    let mut x = start.to_vec();
+    let mut xw: Option<Vec<f32>> = if cfg.optimizer.per_synapse {
+        let zeros = vec![0f32; model.n_synapses()];
         let w = start_w.unwrap_or(&zeros);
-        if w.len() != net.n_synapses() {
+        if w.len() != model.n_synapses() {
             return Err(SurgeError::spec(
                 "optimizer.per_synapse",
                 format!(
                     "{} saved synapse weights for a network of {}",
                     w.len(),
-                    net.n_synapses()
+                    model.n_synapses()
                 ),
                 "start over with --force",
             ));
         }
-        Gains::with_synapses(start, w, device)
+        Some(w.to_vec())
     } else {
-        Gains::new(start, device)
+        None
     };
     let mut adam = start_adam.unwrap_or_default();
-    let names = group_names(&net.spec);
+    let names = group_names(model.spec());
     let m = cfg.optimizer.max_abs_log_gain;
     let mw = cfg.optimizer.max_abs_log_weight;
     let n_avg = cfg.optimizer.average_last;
     let mut sum_g = vec![0f64; start.len()];
-    let mut sum_w: Option<Vec<f64>> = gains.synapse_values().map(|w| vec![0f64; w.len()]);
+    let mut sum_w: Option<Vec<f64>> = xw.as_ref().map(|w| vec![0f64; w.len()]);
     let mut summed = 0usize;
     for it in first_iteration..cfg.optimizer.iterations {
         let t0 = std::time::Instant::now();
         let lr = cfg.optimizer.lr_at(it);
-        let (mut rec, g, gw) = batch_gradient(net, cfg, &gains, it, &names, device)?;
+        let (mut rec, g, gw) = batch_gradient(model, cfg, (&x, xw.as_deref()), it, &names)?;
         // Every step is taken on plain numbers, in a fixed order: the trajectory is the same on every
         // x86-64 CPU whatever its SIMD width.
-        let (x, xw) = (gains.values(), gains.synapse_values());
         let (nx, nxw) = if cfg.optimizer.control == "random_sign" {
             // The control: the same step sizes in directions that ignore the gradient.
             let mut rng = crate::seed::rng_for(cfg.optimizer.seed, &[CONTROL_STREAM, it as u64]);
@@ -1009,16 +1046,15 @@ pub fn optimize(
         // Keep the gains in a sane range (the surrogate was trained on a bounded input range).
         let bound =
             |v: Vec<f32>, m: f32| -> Vec<f32> { v.into_iter().map(|p| p.clamp(-m, m)).collect() };
-        let nx = bound(nx, m);
-        gains = match nxw {
-            Some(w) => Gains::with_synapses(&nx, &bound(w, mw), device),
-            None => Gains::new(&nx, device),
-        };
+        if cfg.optimizer.train_gains {
+            x = bound(nx, m);
+        }
+        xw = nxw.map(|w| bound(w, mw));
         if cfg.optimizer.method == "adam" {
             rec.adam = Some(adam.clone());
         }
         rec.iteration = it;
-        rec.log_gains = gains.values();
+        rec.log_gains = x.clone();
         if let Some((i, v)) = first_non_finite(&rec.log_gains) {
             return Err(SurgeError::NotFinite {
                 what: format!(
@@ -1030,9 +1066,9 @@ pub fn optimize(
                     .into(),
             });
         }
-        if let Some(w) = gains.synapse_values() {
-            rec.synapse_log_w_rms = Some(rms(&w));
-            rec.synapse_log_w = Some(w);
+        if let Some(w) = &xw {
+            rec.synapse_log_w_rms = Some(rms(w));
+            rec.synapse_log_w = Some(w.clone());
         }
         if it + n_avg >= cfg.optimizer.iterations {
             for (a, v) in sum_g.iter_mut().zip(&rec.log_gains) {
@@ -1046,7 +1082,7 @@ pub fn optimize(
             summed += 1;
         }
         if cfg.optimizer.select == "validation" {
-            let (loss, fraction) = validation_score(&net.spec, cfg, &rec.log_gains)?;
+            let (loss, fraction) = validation_score(model.spec(), cfg, &rec.log_gains)?;
             rec.validation_loss = Some(loss);
             rec.validation_band_fraction = Some(fraction);
         }
@@ -1054,7 +1090,7 @@ pub fn optimize(
         on_iter(&rec)?;
     }
     if summed == 0 {
-        return Ok((gains.values(), gains.synapse_values()));
+        return Ok((x, xw));
     }
     // A resumed run averages the iterates it ran itself (the earlier ones are not stored).
     let mean = |v: Vec<f64>| v.into_iter().map(|x| (x / summed as f64) as f32).collect();

@@ -132,6 +132,7 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
                     seed: None,
                     heldout: None,
                     spike_beta: None,
+                    engine: None,
                     resume: false,
                     force: args.force,
                 },
