@@ -206,6 +206,12 @@ pub fn run(args: Args) -> Result<()> {
         seed: Some(17),
         out: Some(out.join("compare-methods")),
         force: true,
+        seeds: 10,
+        first_seed: 1,
+        heldout_seed: 2026,
+        heldout: 10,
+        budget_factor: 20,
+        synapse_sigma0: 0.1,
     })?;
     walls.push(("CMA-ES and RLS, exact engine", t.elapsed().as_secs_f64()));
 

@@ -14,3 +14,4 @@ pub use engine::{CellType, Engine, Gains, Run, SpikeMode, SurrogateNetwork};
 pub use objective::{ObjectiveConfig, Spectrum};
 pub mod optimize;
 pub mod search;
+pub mod synapses;

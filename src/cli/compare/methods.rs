@@ -44,6 +44,24 @@ pub struct Args {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub force: bool,
+    /// Per-synapse experiments: optimiser seeds per method...
+    #[arg(long, default_value_t = 10)]
+    pub seeds: usize,
+    /// ...the first of them...
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// ...the held-out drive-noise seeds are drawn from this seed...
+    #[arg(long, default_value_t = 2026)]
+    pub heldout_seed: u64,
+    /// ...this many...
+    #[arg(long, default_value_t = 10)]
+    pub heldout: usize,
+    /// ...the gradient-free searches get this many times the gradient's exact-engine runs...
+    #[arg(long, default_value_t = 20)]
+    pub budget_factor: usize,
+    /// ...and separable CMA-ES starts with this step in log-weight units (random search: half).
+    #[arg(long, default_value_t = 0.1)]
+    pub synapse_sigma0: f64,
 }
 
 /// What the comparison found, for the demo's summary table.
@@ -56,6 +74,14 @@ pub struct MethodsSummary {
 
 pub fn run(args: Args) -> Result<MethodsSummary> {
     let (cfg, spec, text) = OptimizeConfig::load(&args.config)?;
+    if cfg.optimizer.per_synapse && !cfg.optimizer.train_gains {
+        super::synapses::run(&args, cfg, spec, text)?;
+        return Ok(MethodsSummary {
+            before: f64::NAN,
+            methods: Vec::new(),
+            seeds: 0,
+        });
+    }
     let cmaes = CmaesConfig {
         evaluations: args.evals,
         sigma0: args.sigma0,

@@ -4,6 +4,7 @@
 pub mod cell;
 pub mod methods;
 pub mod network;
+pub mod synapses;
 
 use anyhow::Result;
 
