@@ -819,7 +819,55 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--out",
                 &out,
             ],
-            &["optimizer.engine", "auto, fused or burn"],
+            &["optimizer.engine", "auto, fused, burn", "exact"],
+        )
+        .absent(&out),
+        case(
+            "a surrogate spike derivative of zero width",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_width.toml",
+                    "engine = \"auto\"",
+                    "engine = \"exact\"\nspike_width_mv = 0.0",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.spike_width_mv", "positive"],
+        )
+        .absent(&out),
+        case(
+            "a negative damping of the spike derivative",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_damping.toml",
+                    "engine = \"auto\"",
+                    "engine = \"exact\"\nspike_damping = -0.5",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.spike_damping", ">= 0"],
+        )
+        .absent(&out),
+        case(
+            "frozen gains without per-synapse weights",
+            &[
+                &"optimize",
+                &"--config",
+                &opt(
+                    "o_frozen.toml",
+                    "engine = \"auto\"",
+                    "engine = \"exact\"\ntrain_gains = false",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["optimizer.train_gains", "per_synapse"],
         )
         .absent(&out),
         case(
@@ -1337,6 +1385,9 @@ cases! {
     optimisation_with_a_negative_learning_rate => "optimisation with a negative learning rate",
     negative_back_propagation_chunk => "negative back-propagation chunk",
     unknown_optimisation_engine => "unknown optimisation engine",
+    a_surrogate_spike_derivative_of_zero_width => "a surrogate spike derivative of zero width",
+    a_negative_damping_of_the_spike_derivative => "a negative damping of the spike derivative",
+    frozen_gains_without_per_synapse_weights => "frozen gains without per-synapse weights",
     unknown_optimisation_method => "unknown optimisation method",
     unknown_way_to_select_the_result => "unknown way to select the result",
     validation_seeds_that_are_held_out_seeds => "validation seeds that are held-out seeds",

@@ -472,10 +472,17 @@ impl<'a> ExactNet<'a> {
                                 let slot = (n + 1 + seg.delay_steps as usize) % self.n_slots;
                                 let buf = &lam_ring
                                     [slot * self.row + self.group_base[seg.group as usize]..];
-                                for syn in seg.start..seg.end {
-                                    let l = buf[self.conn.targets[syn] as usize];
-                                    lam_s += self.weights[syn] * l;
-                                    d_w[syn] += s * l;
+                                let targets = &self.conn.targets[seg.start..seg.end];
+                                let w = &self.weights[seg.start..seg.end];
+                                if s != 0.0 {
+                                    let dw = &mut d_w[seg.start..seg.end];
+                                    for ((&t, &w), dw) in targets.iter().zip(w).zip(dw) {
+                                        let l = buf[t as usize];
+                                        lam_s += w * l;
+                                        *dw += s * l;
+                                    }
+                                } else {
+                                    lam_s += gather_dot(targets, w, buf);
                                 }
                             }
                         }
@@ -510,4 +517,23 @@ impl<'a> ExactNet<'a> {
         }
         Ok(d_w)
     }
+}
+
+/// `sum_k w[k] buf[targets[k]]` with four accumulators: a single running sum is bound by the
+/// latency of its additions, and this is the backward pass's innermost loop.
+fn gather_dot(targets: &[u32], w: &[f64], buf: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (tc, wc) = (targets.chunks_exact(4), w.chunks_exact(4));
+    let tail: f64 = tc
+        .remainder()
+        .iter()
+        .zip(wc.remainder())
+        .map(|(&t, &w)| w * buf[t as usize])
+        .sum();
+    for (t, w) in tc.zip(wc) {
+        for k in 0..4 {
+            acc[k] += w[k] * buf[t[k] as usize];
+        }
+    }
+    acc[0] + acc[1] + acc[2] + acc[3] + tail
 }
