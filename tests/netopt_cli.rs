@@ -477,3 +477,82 @@ fn gradcheck_and_sweep_end_to_end() {
     let err = String::from_utf8_lossy(&bad.get_output().stderr).to_string();
     assert!(err.contains("newton") && err.contains("gradient:"), "{err}");
 }
+
+/// `engine = "exact"` end to end without any checkpoint: per-synapse weights with frozen gains move
+/// (the exact engine's gradient is not zero), the gains stay put, and 2 iterations + `--resume` to 3
+/// end at the same weights as 3 uninterrupted (Adam's moments are kept).
+#[test]
+fn exact_engine_optimisation_moves_synapses_only_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string("experiments/alpha_to_beta_synapses.toml").unwrap();
+    for (from, to) in [
+        (
+            "network = \"hnn_alpha.toml\"".to_string(),
+            format!(
+                "network = \"{}\"",
+                std::fs::canonicalize("experiments/hnn_alpha.toml")
+                    .unwrap()
+                    .display()
+            ),
+        ),
+        ("iterations = 60".into(), "iterations = 3".into()),
+        ("window_ms = 500.0".into(), "window_ms = 100.0".into()),
+        ("warmup_ms = 100.0".into(), "warmup_ms = 20.0".into()),
+        ("seeds = [101, 102, 103]".into(), "seeds = [101]".into()),
+        ("duration_ms = 3000.0".into(), "duration_ms = 800.0".into()),
+    ] {
+        text = common::edit(&text, &from, &to);
+    }
+    let cfg = tmp.path().join("exact.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        Command::cargo_bin("surge")
+            .unwrap()
+            .args(["optimize", "--config"])
+            .arg(&cfg)
+            .arg("--checkpoint")
+            .arg(tmp.path().join("no-such-checkpoint"))
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .assert()
+            .success()
+    };
+    let read = |out: &Path, f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let weights = |out: &Path| -> Vec<f64> {
+        read(out, "synapses.json")["log_weight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let whole = tmp.path().join("whole");
+    run(&whole, &[]);
+    let m = read(&whole, "metrics.json");
+    assert_eq!(m["engine"], "exact");
+    assert!(m["checkpoint"].is_null());
+    assert!(
+        m["log_gains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g.as_f64() == Some(0.0)),
+        "frozen gains moved"
+    );
+    let w = weights(&whole);
+    let (spec, _) = NetworkSpec::load(Path::new("experiments/hnn_alpha.toml")).unwrap();
+    assert_eq!(w.len(), surge::spec::Connectome::build(&spec).weights.len());
+    let moved = w.iter().filter(|x| x.abs() > 1e-3).count();
+    assert!(
+        moved > w.len() / 10,
+        "only {moved} of {} synapses moved",
+        w.len()
+    );
+    let parts = tmp.path().join("parts");
+    run(&parts, &["--iterations", "2"]);
+    run(&parts, &["--resume", "--iterations", "3"]);
+    assert_eq!(weights(&parts), w);
+}
