@@ -424,6 +424,12 @@ impl SurrogateNetwork {
         c
     }
 
+    /// Per-synapse log-weights (this network's entries) as one log-weight per synapse of `conn`, in
+    /// its order: what [`SurrogateNetwork::apply_synapse_weights`] multiplies each weight by.
+    pub fn log_w_per_synapse(&self, log_w: &[f32]) -> Vec<f32> {
+        self.synapse_of.iter().map(|&e| log_w[e as usize]).collect()
+    }
+
     /// Each link's weights `[N, K]` for a window: the connectome's, times `exp(log_w)` per synapse.
     fn link_weights(&self, gains: &Gains) -> Vec<Tensor<2>> {
         let Some(log_w) = gains.synapse_values() else {

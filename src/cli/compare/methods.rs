@@ -59,9 +59,13 @@ pub struct Args {
     /// ...the gradient-free searches get this many times the gradient's exact-engine runs...
     #[arg(long, default_value_t = 20)]
     pub budget_factor: usize,
-    /// ...and separable CMA-ES starts with this step in log-weight units (random search: half).
+    /// ...separable CMA-ES starts with this step in log-weight units (random search: half)...
     #[arg(long, default_value_t = 0.1)]
     pub synapse_sigma0: f64,
+    /// ...and these methods run (the shuffled control follows the first); `surrogate` descends
+    /// through the surrogates of `--checkpoint` (slow: about 3 s per step on 2 cores).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "exact,sep-cmaes,random-search")]
+    pub methods: Vec<super::synapses::SynapseMethod>,
 }
 
 /// What the comparison found, for the demo's summary table.

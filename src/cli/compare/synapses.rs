@@ -54,14 +54,45 @@ fn judge(
     })
 }
 
-/// Descent through the exact engine with the experiment's optimiser, seed `seed`.
-fn gradient(task: &SynapseTask, seed: u64, trace_every: usize) -> surge::Result<(Vec<f32>, Trace, usize, f64)> {
+/// The surrogate network the surrogate arm descends on (the experiment's cells, `checkpoint`).
+struct SurrogateArm {
+    net: surge::netopt::SurrogateNetwork,
+    plain: surge::netopt::SurrogateNetwork,
+    device: burn::tensor::Device,
+    plain_device: burn::tensor::Device,
+}
+
+/// Descent with the experiment's optimiser, seed `seed`: through the exact engine, or through the
+/// surrogate network of `surrogate` (its per-synapse entries mapped onto the connectome's synapses
+/// for the exact engine's trace and re-check; it spends no exact runs).
+fn gradient(
+    task: &SynapseTask,
+    seed: u64,
+    trace_every: usize,
+    surrogate: Option<&SurrogateArm>,
+) -> surge::Result<(Vec<f32>, Trace, usize, f64)> {
     let mut cfg = task.cfg.clone();
     cfg.optimizer.seed = seed;
-    let model = OnExact {
+    let exact = OnExact {
         spec: task.spec,
         conn: task.conn,
         bptt: cfg.optimizer.bptt_config_at(task.spec.simulation.dt_ms),
+    };
+    let on_surrogate = surrogate.map(|s| surge::netopt::descent::OnSurrogate {
+        net: &s.net,
+        device: &s.device,
+        plain: &s.plain,
+        plain_device: &s.plain_device,
+    });
+    let model: &dyn surge::netopt::descent::Descent = match &on_surrogate {
+        Some(m) => m,
+        None => &exact,
+    };
+    let per_conn = |w: &[f32]| -> Vec<f32> {
+        match surrogate {
+            Some(s) => s.net.log_w_per_synapse(w),
+            None => w.to_vec(),
+        }
     };
     let per_iter = cfg.optimizer.batch.max(1);
     let zeros = vec![0f32; task.spec.connections.len()];
@@ -70,23 +101,44 @@ fn gradient(task: &SynapseTask, seed: u64, trace_every: usize) -> surge::Result<
     trace.band_fraction.push(task.trace_fraction(&vec![0.0; task.conn.weights.len()])?);
     let t = std::time::Instant::now();
     let mut traced = 0.0;
-    let (_, w) = optimize::optimize(&model, &cfg, &zeros, None, None, 0, &mut |rec| {
+    // The surrogate arm spends no exact runs: its trace is placed by iterations.
+    let (_, w) = optimize::optimize(model, &cfg, &zeros, None, None, 0, &mut |rec| {
         let runs = (rec.iteration + 1) * per_iter;
         if runs.is_multiple_of(trace_every.max(1)) || rec.iteration + 1 == cfg.optimizer.iterations {
             let t0 = std::time::Instant::now();
             trace.runs.push(runs);
             let w = rec.synapse_log_w.as_deref().expect("per-synapse run");
-            trace.band_fraction.push(task.trace_fraction(w)?);
+            trace.band_fraction.push(task.trace_fraction(&per_conn(w))?);
             traced += t0.elapsed().as_secs_f64();
         }
         Ok(())
     })?;
-    let runs = cfg.optimizer.iterations * per_iter;
-    Ok((w.expect("per-synapse run"), trace, runs, t.elapsed().as_secs_f64() - traced))
+    let runs = if surrogate.is_some() {
+        0
+    } else {
+        cfg.optimizer.iterations * per_iter
+    };
+    let w = per_conn(&w.expect("per-synapse run"));
+    Ok((w, trace, runs, t.elapsed().as_secs_f64() - traced))
 }
 
 /// Runs the comparison; called by `surge compare methods` for a per-synapse experiment.
+/// The methods of the many-parameter comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SynapseMethod {
+    /// Gradient descent through the exact engine.
+    Exact,
+    /// Gradient descent through the surrogate network (`--checkpoint`).
+    Surrogate,
+    SepCmaes,
+    RandomSearch,
+}
+
 pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) -> Result<()> {
+    anyhow::ensure!(
+        !args.methods.is_empty(),
+        "--methods is empty. Fix: e.g. --methods exact,sep-cmaes,random-search"
+    );
     let mut cfg = cfg;
     cfg.recheck.seeds = optimize::heldout_seeds(args.heldout_seed, args.heldout);
     let dir = args.out.clone().unwrap_or_else(|| {
@@ -126,14 +178,44 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
     let before = task.heldout(&vec![0.0; n])?;
     let before_frac = median(&before.iter().map(|c| c.band_fraction).collect::<Vec<_>>());
 
-    type Method<'a> = (&'a str, Box<dyn Fn(u64) -> surge::Result<(Vec<f32>, Trace, usize, f64)> + Sync + 'a>);
+    type Method<'a> = (
+        &'a str,
+        Box<dyn Fn(u64) -> surge::Result<(Vec<f32>, Trace, usize, f64)> + Sync + 'a>,
+    );
     let task_ref = &task;
-    let methods: Vec<Method> = vec![
+    let arm = if args.methods.contains(&SynapseMethod::Surrogate) {
+        let plain_device = args.backend.device()?;
+        let device = plain_device.clone().autodiff();
+        let mut c = cfg.clone();
+        c.optimizer.engine = "auto".into();
+        Some(SurrogateArm {
+            net: optimize::build_network(&c, &spec, &conn, &args.checkpoint, &device)?,
+            plain: optimize::build_network(&c, &spec, &conn, &args.checkpoint, &plain_device)?,
+            device,
+            plain_device,
+        })
+    } else {
+        None
+    };
+    let arm_ref = arm.as_ref();
+    let mut methods: Vec<(SynapseMethod, Method)> = vec![
         (
-            "gradient through the exact engine",
-            Box::new(move |s| gradient(task_ref, s, (grad_runs / 10).max(1))),
+            SynapseMethod::Exact,
+            (
+                "gradient through the exact engine",
+                Box::new(move |s| gradient(task_ref, s, (grad_runs / 10).max(1), None)),
+            ),
         ),
         (
+            SynapseMethod::Surrogate,
+            (
+                "gradient through the surrogate network",
+                Box::new(move |s| gradient(task_ref, s, (grad_runs / 10).max(1), arm_ref)),
+            ),
+        ),
+        (
+            SynapseMethod::SepCmaes,
+            (
             "separable CMA-ES",
             Box::new(move |s| {
                 let t = std::time::Instant::now();
@@ -141,8 +223,11 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
                     task_ref.sep_cmaes(budget, args.synapse_sigma0, s, budget / 20, &mut |_| {})?;
                 Ok((w, tr, runs, t.elapsed().as_secs_f64()))
             }),
+            ),
         ),
         (
+            SynapseMethod::RandomSearch,
+            (
             "random search",
             Box::new(move |s| {
                 let t = std::time::Instant::now();
@@ -155,24 +240,30 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
                 )?;
                 Ok((w, tr, runs, t.elapsed().as_secs_f64()))
             }),
+            ),
         ),
     ];
+    methods.retain(|(m, _)| args.methods.contains(m));
     let mut results: Vec<(String, Vec<Outcome>)> = Vec::new();
-    for (name, f) in &methods {
+    for (kind, (name, f)) in &methods {
+        // The surrogate network uses both cores itself.
+        let parallel = *kind != SynapseMethod::Surrogate;
         println!("== {name}");
         let pb = bar(seeds.len() as u64, name);
-        let outs: Vec<Outcome> = seeds
-            .par_iter()
-            .map(|&s| {
-                let r = judge(&cfg, &task, &before, s, f(s)?);
-                pb.inc(1);
-                r
-            })
-            .collect::<surge::Result<_>>()?;
+        let one = |&s: &u64| {
+            let r = judge(&cfg, &task, &before, s, f(s)?);
+            pb.inc(1);
+            r
+        };
+        let outs: Vec<Outcome> = if parallel {
+            seeds.par_iter().map(one).collect::<surge::Result<_>>()?
+        } else {
+            seeds.iter().map(one).collect::<surge::Result<_>>()?
+        };
         pb.finish_and_clear();
         results.push((name.to_string(), outs));
     }
-    // The control: the gradient's weights permuted within each group, re-checked.
+    // The control: the first gradient's weights permuted within each group, re-checked.
     let shuffled: Vec<Outcome> = results[0]
         .1
         .par_iter()
@@ -187,7 +278,8 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
         .zip(&shuffled)
         .map(|(g, s)| (s.heldout_band_fraction - before_frac) / (g.heldout_band_fraction - before_frac))
         .collect();
-    results.push(("control: gradient's weights shuffled within groups".into(), shuffled));
+    let control = format!("control: {}, weights shuffled within groups", results[0].0);
+    results.push((control, shuffled));
 
     // Where each gradient-free search's median trace first reaches the gradient's final median.
     let median_trace = |outs: &[Outcome]| -> (Vec<f64>, Vec<f64>) {
@@ -243,8 +335,9 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
     }
     let kept_median = median(&kept);
     println!(
-        "shuffled control keeps {:.0}% of the gradient's gain in band fraction (median over seeds; the bar: under 50%)",
-        100.0 * kept_median
+        "shuffled control keeps {:.0}% of the gain of `{}` in band fraction (median over seeds; the bar: under 50%)",
+        100.0 * kept_median,
+        results[0].0
     );
     let report = serde_json::json!({
         "config": args.config.display().to_string(),
@@ -264,7 +357,7 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
         &dir.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    let traces: Vec<(String, Vec<f64>, Vec<f64>)> = results[..3]
+    let traces: Vec<(String, Vec<f64>, Vec<f64>)> = results[..results.len() - 1]
         .iter()
         .map(|(name, outs)| {
             let (r, f) = median_trace(outs);
