@@ -8,7 +8,7 @@ use super::{BpttConfig, SpikeMode};
 use crate::error::{Result, SurgeError};
 use crate::exact::models::{self, NeuronModel, SpikeRule};
 use crate::exact::network::{
-    Constant, Drives, Slots, initial_voltages, sum as fast_sum, white_noise_rng,
+    Constant, Drives, Slots, group_bases, initial_voltages, sum as fast_sum, white_noise_rng,
 };
 use crate::spec::{Connectome, NetworkSpec};
 use rand_chacha::ChaCha8Rng;
@@ -147,19 +147,8 @@ impl<'a> ExactNet<'a> {
             });
             in_base += model.n_channels() * p.size;
         }
-        let group_base = spec
-            .connections
-            .iter()
-            .map(|c| {
-                let pi = spec.population_index(&c.post).expect("validated");
-                let ch = spec.populations[pi]
-                    .neuron
-                    .channel_index(&c.channel)
-                    .expect("validated");
-                let s = pops[pi].slots;
-                s.in_base + ch * s.size - s.offset
-            })
-            .collect();
+        let slots: Vec<Slots> = pops.iter().map(|p| p.slots).collect();
+        let group_base = group_bases(spec, &slots);
         let signal_cells = signal_pops.iter().map(|&p| spec.populations[p].size).sum();
         Ok(ExactNet {
             spec,

@@ -292,20 +292,8 @@ pub fn simulate_with_hook(
     };
     let n_slots = conn.max_delay_steps() as usize + 2;
     let mut ring = vec![0.0f64; n_slots * row];
-    // Where a synapse of each connection group lands in a ring row: group_base + target.
-    let group_base: Vec<usize> = spec
-        .connections
-        .iter()
-        .map(|c| {
-            let pi = spec.population_index(&c.post).expect("validated");
-            let ch = spec.populations[pi]
-                .neuron
-                .channel_index(&c.channel)
-                .expect("validated");
-            pops[pi].in_base + ch * pops[pi].size - pops[pi].offset
-        })
-        .collect();
     let slots: Vec<Slots> = pops.iter().map(Population::slots).collect();
+    let group_base = group_bases(spec, &slots);
     let mut drives = Drives::build(spec, conn, &slots, dt, seed);
     let mut rec = Recording::new(spec, &pops, steps, every, sampling.channels);
     let mut out = Spikes {
@@ -467,6 +455,21 @@ fn build_populations(
         in_base += nch * p.size;
     }
     (pops, in_base.max(1))
+}
+
+/// Where a synapse of each connection group lands in a ring row: `group_base + target` (global).
+pub(crate) fn group_bases(spec: &NetworkSpec, slots: &[Slots]) -> Vec<usize> {
+    spec.connections
+        .iter()
+        .map(|c| {
+            let pi = spec.population_index(&c.post).expect("validated");
+            let ch = spec.populations[pi]
+                .neuron
+                .channel_index(&c.channel)
+                .expect("validated");
+            slots[pi].in_base + ch * slots[pi].size - slots[pi].offset
+        })
+        .collect()
 }
 
 /// The initial membrane potentials of population `pi` (`v_init_mv`, drawn from its own stream).
