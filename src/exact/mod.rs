@@ -2,6 +2,7 @@
 //! ([`network`]: spike delivery with delays, drives, recording), and the LIF transfer function
 //! ([`siegert`]). Never depends on burn.
 
+pub mod cable;
 pub mod models;
 pub mod network;
 pub mod siegert;

@@ -1,0 +1,243 @@
+//! The cable equation on a tree of sections, NEURON's way: each section of length `L` is cut into
+//! `nseg` segments with a node at each centre, and each section's two ends are nodes of zero area;
+//! neighbouring nodes are joined by the axial conductance of the half-segments between them, and a
+//! child section's 0 end is its parent's node at the connection point. The nodes are numbered so
+//! that every node's parent comes first (Hines 1984), so the implicit (backward Euler) step is a
+//! tree-tridiagonal solve in linear time. Membrane here is passive (`g_pas`, `e_pas`); channels add
+//! their conductance and current per node through [`Cable::step`]'s arguments.
+
+/// One unbranched section. Units as in NEURON: um, ohm cm, uF/cm2.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    pub length_um: f64,
+    pub diam_um: f64,
+    pub ra_ohm_cm: f64,
+    pub cm_uf_cm2: f64,
+    pub nseg: usize,
+    /// The parent section and where on it (0 or 1: its ends; between: the segment containing it)
+    /// this section's 0 end attaches; `None` for the root.
+    pub parent: Option<(usize, f64)>,
+}
+
+/// A tree of sections discretised into nodes in Hines order.
+#[derive(Debug, Clone)]
+pub struct Cable {
+    /// Parent node of each node (`usize::MAX` for the root); always a smaller index.
+    pub parent: Vec<usize>,
+    /// Axial conductance to the parent node (uS).
+    pub g_axial_us: Vec<f64>,
+    /// Membrane area (cm2); 0 at section ends.
+    pub area_cm2: Vec<f64>,
+    pub cm_uf_cm2: Vec<f64>,
+    /// The centre node of each segment of each section: `segments[section][k]`.
+    pub segments: Vec<Vec<usize>>,
+}
+
+/// Axial resistance (Mohm) of a cylinder `length_um` long, `diam_um` wide.
+fn axial_mohm(ra_ohm_cm: f64, length_um: f64, diam_um: f64) -> f64 {
+    let r_cm = diam_um * 1e-4 / 2.0;
+    ra_ohm_cm * (length_um * 1e-4) / (std::f64::consts::PI * r_cm * r_cm) * 1e-6
+}
+
+impl Cable {
+    /// Discretises `sections` (each parent listed before its children).
+    pub fn new(sections: &[Section]) -> Self {
+        let mut c = Cable {
+            parent: Vec::new(),
+            g_axial_us: Vec::new(),
+            area_cm2: Vec::new(),
+            cm_uf_cm2: Vec::new(),
+            segments: Vec::new(),
+        };
+        // The node at each section's 1 end, and its 0 end (the parent's node for children).
+        let mut end1 = Vec::with_capacity(sections.len());
+        let mut end0 = Vec::with_capacity(sections.len());
+        for (si, s) in sections.iter().enumerate() {
+            assert!(s.nseg > 0 && s.parent.is_none_or(|(p, _)| p < si));
+            let seg_len = s.length_um / s.nseg as f64;
+            let half = axial_mohm(s.ra_ohm_cm, seg_len / 2.0, s.diam_um);
+            let mut push = |parent: usize, g: f64, area: f64| {
+                c.parent.push(parent);
+                c.g_axial_us.push(g);
+                c.area_cm2.push(area);
+                c.cm_uf_cm2.push(s.cm_uf_cm2);
+                c.parent.len() - 1
+            };
+            // The 0 end: a node of its own for the root, the parent's node for a child.
+            let first = match s.parent {
+                None => push(usize::MAX, 0.0, 0.0),
+                Some((p, x)) if x <= 0.0 => end0[p],
+                Some((p, x)) if x >= 1.0 => end1[p],
+                Some((p, x)) => {
+                    let ps: &Section = &sections[p];
+                    c.segments[p][((x * ps.nseg as f64) as usize).min(ps.nseg - 1)]
+                }
+            };
+            end0.push(first);
+            let area = std::f64::consts::PI * s.diam_um * seg_len * 1e-8;
+            let mut prev = first;
+            let mut nodes = Vec::with_capacity(s.nseg);
+            for k in 0..s.nseg {
+                // From the previous node: half a segment on each side (the 0 end has only one).
+                let r = if k == 0 { half } else { 2.0 * half };
+                let n = push(prev, 1.0 / r, area);
+                nodes.push(n);
+                prev = n;
+            }
+            let last = push(prev, 1.0 / half, 0.0);
+            end1.push(last);
+            c.segments.push(nodes);
+        }
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
+    }
+
+    /// One backward-Euler step of `dt` ms: `C dv/dt = -g (v - e) + I + axial currents`, with per-node
+    /// membrane conductance `g_ms_cm2` (mS/cm2) and reversal `e_mv` (its weighted mean for several
+    /// channels), and injected current `i_na` (nA; at zero-area nodes too).
+    pub fn step(&self, v: &mut [f64], g_ms_cm2: &[f64], e_mv: &[f64], i_na: &[f64], dt: f64) {
+        let n = self.len();
+        // Per node, in uS and nA: diagonal d, right-hand side b; off-diagonals -g_axial.
+        let mut d = vec![0.0f64; n];
+        let mut b = vec![0.0f64; n];
+        for i in 0..n {
+            let a = self.area_cm2[i];
+            let c_nf = self.cm_uf_cm2[i] * a * 1e3;
+            let g_us = g_ms_cm2[i] * a * 1e3;
+            d[i] = c_nf / dt + g_us;
+            b[i] = c_nf / dt * v[i] + g_us * e_mv[i] + i_na[i];
+        }
+        for i in 1..n {
+            let (p, g) = (self.parent[i], self.g_axial_us[i]);
+            d[i] += g;
+            d[p] += g;
+        }
+        // Eliminate from the leaves up (children have larger indices), then substitute down.
+        for i in (1..n).rev() {
+            let (p, g) = (self.parent[i], self.g_axial_us[i]);
+            let f = g / d[i];
+            d[p] -= f * g;
+            b[p] += f * b[i];
+        }
+        v[0] = b[0] / d[0];
+        for i in 1..n {
+            let (p, g) = (self.parent[i], self.g_axial_us[i]);
+            v[i] = (b[i] + g * v[p]) / d[i];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cable(length_um: f64, nseg: usize) -> Section {
+        Section {
+            name: "dend".into(),
+            length_um,
+            diam_um: 2.0,
+            ra_ohm_cm: 100.0,
+            cm_uf_cm2: 1.0,
+            nseg,
+            parent: None,
+        }
+    }
+
+    /// A sealed cable with a current injected at its 0 end settles to Rall's
+    /// `V(x) = I R_inf cosh((L - x) / lambda) / sinh(L / lambda)`.
+    #[test]
+    fn sealed_cable_settles_to_the_analytic_profile() {
+        let (len, nseg) = (1000.0, 201);
+        let c = Cable::new(&[cable(len, nseg)]);
+        let (g_pas, e) = (1e-4 * 1e3, 0.0); // 1e-4 S/cm2 in mS/cm2
+        let n = c.len();
+        let mut v = vec![0.0; n];
+        let mut i_na = vec![0.0; n];
+        i_na[0] = 0.1;
+        let g = vec![g_pas; n];
+        let es = vec![e; n];
+        for _ in 0..20_000 {
+            c.step(&mut v, &g, &es, &i_na, 0.05);
+        }
+        // lambda = sqrt(d Rm / (4 Ra)), R_inf = 2 Ra lambda / (pi (d/2)^2 ... ) in cgs units.
+        let (d_cm, rm, ra): (f64, f64, f64) = (2e-4, 1.0 / 1e-4, 100.0);
+        let lambda = (d_cm * rm / (4.0 * ra)).sqrt();
+        let r_inf_mohm = (4.0 * ra * rm).sqrt() / (std::f64::consts::PI * d_cm.powf(1.5)) * 1e-6;
+        let l_cm = len * 1e-4;
+        let want =
+            |x_cm: f64| 0.1 * r_inf_mohm * ((l_cm - x_cm) / lambda).cosh() / (l_cm / lambda).sinh();
+        assert!(
+            (v[0] - want(0.0)).abs() < 0.01 * want(0.0),
+            "{} vs {}",
+            v[0],
+            want(0.0)
+        );
+        for k in [0, 50, 100, 150, 200] {
+            let x = (k as f64 + 0.5) / nseg as f64 * l_cm;
+            let got = v[c.segments[0][k]];
+            assert!(
+                (got - want(x)).abs() < 0.01 * want(x),
+                "segment {k}: {got} vs {}",
+                want(x)
+            );
+        }
+    }
+
+    /// An isopotential patch (one segment) relaxes with tau = Cm / g_pas.
+    #[test]
+    fn a_patch_relaxes_with_the_membrane_time_constant() {
+        let c = Cable::new(&[cable(20.0, 1)]);
+        let n = c.len();
+        let (g, es, zero) = (vec![0.1; n], vec![-65.0; n], vec![0.0; n]);
+        let mut v = vec![-55.0; n];
+        let dt = 0.001;
+        for _ in 0..10_000 {
+            c.step(&mut v, &g, &es, &zero, dt);
+        }
+        // tau = 1 uF/cm2 / 0.1 mS/cm2 = 10 ms; after 10 ms the excess has fallen to 1/e.
+        let want = -65.0 + 10.0 * (-1.0f64).exp();
+        assert!((v[1] - want).abs() < 0.01, "{} vs {want}", v[1]);
+    }
+
+    /// Two equal branches on a stem's 1 end load it as one branch of diameter `d` with
+    /// `d^3/2 = d1^3/2 + d2^3/2` and the same electrotonic length (Rall): the same input resistance.
+    #[test]
+    fn two_branches_obey_the_three_halves_rule() {
+        let stem = cable(200.0, 21);
+        // Equal electrotonic length: length grows with sqrt(diameter), as lambda does.
+        let child = |d: f64| Section {
+            name: "branch".into(),
+            diam_um: d,
+            length_um: 300.0 * d.sqrt(),
+            nseg: 31,
+            parent: Some((0, 1.0)),
+            ..cable(300.0, 31)
+        };
+        let d1: f64 = 1.0;
+        let d_eq = (2.0 * d1.powf(1.5)).powf(2.0 / 3.0);
+        let y = Cable::new(&[stem.clone(), child(d1), child(d1)]);
+        let one = Cable::new(&[stem, child(d_eq)]);
+        let settle = |c: &Cable| {
+            let n = c.len();
+            let (g, es) = (vec![0.1; n], vec![0.0; n]);
+            let mut i = vec![0.0; n];
+            i[0] = 0.05;
+            let mut v = vec![0.0; n];
+            for _ in 0..5_000 {
+                c.step(&mut v, &g, &es, &i, 0.1);
+            }
+            v[0]
+        };
+        let (a, b) = (settle(&y), settle(&one));
+        assert!(a > 0.1, "{a}");
+        assert!((a - b).abs() < 0.01 * b, "Y {a} vs equivalent cylinder {b}");
+    }
+}
