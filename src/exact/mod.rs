@@ -3,6 +3,7 @@
 //! ([`siegert`]). Never depends on burn.
 
 pub mod cable;
+pub mod channels;
 pub mod models;
 pub mod network;
 pub mod siegert;
