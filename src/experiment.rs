@@ -172,18 +172,24 @@ pub fn analyse(
 }
 
 /// Welch segments of half a second (2 Hz resolution), or the whole signal when shorter.
-fn psd_segment(samples_at_1khz: usize) -> usize {
+pub fn psd_segment(samples_at_1khz: usize) -> usize {
     samples_at_1khz.min(500)
+}
+
+/// A per-step signal averaged into 1 ms bins (the last bin may be shorter): the bins, the steps
+/// per bin and the sampling rate (Hz) of the bins.
+pub fn bin_signal(values: &[f64], dt_ms: f64) -> (Vec<f64>, usize, f64) {
+    let per_bin = (RATE_BIN_MS / dt_ms).round().max(1.0) as usize;
+    let binned = values
+        .chunks(per_bin)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+        .collect();
+    (binned, per_bin, 1000.0 / (per_bin as f64 * dt_ms))
 }
 
 /// PSD of a per-step signal, averaged into 1 ms bins first (the engines' signals are sampled every dt).
 pub fn signal_psd(values: &[f64], dt_ms: f64) -> Psd {
-    let per_bin = (RATE_BIN_MS / dt_ms).round().max(1.0) as usize;
-    let binned: Vec<f64> = values
-        .chunks(per_bin)
-        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-        .collect();
-    let fs = 1000.0 / (per_bin as f64 * dt_ms);
+    let (binned, _, fs) = bin_signal(values, dt_ms);
     signal::welch_psd(&binned, fs, psd_segment(binned.len()))
 }
 

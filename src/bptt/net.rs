@@ -179,14 +179,17 @@ impl<'a> ExactNet<'a> {
         }
     }
 
-    fn start(&self) -> Live {
-        let seed = self.spec.seed();
-        let models: Vec<Box<dyn NeuronModel>> = self
-            .spec
+    fn models(&self) -> Vec<Box<dyn NeuronModel>> {
+        self.spec
             .populations
             .iter()
             .map(|p| models::build(&p.neuron, p.size, self.dt))
-            .collect();
+            .collect()
+    }
+
+    fn start(&self) -> Live {
+        let seed = self.spec.seed();
+        let models = self.models();
         let consts = self
             .pops
             .iter()
@@ -236,18 +239,20 @@ impl<'a> ExactNet<'a> {
     }
 
     fn restore(&self, cp: &Checkpoint) -> Live {
-        let mut live = self.start();
-        for (m, s) in live.models.iter_mut().zip(&cp.models) {
+        let mut models = self.models();
+        for (m, s) in models.iter_mut().zip(&cp.models) {
             m.load_state(s);
         }
         let cp = cp.clone();
-        live.v = cp.v;
-        live.ref_left = cp.ref_left;
-        live.consts = cp.consts;
-        live.noise_rng = cp.noise_rng;
-        live.drives = cp.drives;
-        live.ring = cp.ring;
-        live
+        Live {
+            models,
+            v: cp.v,
+            ref_left: cp.ref_left,
+            consts: cp.consts,
+            noise_rng: cp.noise_rng,
+            drives: cp.drives,
+            ring: cp.ring,
+        }
     }
 
     /// Runs the whole window forward, saving a checkpoint at the start of every chunk.
@@ -392,17 +397,15 @@ impl<'a> ExactNet<'a> {
     pub fn backward(&self, fwd: &Forward, d_signal: &[f64], d_counts: &[f64]) -> Result<Vec<f64>> {
         let npop = self.pops.len();
         let mut lam_v: Vec<Vec<f64>> = self.pops.iter().map(|p| vec![0.0; p.slots.size]).collect();
-        let mut lam_state: Vec<Vec<f64>> = {
-            let live = self.start();
-            live.models
-                .iter()
-                .map(|m| {
-                    let mut s = Vec::new();
-                    m.save_state(&mut s);
-                    vec![0.0; s.len()]
-                })
-                .collect()
-        };
+        let mut lam_state: Vec<Vec<f64>> = self
+            .models()
+            .iter()
+            .map(|m| {
+                let mut s = Vec::new();
+                m.save_state(&mut s);
+                vec![0.0; s.len()]
+            })
+            .collect();
         let mut lam_ring = vec![0.0f64; self.n_slots * self.row];
         let mut d_w = vec![0.0f64; self.weights.len()];
         let mut lam_in: Vec<f64> = Vec::new();

@@ -6,7 +6,7 @@
 use super::BpttConfig;
 use super::net::{ExactNet, Forward};
 use crate::error::Result;
-use crate::experiment::RATE_BIN_MS;
+use crate::experiment::{bin_signal, psd_segment};
 use crate::netopt::objective::{PlainLoss, PlainSpectrum, loss_welch};
 use crate::netopt::optimize::OptimizeConfig;
 use crate::spec::{Connectome, NetworkSpec};
@@ -71,14 +71,10 @@ pub fn evaluate(
         *bptt,
     )?;
     let fwd = net.forward()?;
-    let per_bin = (RATE_BIN_MS / dt).round().max(1.0) as usize;
+    // Scored as `experiment::signal_psd` scores the exact re-check.
     let scored = &fwd.signal[skip.min(fwd.signal.len())..];
-    let binned: Vec<f64> = scored
-        .chunks(per_bin)
-        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-        .collect();
-    let fs = 1000.0 / (per_bin as f64 * dt);
-    let spectrum = PlainSpectrum::new(binned.len().min(500), fs);
+    let (binned, per_bin, fs) = bin_signal(scored, dt);
+    let spectrum = PlainSpectrum::new(psd_segment(binned.len()), fs);
     let analysed_s = window_ms / 1000.0;
     let rates_hz: Vec<f64> = fwd
         .counts

@@ -155,7 +155,9 @@ pub fn run(args: &Args, cfg: OptimizeConfig, spec: NetworkSpec, text: String) ->
     );
     anyhow::ensure!(
         args.seeds >= 1 && args.budget_factor >= 1,
-        "--seeds and --budget-factor must be at least 1"
+        "--seeds {} and --budget-factor {} must each be at least 1. Fix: e.g. --seeds 10 --budget-factor 20",
+        args.seeds,
+        args.budget_factor
     );
     let out_dir = OutDir::create(&dir)?;
     let conn = Connectome::build(&spec);
