@@ -3,8 +3,8 @@
 //! neighbouring nodes are joined by the axial conductance of the half-segments between them, and a
 //! child section's 0 end is its parent's node at the connection point. The nodes are numbered so
 //! that every node's parent comes first (Hines 1984), so the implicit (backward Euler) step is a
-//! tree-tridiagonal solve in linear time. Membrane here is passive (`g_pas`, `e_pas`); channels add
-//! their conductance and current per node through [`Cable::step`]'s arguments.
+//! tree-tridiagonal solve in linear time. Membrane, channels and synapses enter as a conductance and
+//! a current per node ([`Cable::step`]).
 
 /// One unbranched section. Units as in NEURON: um, ohm cm, uF/cm2.
 #[derive(Debug, Clone)]
@@ -100,20 +100,24 @@ impl Cable {
         self.parent.is_empty()
     }
 
-    /// One backward-Euler step of `dt` ms: `C dv/dt = -g (v - e) + I + axial currents`, with per-node
-    /// membrane conductance `g_ms_cm2` (mS/cm2) and reversal `e_mv` (its weighted mean for several
-    /// channels), and injected current `i_na` (nA; at zero-area nodes too).
-    pub fn step(&self, v: &mut [f64], g_ms_cm2: &[f64], e_mv: &[f64], i_na: &[f64], dt: f64) {
+    /// Membrane area of node `i` in the units that turn a density (mS/cm2) into uS.
+    #[inline]
+    pub fn us_per_ms_cm2(&self, i: usize) -> f64 {
+        self.area_cm2[i] * 1e3
+    }
+
+    /// One backward-Euler step of `dt` ms of `C dv/dt = -g v + ge + axial currents`: per node, the
+    /// total conductance `g_us` (uS) of membrane and synapses at the voltages' start of step, and
+    /// `ge_na` (nA): the sum of each conductance times its reversal plus injected current.
+    /// `work` is scratch space (resized as needed).
+    pub fn step(&self, v: &mut [f64], g_us: &[f64], ge_na: &[f64], dt: f64, work: &mut Vec<f64>) {
         let n = self.len();
-        // Per node, in uS and nA: diagonal d, right-hand side b; off-diagonals -g_axial.
-        let mut d = vec![0.0f64; n];
-        let mut b = vec![0.0f64; n];
+        work.resize(2 * n, 0.0);
+        let (d, b) = work.split_at_mut(n);
         for i in 0..n {
-            let a = self.area_cm2[i];
-            let c_nf = self.cm_uf_cm2[i] * a * 1e3;
-            let g_us = g_ms_cm2[i] * a * 1e3;
-            d[i] = c_nf / dt + g_us;
-            b[i] = c_nf / dt * v[i] + g_us * e_mv[i] + i_na[i];
+            let c_nf = self.cm_uf_cm2[i] * self.area_cm2[i] * 1e3 / dt;
+            d[i] = c_nf + g_us[i];
+            b[i] = c_nf * v[i] + ge_na[i];
         }
         for i in 1..n {
             let (p, g) = (self.parent[i], self.g_axial_us[i]);
@@ -139,6 +143,13 @@ impl Cable {
 mod tests {
     use super::*;
 
+    /// A passive step: leak `g` (mS/cm2) to `e` (mV) everywhere, current `i_na` (nA) injected.
+    fn passive(c: &Cable, v: &mut [f64], g: f64, e: f64, i_na: &[f64], dt: f64) {
+        let g_us: Vec<f64> = (0..c.len()).map(|i| g * c.us_per_ms_cm2(i)).collect();
+        let ge: Vec<f64> = g_us.iter().zip(i_na).map(|(g, i)| g * e + i).collect();
+        c.step(v, &g_us, &ge, dt, &mut Vec::new());
+    }
+
     fn cable(length_um: f64, nseg: usize) -> Section {
         Section {
             name: "dend".into(),
@@ -162,10 +173,8 @@ mod tests {
         let mut v = vec![0.0; n];
         let mut i_na = vec![0.0; n];
         i_na[0] = 0.1;
-        let g = vec![g_pas; n];
-        let es = vec![e; n];
         for _ in 0..20_000 {
-            c.step(&mut v, &g, &es, &i_na, 0.05);
+            passive(&c, &mut v, g_pas, e, &i_na, 0.05);
         }
         // lambda = sqrt(d Rm / (4 Ra)), R_inf = 2 Ra lambda / (pi (d/2)^2 ... ) in cgs units.
         let (d_cm, rm, ra): (f64, f64, f64) = (2e-4, 1.0 / 1e-4, 100.0);
@@ -196,11 +205,10 @@ mod tests {
     fn a_patch_relaxes_with_the_membrane_time_constant() {
         let c = Cable::new(&[cable(20.0, 1)]);
         let n = c.len();
-        let (g, es, zero) = (vec![0.1; n], vec![-65.0; n], vec![0.0; n]);
+        let zero = vec![0.0; n];
         let mut v = vec![-55.0; n];
-        let dt = 0.001;
         for _ in 0..10_000 {
-            c.step(&mut v, &g, &es, &zero, dt);
+            passive(&c, &mut v, 0.1, -65.0, &zero, 0.001);
         }
         // tau = 1 uF/cm2 / 0.1 mS/cm2 = 10 ms; after 10 ms the excess has fallen to 1/e.
         let want = -65.0 + 10.0 * (-1.0f64).exp();
@@ -227,12 +235,11 @@ mod tests {
         let one = Cable::new(&[stem, child(d_eq)]);
         let settle = |c: &Cable| {
             let n = c.len();
-            let (g, es) = (vec![0.1; n], vec![0.0; n]);
             let mut i = vec![0.0; n];
             i[0] = 0.05;
             let mut v = vec![0.0; n];
             for _ in 0..5_000 {
-                c.step(&mut v, &g, &es, &i, 0.1);
+                passive(c, &mut v, 0.1, 0.0, &i, 0.1);
             }
             v[0]
         };

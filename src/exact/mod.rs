@@ -4,6 +4,8 @@
 
 pub mod cable;
 pub mod channels;
+pub mod compartmental;
+pub mod hnn_cells;
 pub mod models;
 pub mod network;
 pub mod siegert;

@@ -1,0 +1,281 @@
+//! Membrane channels of hnn-core's cells (`hh2`, `km`, `ca`, `cad`, `kca`, `cat`, `ar`), from the
+//! equations of their NMODL files ([`rates`]), stepped as NEURON steps them: the gates' steady states
+//! and time constants come from tables on the same voltage grids NEURON's `TABLE` statements use,
+//! interpolated linearly; each gate relaxes exponentially over a step at the voltage the step ended
+//! at (`cnexp`); the membrane current is linear in `v` at the current gates, which is what the
+//! cable's implicit step takes.
+
+pub mod rates;
+
+/// Physical constants as NEURON 8 uses them (2019 SI).
+const FARADAY: f64 = 96_485.332_123_310_02;
+const GAS_CONSTANT: f64 = 8.314_462_618_153_24;
+/// NEURON's default extracellular calcium (mM), which the Nernst potential of `ca` reads.
+const CAO_MM: f64 = 2.0;
+/// `cad`: the depth of the submembrane shell (um) and the resting calcium (mM).
+const CAD_DEPTH_UM: f64 = 0.1;
+pub const CAI_REST_MM: f64 = 100e-6;
+/// Fixed reversal potentials (mV): NEURON's defaults for sodium and potassium, `cat`'s and `ar`'s own.
+const ENA: f64 = 50.0;
+const EK: f64 = -77.0;
+const E_CAT: f64 = 125.0;
+const E_AR: f64 = -35.0;
+
+/// A rate table on a uniform grid of `n + 1` voltages from `lo` to `hi`, read by linear
+/// interpolation and clamped at its ends (NEURON's `TABLE ... FROM lo TO hi WITH n`).
+#[derive(Debug, Clone)]
+struct Table<const K: usize> {
+    lo: f64,
+    per_mv: f64,
+    rows: Vec<[f64; K]>,
+}
+
+impl<const K: usize> Table<K> {
+    fn new(lo: f64, hi: f64, n: usize, f: impl Fn(f64) -> [f64; K]) -> Self {
+        let step = (hi - lo) / n as f64;
+        Table {
+            lo,
+            per_mv: 1.0 / step,
+            rows: (0..=n).map(|i| f(lo + i as f64 * step)).collect(),
+        }
+    }
+
+    #[inline]
+    fn at(&self, v: f64) -> [f64; K] {
+        let x = (v - self.lo) * self.per_mv;
+        let last = self.rows.len() - 1;
+        if x.is_nan() || x <= 0.0 {
+            return self.rows[0];
+        }
+        if x >= last as f64 {
+            return self.rows[last];
+        }
+        let i = x as usize;
+        let w = x - i as f64;
+        let (a, b) = (&self.rows[i], &self.rows[i + 1]);
+        std::array::from_fn(|k| a[k] + w * (b[k] - a[k]))
+    }
+}
+
+/// Per gate, its steady state and the fraction of the way to it covered in one step `dt`.
+fn relax_pair((inf, tau): (f64, f64), dt: f64) -> [f64; 2] {
+    [inf, 1.0 - (-dt / tau).exp()]
+}
+
+/// Channel densities at one compartment (S/cm2, with the channel's temperature factor on its
+/// conductance where its NMODL file puts one), and its calcium removal.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Densities {
+    pub gnabar_hh2: f64,
+    pub gkbar_hh2: f64,
+    pub gl_hh2: f64,
+    pub el_hh2: f64,
+    pub km: f64,
+    pub ca: f64,
+    pub kca: f64,
+    pub cat: f64,
+    pub ar: f64,
+    /// `cad`'s removal time constant (ms); 0 when the compartment has no `cad`.
+    pub taur_cad: f64,
+}
+
+/// The gating state of one compartment, and its internal calcium (mM).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gates {
+    pub hh2: [f64; 3],
+    pub km: f64,
+    pub ca: [f64; 2],
+    pub cai: f64,
+    pub kca: f64,
+    pub cat: [f64; 2],
+    pub ar: f64,
+}
+
+/// The channels' kinetics at one temperature and step: rate tables and temperature factors.
+#[derive(Debug, Clone)]
+pub struct Kinetics {
+    dt: f64,
+    hh2: Table<6>,
+    km: Table<2>,
+    ca: Table<4>,
+    cat: Table<4>,
+    ar: Table<2>,
+    /// `q10^((celsius - 23 - 30.7) / 10)` with q10 2.3: `km`, `ca`, `kca` (rates and conductance).
+    tadj: f64,
+    /// `RT/F` (mV).
+    ktf: f64,
+}
+
+impl Kinetics {
+    pub fn new(celsius: f64, dt: f64) -> Self {
+        let q_hh2 = 3f64.powf((celsius - 6.3 - 30.7) / 10.0);
+        let tadj = 2.3f64.powf((celsius - 23.0 - 30.7) / 10.0);
+        let flat = |pairs: &[(f64, f64)]| -> Vec<f64> {
+            pairs.iter().flat_map(|&p| relax_pair(p, dt)).collect()
+        };
+        Kinetics {
+            dt,
+            hh2: Table::new(-100.0, 100.0, 200, |v| {
+                flat(&rates::hh2(v, q_hh2)).try_into().unwrap()
+            }),
+            km: Table::new(-120.0, 100.0, 199, |v| relax_pair(rates::km(v, tadj), dt)),
+            ca: Table::new(-120.0, 100.0, 199, |v| {
+                flat(&rates::ca(v, tadj)).try_into().unwrap()
+            }),
+            cat: Table::new(-120.0, 40.0, 641, |v| {
+                flat(&rates::cat(v)).try_into().unwrap()
+            }),
+            ar: Table::new(-120.0, 40.0, 641, |v| relax_pair(rates::ar(v), dt)),
+            tadj,
+            ktf: 1e3 * GAS_CONSTANT * (celsius + 273.15) / FARADAY,
+        }
+    }
+
+    /// The temperature factor of `km`, `ca` and `kca`, which also scales their conductance.
+    pub fn tadj(&self) -> f64 {
+        self.tadj
+    }
+
+    /// The gates at rest at `v` as NEURON initialises them (`cat`'s `m` at 0, `ar`'s at 0.25).
+    pub fn initial(&self, v: f64) -> Gates {
+        let h = self.hh2.at(v);
+        let c = self.ca.at(v);
+        let cai = CAI_REST_MM;
+        Gates {
+            hh2: [h[0], h[2], h[4]],
+            km: self.km.at(v)[0],
+            ca: [c[0], c[2]],
+            cai,
+            kca: rates::kca(cai, self.tadj).0,
+            cat: [0.0, self.cat.at(v)[2]],
+            ar: 0.25,
+        }
+    }
+
+    /// The Nernst potential of calcium (mV) at internal concentration `cai` (mM).
+    #[inline]
+    pub fn eca(&self, cai: f64) -> f64 {
+        self.ktf / 2.0 * (CAO_MM / cai).ln()
+    }
+
+    /// The membrane's conductance (mS/cm2), the sum of conductance times reversal (mS/cm2 x mV),
+    /// and the calcium current through `ca` (mA/cm2) at `v` and the gates `g`.
+    #[inline]
+    pub fn membrane(&self, d: &Densities, g: &Gates, v: f64) -> (f64, f64, f64) {
+        let [m, h, n] = g.hh2;
+        let gna = d.gnabar_hh2 * m * m * m * h;
+        let gk = d.gkbar_hh2 * (n * n) * (n * n);
+        let mut total = gna + gk + d.gl_hh2;
+        let mut ge = gna * ENA + gk * EK + d.gl_hh2 * d.el_hh2;
+        let mut ica = 0.0;
+        if d.km > 0.0 {
+            total += d.km * g.km;
+            ge += d.km * g.km * EK;
+        }
+        if d.kca > 0.0 {
+            total += d.kca * g.kca;
+            ge += d.kca * g.kca * EK;
+        }
+        if d.ca > 0.0 {
+            let gca = d.ca * g.ca[0] * g.ca[0] * g.ca[1];
+            let eca = self.eca(g.cai);
+            total += gca;
+            ge += gca * eca;
+            ica = gca * (v - eca);
+        }
+        if d.cat > 0.0 {
+            let gcat = d.cat * g.cat[0] * g.cat[0] * g.cat[1];
+            total += gcat;
+            ge += gcat * E_CAT;
+        }
+        if d.ar > 0.0 {
+            total += d.ar * g.ar;
+            ge += d.ar * g.ar * E_AR;
+        }
+        (total * 1e3, ge * 1e3, ica)
+    }
+
+    /// Advances the gates one step at the voltage `v` the step ended at; `ica` is the calcium current
+    /// the step's membrane carried (NEURON updates `cad` before `kca`, which reads the new `cai`).
+    #[inline]
+    pub fn advance(&self, d: &Densities, g: &mut Gates, v: f64, ica: f64) {
+        let relax = |x: &mut f64, inf: f64, f: f64| *x += f * (inf - *x);
+        let h = self.hh2.at(v);
+        relax(&mut g.hh2[0], h[0], h[1]);
+        relax(&mut g.hh2[1], h[2], h[3]);
+        relax(&mut g.hh2[2], h[4], h[5]);
+        if d.km > 0.0 {
+            let k = self.km.at(v);
+            relax(&mut g.km, k[0], k[1]);
+        }
+        if d.ca > 0.0 {
+            let c = self.ca.at(v);
+            relax(&mut g.ca[0], c[0], c[1]);
+            relax(&mut g.ca[1], c[2], c[3]);
+        }
+        if d.taur_cad > 0.0 {
+            // Inflow only (the pump removes, the channel cannot), in mM/ms.
+            let drive = (-1e4 * ica / (2.0 * FARADAY * CAD_DEPTH_UM)).max(0.0);
+            let inf = CAI_REST_MM + drive * d.taur_cad;
+            g.cai = inf + (g.cai - inf) * (-self.dt / d.taur_cad).exp();
+        }
+        if d.kca > 0.0 {
+            let (inf, tau) = rates::kca(g.cai, self.tadj);
+            relax(&mut g.kca, inf, 1.0 - (-self.dt / tau).exp());
+        }
+        if d.cat > 0.0 {
+            let c = self.cat.at(v);
+            relax(&mut g.cat[0], c[0], c[1]);
+            relax(&mut g.cat[1], c[2], c[3]);
+        }
+        if d.ar > 0.0 {
+            let a = self.ar.at(v);
+            relax(&mut g.ar, a[0], a[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linear interpolation reproduces a linear function exactly and clamps outside the grid.
+    #[test]
+    fn tables_interpolate_and_clamp() {
+        let t = Table::new(-120.0, 100.0, 199, |v| [2.0 * v + 1.0]);
+        for v in [-119.3, -30.0, 0.0, 57.77, 99.9] {
+            assert!((t.at(v)[0] - (2.0 * v + 1.0)).abs() < 1e-9);
+        }
+        assert_eq!(t.at(-500.0)[0], t.at(-120.0)[0]);
+        assert_eq!(t.at(500.0)[0], t.at(100.0)[0]);
+    }
+
+    /// At 37 C the calcium reversal at rest is `RT/2F ln(2 / 1e-4)`, about 132 mV.
+    #[test]
+    fn calcium_reversal_at_rest() {
+        let k = Kinetics::new(37.0, 0.025);
+        let e = k.eca(CAI_REST_MM);
+        assert!((e - 132.3).abs() < 0.2, "{e}");
+    }
+
+    /// With a constant calcium current, `cad` settles at `cainf + drive taur`.
+    #[test]
+    fn calcium_settles_at_inflow_times_removal_time() {
+        let k = Kinetics::new(37.0, 0.025);
+        let d = Densities {
+            taur_cad: 20.0,
+            ..Default::default()
+        };
+        let mut g = k.initial(-65.0);
+        let ica = -1e-4;
+        for _ in 0..20_000 {
+            k.advance(&d, &mut g, -65.0, ica);
+        }
+        let want = CAI_REST_MM + 1e-4 * 1e4 / (2.0 * FARADAY * 0.1) * 20.0;
+        assert!(
+            (g.cai - want).abs() < 1e-9 * want.max(1.0),
+            "{} {want}",
+            g.cai
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! A multi-compartment cell: a [`Cable`] with channels at every compartment and Exp2Syn synapses
+//! grouped into input channels (one channel may sit on several sections, as hnn-core's
+//! "proximal" does), stepped as NEURON steps it at a fixed `dt`: events first, then the implicit
+//! voltage step with currents linear in `v` at the step's start, then the gates at the new voltage.
+
+use super::cable::{Cable, Section};
+use super::channels::{Densities, Gates, Kinetics};
+use super::models::lif_conductance::exp2_norm;
+
+/// One input channel: an Exp2Syn receptor at one or more nodes, each receiving every event.
+#[derive(Debug, Clone)]
+pub struct SynapseChannel {
+    pub name: String,
+    pub rise_ms: f64,
+    pub decay_ms: f64,
+    pub e_rev_mv: f64,
+    pub nodes: Vec<usize>,
+}
+
+/// A cell type as data: sections, their channel densities and initial voltages, synapses, and the
+/// direction of each section along the apical axis (for the current dipole).
+#[derive(Debug, Clone)]
+pub struct CellType {
+    pub name: String,
+    pub sections: Vec<Section>,
+    pub cable: Cable,
+    /// Per node (defaults at zero-area nodes, which carry no membrane).
+    pub densities: Vec<Densities>,
+    pub v_init: Vec<f64>,
+    pub channels: Vec<SynapseChannel>,
+    pub soma: usize,
+    /// Per node: the length (um) of the link to its parent projected on the apical axis, so that the
+    /// axial current along it times this is its contribution to the dipole (0 for the root).
+    pub dipole_dz_um: Vec<f64>,
+    pub celsius: f64,
+    /// The somatic voltage (mV) whose upward crossing is a spike.
+    pub threshold_mv: f64,
+}
+
+/// Where a section's channel densities come from: a function of the path distance (um) from the
+/// soma's 0 end to a segment's centre, so that distance-dependent densities (`ar` on the L5
+/// dendrites) are per segment.
+pub type DensityAt<'a> = &'a dyn Fn(f64) -> Densities;
+
+/// Per section: its geometry, its direction in the plane of the cell (for the dipole), its initial
+/// voltage and densities.
+pub struct SectionSpec<'a> {
+    pub section: Section,
+    pub direction: [f64; 2],
+    pub v_init: f64,
+    pub densities: DensityAt<'a>,
+}
+
+impl CellType {
+    /// Builds the cable and per-node tables. `apical` names the section whose direction is the
+    /// dipole axis (`None`: no dipole); `channels` lists `(name, receptor (rise, decay, e_rev),
+    /// sections)`, each synapse at its section's middle.
+    pub fn new(
+        name: &str,
+        specs: &[SectionSpec],
+        apical: Option<&str>,
+        channels: &[(&str, (f64, f64, f64), &[&str])],
+        celsius: f64,
+    ) -> Self {
+        let sections: Vec<Section> = specs.iter().map(|s| s.section.clone()).collect();
+        let cable = Cable::new(&sections);
+        let n = cable.len();
+        let index = |name: &str| {
+            sections
+                .iter()
+                .position(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no section {name}"))
+        };
+        // Path distance from the soma's (root's) 0 end to each section's 0 end.
+        let mut start = vec![0.0; sections.len()];
+        for (si, s) in sections.iter().enumerate() {
+            if let Some((p, x)) = s.parent {
+                start[si] = start[p] + x * sections[p].length_um;
+            }
+        }
+        let axis = apical.map(|a| {
+            let d = specs[index(a)].direction;
+            let norm = (d[0] * d[0] + d[1] * d[1]).sqrt();
+            [d[0] / norm, d[1] / norm]
+        });
+        let mut densities = vec![Densities::default(); n];
+        let mut v_init = vec![0.0; n];
+        let mut dz = vec![0.0; n];
+        for (si, spec) in specs.iter().enumerate() {
+            let s = &spec.section;
+            let seg = s.length_um / s.nseg as f64;
+            let cos = axis.map_or(0.0, |a| {
+                let d = spec.direction;
+                (a[0] * d[0] + a[1] * d[1]) / (d[0] * d[0] + d[1] * d[1]).sqrt()
+            });
+            for (k, &node) in cable.segments[si].iter().enumerate() {
+                densities[node] = (spec.densities)(start[si] + (k as f64 + 0.5) * seg);
+                v_init[node] = spec.v_init;
+                dz[node] = cos * if k == 0 { seg / 2.0 } else { seg };
+            }
+            // The zero-area node at the section's 1 end: half a segment beyond the last centre.
+            let last = *cable.segments[si].last().unwrap() + 1;
+            v_init[last] = spec.v_init;
+            dz[last] = cos * seg / 2.0;
+            if s.parent.is_none() {
+                v_init[0] = spec.v_init;
+            }
+        }
+        let soma = cable.segments[index("soma")][sections[index("soma")].nseg / 2];
+        let mut cell = CellType {
+            name: name.into(),
+            sections,
+            cable,
+            densities,
+            v_init,
+            channels: Vec::new(),
+            soma,
+            dipole_dz_um: dz,
+            celsius,
+            threshold_mv: 0.0,
+        };
+        for &(name, receptor, secs) in channels {
+            cell.add_channel(name, receptor, secs);
+        }
+        cell
+    }
+
+    /// Adds an input channel: a receptor `(rise ms, decay ms, reversal mV)` at the middle of each
+    /// of `sections`.
+    pub fn add_channel(&mut self, name: &str, receptor: (f64, f64, f64), sections: &[&str]) {
+        let nodes = sections
+            .iter()
+            .map(|name| {
+                let si = self
+                    .sections
+                    .iter()
+                    .position(|s| s.name == *name)
+                    .unwrap_or_else(|| panic!("no section {name}"));
+                self.cable.segments[si][self.sections[si].nseg / 2]
+            })
+            .collect();
+        self.channels.push(SynapseChannel {
+            name: name.into(),
+            rise_ms: receptor.0,
+            decay_ms: receptor.1,
+            e_rev_mv: receptor.2,
+            nodes,
+        });
+    }
+
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn n_compartments(&self) -> usize {
+        self.cable.area_cm2.iter().filter(|&&a| a > 0.0).count()
+    }
+}
+
+/// A cell type prepared for stepping at one `dt`.
+#[derive(Debug, Clone)]
+pub struct Stepper {
+    pub cell: CellType,
+    pub kinetics: Kinetics,
+    pub dt: f64,
+    /// Nodes with membrane, and their area factor (uS per mS/cm2).
+    active: Vec<(usize, f64)>,
+    /// Per channel: rise and decay factors per step, Exp2Syn normalisation.
+    syn: Vec<[f64; 3]>,
+}
+
+/// The state of one cell: voltage per node, gates per compartment, each channel's rise and decay
+/// conductance (nS).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellState {
+    pub v: Vec<f64>,
+    pub gates: Vec<Gates>,
+    pub syn: Vec<[f64; 2]>,
+}
+
+/// Scratch space for one step.
+#[derive(Debug, Default, Clone)]
+pub struct Work {
+    g_us: Vec<f64>,
+    ge_na: Vec<f64>,
+    ica: Vec<f64>,
+    solve: Vec<f64>,
+}
+
+impl Stepper {
+    pub fn new(cell: CellType, dt: f64) -> Self {
+        let kinetics = Kinetics::new(cell.celsius, dt);
+        let active = (0..cell.cable.len())
+            .filter(|&i| cell.cable.area_cm2[i] > 0.0)
+            .map(|i| (i, cell.cable.us_per_ms_cm2(i)))
+            .collect();
+        let syn = cell
+            .channels
+            .iter()
+            .map(|c| {
+                [
+                    (-dt / c.rise_ms).exp(),
+                    (-dt / c.decay_ms).exp(),
+                    exp2_norm(c.rise_ms, c.decay_ms),
+                ]
+            })
+            .collect();
+        Stepper {
+            cell,
+            kinetics,
+            dt,
+            active,
+            syn,
+        }
+    }
+
+    /// The state NEURON's `finitialize` gives: hnn-core's initial voltages, gates at rest there.
+    pub fn initial(&self) -> CellState {
+        let v = self.cell.v_init.clone();
+        let gates = self
+            .active
+            .iter()
+            .map(|&(i, _)| self.kinetics.initial(v[i]))
+            .collect();
+        CellState {
+            v,
+            gates,
+            syn: vec![[0.0; 2]; self.cell.channels.len()],
+        }
+    }
+
+    /// An event of weight `w` (nS, the peak conductance it alone would give) on `channel`.
+    #[inline]
+    pub fn receive(&self, s: &mut CellState, channel: usize, w: f64) {
+        let x = w * self.syn[channel][2];
+        s.syn[channel][0] += x;
+        s.syn[channel][1] += x;
+    }
+
+    /// One step with `i_soma_na` injected at the soma.
+    pub fn step(&self, s: &mut CellState, i_soma_na: f64, w: &mut Work) {
+        let n = self.cell.cable.len();
+        w.g_us.clear();
+        w.g_us.resize(n, 0.0);
+        w.ge_na.clear();
+        w.ge_na.resize(n, 0.0);
+        w.ica.resize(self.active.len(), 0.0);
+        for (k, &(i, a)) in self.active.iter().enumerate() {
+            let (g, ge, ica) = self
+                .kinetics
+                .membrane(&self.cell.densities[i], &s.gates[k], s.v[i]);
+            w.g_us[i] = g * a;
+            w.ge_na[i] = ge * a;
+            w.ica[k] = ica;
+        }
+        for (c, st) in self.cell.channels.iter().zip(&s.syn) {
+            let g = (st[1] - st[0]) * 1e-3;
+            if g != 0.0 {
+                for &i in &c.nodes {
+                    w.g_us[i] += g;
+                    w.ge_na[i] += g * c.e_rev_mv;
+                }
+            }
+        }
+        w.ge_na[self.cell.soma] += i_soma_na;
+        self.cell
+            .cable
+            .step(&mut s.v, &w.g_us, &w.ge_na, self.dt, &mut w.solve);
+        for (k, &(i, _)) in self.active.iter().enumerate() {
+            self.kinetics
+                .advance(&self.cell.densities[i], &mut s.gates[k], s.v[i], w.ica[k]);
+        }
+        for (st, f) in s.syn.iter_mut().zip(&self.syn) {
+            st[0] *= f[0];
+            st[1] *= f[1];
+        }
+    }
+
+    /// The somatic voltage (mV).
+    #[inline]
+    pub fn v_soma(&self, s: &CellState) -> f64 {
+        s.v[self.cell.soma]
+    }
+
+    /// The current dipole (nA um = fA m) along the apical axis: each axial current, parent to child,
+    /// times the link's projection on the axis.
+    pub fn dipole(&self, s: &CellState) -> f64 {
+        let c = &self.cell.cable;
+        (1..c.len())
+            .map(|i| c.g_axial_us[i] * (s.v[c.parent[i]] - s.v[i]) * self.cell.dipole_dz_um[i])
+            .sum()
+    }
+
+    /// The summed synaptic current (nA) into the cell at its voltages.
+    pub fn synaptic_current(&self, s: &CellState) -> f64 {
+        let mut total = 0.0;
+        for (c, st) in self.cell.channels.iter().zip(&s.syn) {
+            let g = (st[1] - st[0]) * 1e-3;
+            for &i in &c.nodes {
+                total += g * (c.e_rev_mv - s.v[i]);
+            }
+        }
+        total
+    }
+}

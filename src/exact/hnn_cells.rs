@@ -1,0 +1,315 @@
+//! hnn-core's cell types as data (hnn-core 0.6: `cells_default`, `params_default`; Jones et al.
+//! 2009): the L2/3 and L5 pyramidal cells (soma, apical trunk, obliques and tuft, three basal
+//! sections) and the basket cell (one soma), with their geometry, channel densities, initial
+//! voltages, synapses and where those sit ("proximal": oblique and basal dendrites; "distal":
+//! the tuft; "soma": inhibition). Cells run at 37 C, as hnn-core's network does.
+
+use super::cable::Section;
+use super::channels::{Densities, Kinetics};
+use super::compartmental::{CellType, SectionSpec};
+
+const CELSIUS: f64 = 37.0;
+
+/// hnn-core's number of segments: one up to 100 um, else `L / 50` made odd.
+fn nseg(length_um: f64) -> usize {
+    if length_um <= 100.0 {
+        1
+    } else {
+        let n = (length_um / 50.0) as usize;
+        if n % 2 == 0 { n + 1 } else { n }
+    }
+}
+
+/// Receptors `(rise ms, decay ms, reversal mV)` of hnn-core's Exp2Syn synapses.
+pub const AMPA: (f64, f64, f64) = (0.5, 5.0, 0.0);
+pub const NMDA: (f64, f64, f64) = (1.0, 20.0, 0.0);
+pub const GABAA: (f64, f64, f64) = (0.5, 5.0, -80.0);
+pub const GABAB: (f64, f64, f64) = (1.0, 20.0, -80.0);
+
+const PROXIMAL: &[&str] = &["apical_oblique", "basal_2", "basal_3"];
+const DISTAL: &[&str] = &["apical_tuft"];
+const SOMA: &[&str] = &["soma"];
+
+/// The pyramidal cells' input channels: excitation and inhibition on the proximal and distal
+/// dendrites, inhibition at the soma.
+fn pyramidal_channels() -> Vec<(&'static str, (f64, f64, f64), &'static [&'static str])> {
+    vec![
+        ("proximal_ampa", AMPA, PROXIMAL),
+        ("proximal_nmda", NMDA, PROXIMAL),
+        ("proximal_gabaa", GABAA, PROXIMAL),
+        ("proximal_gabab", GABAB, PROXIMAL),
+        ("distal_ampa", AMPA, DISTAL),
+        ("distal_nmda", NMDA, DISTAL),
+        ("distal_gabaa", GABAA, DISTAL),
+        ("distal_gabab", GABAB, DISTAL),
+        ("soma_gabaa", GABAA, SOMA),
+        ("soma_gabab", GABAB, SOMA),
+    ]
+}
+
+/// One pyramidal section: name, length, diameter, parent (name, end), direction (x, z).
+type Geometry = (
+    &'static str,
+    f64,
+    f64,
+    Option<(&'static str, f64)>,
+    [f64; 2],
+);
+
+fn sections(geometry: &[Geometry], ra: f64, cm: f64) -> Vec<Section> {
+    geometry
+        .iter()
+        .map(|&(name, length, diam, parent, _)| Section {
+            name: name.into(),
+            length_um: length,
+            diam_um: diam,
+            ra_ohm_cm: ra,
+            cm_uf_cm2: cm,
+            nseg: nseg(length),
+            parent: parent.map(|(p, x)| {
+                (
+                    geometry
+                        .iter()
+                        .position(|g| g.0 == p)
+                        .expect("parent listed"),
+                    x,
+                )
+            }),
+        })
+        .collect()
+}
+
+/// hnn-core's L2/3 pyramidal cell (`L2_pyramidal`).
+pub fn l2_pyramidal() -> CellType {
+    // Directions from hnn-core's section end points (x, z).
+    let geometry: [Geometry; 8] = [
+        ("soma", 22.1, 23.4, None, [0.0, 13.0]),
+        ("apical_trunk", 59.5, 4.25, Some(("soma", 1.0)), [0.0, 35.0]),
+        (
+            "apical_1",
+            306.0,
+            4.08,
+            Some(("apical_trunk", 1.0)),
+            [0.0, 180.0],
+        ),
+        (
+            "apical_tuft",
+            238.0,
+            3.4,
+            Some(("apical_1", 1.0)),
+            [0.0, 140.0],
+        ),
+        (
+            "apical_oblique",
+            340.0,
+            3.91,
+            Some(("apical_trunk", 1.0)),
+            [-200.0, 0.0],
+        ),
+        ("basal_1", 85.0, 4.25, Some(("soma", 0.0)), [0.0, -50.0]),
+        (
+            "basal_2",
+            255.0,
+            2.72,
+            Some(("basal_1", 1.0)),
+            [-106.0, -106.0],
+        ),
+        (
+            "basal_3",
+            255.0,
+            2.72,
+            Some(("basal_1", 1.0)),
+            [106.0, -106.0],
+        ),
+    ];
+    let tadj = Kinetics::new(CELSIUS, 1.0).tadj();
+    // km 250 pS/um2 (1e-4 S/cm2 per pS/um2, scaled by its temperature factor).
+    let membrane = |gnabar: f64| Densities {
+        gnabar_hh2: gnabar,
+        gkbar_hh2: 0.01,
+        gl_hh2: 4.26e-5,
+        el_hh2: -65.0,
+        km: 250.0 * 1e-4 * tadj,
+        ..Default::default()
+    };
+    let (soma, dend) = (membrane(0.18), membrane(0.15));
+    let soma_at = move |_: f64| soma;
+    let dend_at = move |_: f64| dend;
+    let specs: Vec<SectionSpec> = sections(&geometry, 200.0, 0.6195)
+        .into_iter()
+        .zip(&geometry)
+        .map(|(section, g)| SectionSpec {
+            direction: g.4,
+            v_init: -71.46,
+            densities: if g.0 == "soma" { &soma_at } else { &dend_at },
+            section,
+        })
+        .collect();
+    CellType::new(
+        "hnn_l2_pyramidal",
+        &specs,
+        Some("apical_trunk"),
+        &pyramidal_channels(),
+        CELSIUS,
+    )
+}
+
+/// hnn-core's L5 pyramidal cell (`L5_pyramidal`), with calcium channels, calcium-dependent
+/// potassium and the anomalous rectifier, whose density grows along the dendrites as
+/// `1e-6 exp(0.003 x)` S/cm2 at path distance `x` um from the soma.
+pub fn l5_pyramidal() -> CellType {
+    let geometry: [Geometry; 9] = [
+        ("soma", 39.0, 28.9, None, [0.0, 23.0]),
+        (
+            "apical_trunk",
+            102.0,
+            10.2,
+            Some(("soma", 1.0)),
+            [0.0, 60.0],
+        ),
+        (
+            "apical_1",
+            680.0,
+            7.48,
+            Some(("apical_trunk", 1.0)),
+            [0.0, 400.0],
+        ),
+        (
+            "apical_2",
+            680.0,
+            4.93,
+            Some(("apical_1", 1.0)),
+            [0.0, 400.0],
+        ),
+        (
+            "apical_tuft",
+            425.0,
+            3.4,
+            Some(("apical_2", 1.0)),
+            [0.0, 250.0],
+        ),
+        (
+            "apical_oblique",
+            255.0,
+            5.1,
+            Some(("apical_trunk", 1.0)),
+            [-150.0, 0.0],
+        ),
+        ("basal_1", 85.0, 6.8, Some(("soma", 0.0)), [0.0, -50.0]),
+        (
+            "basal_2",
+            255.0,
+            8.5,
+            Some(("basal_1", 1.0)),
+            [-106.0, -106.0],
+        ),
+        (
+            "basal_3",
+            255.0,
+            8.5,
+            Some(("basal_1", 1.0)),
+            [106.0, -106.0],
+        ),
+    ];
+    let v_init = |name: &str| match name {
+        "apical_1" => -71.32,
+        "apical_2" => -69.08,
+        "apical_tuft" => -67.30,
+        _ => -72.0,
+    };
+    let tadj = Kinetics::new(CELSIUS, 1.0).tadj();
+    let per_ps_um2 = 1e-4 * tadj;
+    let membrane = |gnabar: f64, el: f64| Densities {
+        gnabar_hh2: gnabar,
+        gkbar_hh2: 0.01,
+        gl_hh2: 4.26e-5,
+        el_hh2: el,
+        km: 200.0 * per_ps_um2,
+        ca: 60.0 * per_ps_um2,
+        kca: 2e-4 * per_ps_um2,
+        cat: 2e-4,
+        ar: 1e-6,
+        taur_cad: 20.0,
+    };
+    let soma = membrane(0.16, -65.0);
+    let dend = membrane(0.14, -71.0);
+    let soma_at = move |_: f64| soma;
+    let dend_at = move |x: f64| Densities {
+        ar: 1e-6 * (3e-3 * x).exp(),
+        ..dend
+    };
+    let specs: Vec<SectionSpec> = sections(&geometry, 200.0, 0.85)
+        .into_iter()
+        .zip(&geometry)
+        .map(|(section, g)| SectionSpec {
+            direction: g.4,
+            v_init: v_init(g.0),
+            densities: if g.0 == "soma" { &soma_at } else { &dend_at },
+            section,
+        })
+        .collect();
+    CellType::new(
+        "hnn_l5_pyramidal",
+        &specs,
+        Some("apical_trunk"),
+        &pyramidal_channels(),
+        CELSIUS,
+    )
+}
+
+/// hnn-core's basket cell (L2 and L5 alike): one 39 x 20 um soma with `hh2` at its defaults;
+/// excitation and inhibition all at the soma.
+pub fn basket() -> CellType {
+    let soma = Densities {
+        gnabar_hh2: 0.12,
+        gkbar_hh2: 0.036,
+        gl_hh2: 0.0003,
+        el_hh2: -54.3,
+        ..Default::default()
+    };
+    let at = move |_: f64| soma;
+    let specs = [SectionSpec {
+        section: Section {
+            name: "soma".into(),
+            length_um: 39.0,
+            diam_um: 20.0,
+            ra_ohm_cm: 200.0,
+            cm_uf_cm2: 0.85,
+            nseg: 1,
+            parent: None,
+        },
+        direction: [0.0, 39.0],
+        v_init: -64.9737,
+        densities: &at,
+    }];
+    CellType::new(
+        "hnn_basket",
+        &specs,
+        None,
+        &[
+            ("soma_ampa", AMPA, SOMA),
+            ("soma_nmda", NMDA, SOMA),
+            ("soma_gabaa", GABAA, SOMA),
+        ],
+        CELSIUS,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// hnn-core's segment counts: L5 has 1 + 3 + 13 + 13 + 9 + 5 + 1 + 5 + 5 compartments.
+    #[test]
+    fn segment_counts_follow_hnn_core() {
+        assert_eq!(l5_pyramidal().n_compartments(), 55);
+        assert_eq!(
+            l2_pyramidal().n_compartments(),
+            1 + 1 + 7 + 5 + 7 + 1 + 5 + 5
+        );
+        assert_eq!(basket().n_compartments(), 1);
+        assert_eq!(nseg(100.0), 1);
+        assert_eq!(nseg(102.0), 3);
+        assert_eq!(nseg(425.0), 9);
+    }
+}
