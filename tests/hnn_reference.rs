@@ -166,18 +166,18 @@ fn check(name: &str, cell: CellType, protocol: &str) {
 
 #[test]
 fn basket_cell_follows_neuron() {
-    check("L2_basket", hnn_cells::basket(), "step");
-    check("L2_basket", hnn_cells::basket(), "synaptic");
+    check("L2_basket", hnn_cells::basket(37.0), "step");
+    check("L2_basket", hnn_cells::basket(37.0), "synaptic");
 }
 
 #[test]
 fn l2_pyramidal_cell_follows_neuron() {
-    check("L2_pyramidal", hnn_cells::l2_pyramidal(), "step");
-    check("L2_pyramidal", hnn_cells::l2_pyramidal(), "synaptic");
+    check("L2_pyramidal", hnn_cells::l2_pyramidal(37.0), "step");
+    check("L2_pyramidal", hnn_cells::l2_pyramidal(37.0), "synaptic");
 }
 
 #[test]
 fn l5_pyramidal_cell_follows_neuron() {
-    check("L5_pyramidal", hnn_cells::l5_pyramidal(), "step");
-    check("L5_pyramidal", hnn_cells::l5_pyramidal(), "synaptic");
+    check("L5_pyramidal", hnn_cells::l5_pyramidal(37.0), "step");
+    check("L5_pyramidal", hnn_cells::l5_pyramidal(37.0), "synaptic");
 }

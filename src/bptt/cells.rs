@@ -26,12 +26,14 @@ pub struct StepRecord<'a> {
 }
 
 impl CellBackward {
-    pub fn new(cell: &CellSpec, dt: f64) -> Self {
+    /// The backward step of `cell`'s model; `None` for models without one (hnn-core's cells).
+    pub fn new(cell: &CellSpec, dt: f64) -> Option<Self> {
         match cell {
-            CellSpec::LifCurrent(c) => CellBackward::Current(CurrentPropagator::new(c, dt)),
+            CellSpec::LifCurrent(c) => Some(CellBackward::Current(CurrentPropagator::new(c, dt))),
             CellSpec::LifConductance(c) => {
-                CellBackward::Conductance(ConductancePropagator::new(c, dt))
+                Some(CellBackward::Conductance(ConductancePropagator::new(c, dt)))
             }
+            _ => None,
         }
     }
 

@@ -134,6 +134,16 @@ impl<'a> ExactNet<'a> {
         let mut pops = Vec::new();
         let mut in_base = 0;
         for (pi, p) in spec.populations.iter().enumerate() {
+            let back = CellBackward::new(&p.neuron, dt).ok_or_else(|| {
+                SurgeError::spec(
+                    format!("populations[{pi}] ({}).neuron.model", p.name),
+                    format!(
+                        "gradients through the exact engine are written for LIF cells, not `{}`",
+                        p.neuron.model_name()
+                    ),
+                    "use lif_current or lif_conductance populations with engine = \"exact\"",
+                )
+            })?;
             let model = models::build(&p.neuron, p.size, dt);
             pops.push(Pop {
                 slots: Slots {
@@ -143,7 +153,7 @@ impl<'a> ExactNet<'a> {
                 },
                 n_channels: model.n_channels(),
                 rule: model.spike_rule(),
-                back: CellBackward::new(&p.neuron, dt),
+                back,
             });
             in_base += model.n_channels() * p.size;
         }

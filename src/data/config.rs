@@ -232,6 +232,16 @@ impl DatasetConfig {
             );
         }
         self.neuron.validate("neuron", d.dt_ms)?;
+        if self.neuron.hnn().is_some() {
+            return err(
+                "neuron.model",
+                format!(
+                    "training sets of `{}` cells are not generated yet",
+                    self.neuron.model_name()
+                ),
+                "use lif_current or lif_conductance here; hnn-core's cells run in networks (surge run)",
+            );
+        }
         if self.channels.is_empty() {
             return err(
                 "channels",

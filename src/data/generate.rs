@@ -224,6 +224,7 @@ pub fn chunk_spec(cfg: &DatasetConfig, n: usize) -> NetworkSpec {
     let rest = match &cfg.neuron {
         CellSpec::LifCurrent(c) => c.v_rest_mv,
         CellSpec::LifConductance(c) => c.e_l_mv,
+        other => other.v_reset(),
     };
     NetworkSpec {
         name: cfg.name.clone(),
@@ -238,6 +239,7 @@ pub fn chunk_spec(cfg: &DatasetConfig, n: usize) -> NetworkSpec {
             size: n,
             neuron: cfg.neuron.clone(),
             v_init_mv: Some(VInit::Constant(rest)),
+            layout: None,
         }],
         connections: Vec::new(),
         drives: Vec::new(),

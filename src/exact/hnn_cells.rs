@@ -2,13 +2,33 @@
 //! 2009): the L2/3 and L5 pyramidal cells (soma, apical trunk, obliques and tuft, three basal
 //! sections) and the basket cell (one soma), with their geometry, channel densities, initial
 //! voltages, synapses and where those sit ("proximal": oblique and basal dendrites; "distal":
-//! the tuft; "soma": inhibition). Cells run at 37 C, as hnn-core's network does.
+//! the tuft; "soma": inhibition). hnn-core's network runs them at 37 C.
 
 use super::cable::Section;
-use super::channels::{Densities, Kinetics};
+use super::channels::{Densities, tadj};
 use super::compartmental::{CellType, SectionSpec};
+use crate::spec::CellSpec;
 
-const CELSIUS: f64 = 37.0;
+/// Input channels of the pyramidal cells, in channel order.
+pub const PYRAMIDAL_CHANNELS: [&str; 10] = [
+    "proximal_ampa",
+    "proximal_nmda",
+    "proximal_gabaa",
+    "proximal_gabab",
+    "distal_ampa",
+    "distal_nmda",
+    "distal_gabaa",
+    "distal_gabab",
+    "soma_gabaa",
+    "soma_gabab",
+];
+/// Input channels of the basket cell, in channel order.
+pub const BASKET_CHANNELS: [&str; 3] = ["soma_ampa", "soma_nmda", "soma_gabaa"];
+
+/// hnn-core's initial somatic voltages (mV).
+pub const L2_PYRAMIDAL_V_INIT: f64 = -71.46;
+pub const L5_PYRAMIDAL_V_INIT: f64 = -72.0;
+pub const BASKET_V_INIT: f64 = -64.9737;
 
 /// hnn-core's number of segments: one up to 100 um, else `L / 50` made odd.
 fn nseg(length_um: f64) -> usize {
@@ -30,21 +50,18 @@ const PROXIMAL: &[&str] = &["apical_oblique", "basal_2", "basal_3"];
 const DISTAL: &[&str] = &["apical_tuft"];
 const SOMA: &[&str] = &["soma"];
 
-/// The pyramidal cells' input channels: excitation and inhibition on the proximal and distal
-/// dendrites, inhibition at the soma.
+/// The pyramidal cells' input channels ([`PYRAMIDAL_CHANNELS`]): excitation and inhibition on the
+/// proximal and distal dendrites, inhibition at the soma.
 fn pyramidal_channels() -> Vec<(&'static str, (f64, f64, f64), &'static [&'static str])> {
-    vec![
-        ("proximal_ampa", AMPA, PROXIMAL),
-        ("proximal_nmda", NMDA, PROXIMAL),
-        ("proximal_gabaa", GABAA, PROXIMAL),
-        ("proximal_gabab", GABAB, PROXIMAL),
-        ("distal_ampa", AMPA, DISTAL),
-        ("distal_nmda", NMDA, DISTAL),
-        ("distal_gabaa", GABAA, DISTAL),
-        ("distal_gabab", GABAB, DISTAL),
-        ("soma_gabaa", GABAA, SOMA),
-        ("soma_gabab", GABAB, SOMA),
-    ]
+    let sites = [
+        PROXIMAL, PROXIMAL, PROXIMAL, PROXIMAL, DISTAL, DISTAL, DISTAL, DISTAL, SOMA, SOMA,
+    ];
+    let receptors = [
+        AMPA, NMDA, GABAA, GABAB, AMPA, NMDA, GABAA, GABAB, GABAA, GABAB,
+    ];
+    (0..PYRAMIDAL_CHANNELS.len())
+        .map(|k| (PYRAMIDAL_CHANNELS[k], receptors[k], sites[k]))
+        .collect()
 }
 
 /// One pyramidal section: name, length, diameter, parent (name, end), direction (x, z).
@@ -79,8 +96,8 @@ fn sections(geometry: &[Geometry], ra: f64, cm: f64) -> Vec<Section> {
         .collect()
 }
 
-/// hnn-core's L2/3 pyramidal cell (`L2_pyramidal`).
-pub fn l2_pyramidal() -> CellType {
+/// hnn-core's L2/3 pyramidal cell (`L2_pyramidal`) at `celsius`.
+pub fn l2_pyramidal(celsius: f64) -> CellType {
     // Directions from hnn-core's section end points (x, z).
     let geometry: [Geometry; 8] = [
         ("soma", 22.1, 23.4, None, [0.0, 13.0]),
@@ -122,7 +139,7 @@ pub fn l2_pyramidal() -> CellType {
             [106.0, -106.0],
         ),
     ];
-    let tadj = Kinetics::new(CELSIUS, 1.0).tadj();
+    let tadj = tadj(celsius);
     // km 250 pS/um2 (1e-4 S/cm2 per pS/um2, scaled by its temperature factor).
     let membrane = |gnabar: f64| Densities {
         gnabar_hh2: gnabar,
@@ -140,7 +157,7 @@ pub fn l2_pyramidal() -> CellType {
         .zip(&geometry)
         .map(|(section, g)| SectionSpec {
             direction: g.4,
-            v_init: -71.46,
+            v_init: L2_PYRAMIDAL_V_INIT,
             densities: if g.0 == "soma" { &soma_at } else { &dend_at },
             section,
         })
@@ -150,14 +167,14 @@ pub fn l2_pyramidal() -> CellType {
         &specs,
         Some("apical_trunk"),
         &pyramidal_channels(),
-        CELSIUS,
+        celsius,
     )
 }
 
 /// hnn-core's L5 pyramidal cell (`L5_pyramidal`), with calcium channels, calcium-dependent
 /// potassium and the anomalous rectifier, whose density grows along the dendrites as
 /// `1e-6 exp(0.003 x)` S/cm2 at path distance `x` um from the soma.
-pub fn l5_pyramidal() -> CellType {
+pub fn l5_pyramidal(celsius: f64) -> CellType {
     let geometry: [Geometry; 9] = [
         ("soma", 39.0, 28.9, None, [0.0, 23.0]),
         (
@@ -217,7 +234,7 @@ pub fn l5_pyramidal() -> CellType {
         "apical_tuft" => -67.30,
         _ => -72.0,
     };
-    let tadj = Kinetics::new(CELSIUS, 1.0).tadj();
+    let tadj = tadj(celsius);
     let per_ps_um2 = 1e-4 * tadj;
     let membrane = |gnabar: f64, el: f64| Densities {
         gnabar_hh2: gnabar,
@@ -253,13 +270,13 @@ pub fn l5_pyramidal() -> CellType {
         &specs,
         Some("apical_trunk"),
         &pyramidal_channels(),
-        CELSIUS,
+        celsius,
     )
 }
 
 /// hnn-core's basket cell (L2 and L5 alike): one 39 x 20 um soma with `hh2` at its defaults;
 /// excitation and inhibition all at the soma.
-pub fn basket() -> CellType {
+pub fn basket(celsius: f64) -> CellType {
     let soma = Densities {
         gnabar_hh2: 0.12,
         gkbar_hh2: 0.036,
@@ -279,7 +296,7 @@ pub fn basket() -> CellType {
             parent: None,
         },
         direction: [0.0, 39.0],
-        v_init: -64.9737,
+        v_init: BASKET_V_INIT,
         densities: &at,
     }];
     CellType::new(
@@ -291,8 +308,20 @@ pub fn basket() -> CellType {
             ("soma_nmda", NMDA, SOMA),
             ("soma_gabaa", GABAA, SOMA),
         ],
-        CELSIUS,
+        celsius,
     )
+}
+
+/// The cell type of an hnn-core model in an experiment file (`None` for other models).
+pub fn cell_type(spec: &CellSpec) -> Option<CellType> {
+    let c = spec.hnn()?;
+    let mut cell = match spec {
+        CellSpec::HnnL2Pyramidal(_) => l2_pyramidal(c.celsius),
+        CellSpec::HnnL5Pyramidal(_) => l5_pyramidal(c.celsius),
+        _ => basket(c.celsius),
+    };
+    cell.threshold_mv = c.threshold_mv;
+    Some(cell)
 }
 
 #[cfg(test)]
@@ -302,12 +331,12 @@ mod tests {
     /// hnn-core's segment counts: L5 has 1 + 3 + 13 + 13 + 9 + 5 + 1 + 5 + 5 compartments.
     #[test]
     fn segment_counts_follow_hnn_core() {
-        assert_eq!(l5_pyramidal().n_compartments(), 55);
+        assert_eq!(l5_pyramidal(37.0).n_compartments(), 55);
         assert_eq!(
-            l2_pyramidal().n_compartments(),
+            l2_pyramidal(37.0).n_compartments(),
             1 + 1 + 7 + 5 + 7 + 1 + 5 + 5
         );
-        assert_eq!(basket().n_compartments(), 1);
+        assert_eq!(basket(37.0).n_compartments(), 1);
         assert_eq!(nseg(100.0), 1);
         assert_eq!(nseg(102.0), 3);
         assert_eq!(nseg(425.0), 9);

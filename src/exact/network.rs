@@ -109,8 +109,10 @@ struct Population {
     model: Box<dyn NeuronModel>,
     record_spikes: bool,
     needs_current: bool,
+    needs_dipole: bool,
     v_sum: f64,
     current_sum: f64,
+    dipole_sum: f64,
     n_spikes: u32,
 }
 
@@ -429,6 +431,11 @@ fn build_populations(
             .signals
             .iter()
             .any(|s| s.kind == SignalKind::SynapticCurrent && s.populations.contains(&p.name));
+        let needs_dipole = spec
+            .recording
+            .signals
+            .iter()
+            .any(|s| s.kind == SignalKind::Dipole && s.populations.contains(&p.name));
         pops.push(Population {
             offset: conn.pop_offsets[pi],
             size: p.size,
@@ -448,8 +455,10 @@ fn build_populations(
             model,
             record_spikes: record_pops[pi],
             needs_current,
+            needs_dipole,
             v_sum: 0.0,
             current_sum: 0.0,
+            dipole_sum: 0.0,
             n_spikes: 0,
         });
         in_base += nch * p.size;
@@ -741,8 +750,21 @@ fn step_populations(
             // Sampled at the end of the step, before a spike resets v.
             p.current_sum = p.model.synaptic_current_sum(&p.v);
         }
+        if p.needs_dipole {
+            p.dipole_sum = p.model.dipole().unwrap_or(0.0);
+        }
         let rule = p.model.spike_rule();
         for (i, (v, r)) in p.v.iter_mut().zip(p.ref_left.iter_mut()).enumerate() {
+            if rule.crossing {
+                // `r` marks a cell that ended the previous step above threshold.
+                let above = *v >= rule.threshold;
+                if above && *r == 0 {
+                    spiked.push((p.offset + i) as u32);
+                    p.n_spikes += 1;
+                }
+                *r = above as u32;
+                continue;
+            }
             *r = r.saturating_sub(1);
             if *v >= rule.threshold {
                 *v = rule.reset;
@@ -926,6 +948,7 @@ impl Recording {
                 SignalKind::SynapticCurrent => {
                     pis.iter().map(|&pi| pops[pi].current_sum).sum::<f64>()
                 }
+                SignalKind::Dipole => pis.iter().map(|&pi| pops[pi].dipole_sum).sum::<f64>(),
             };
             s.values.push(value);
         }

@@ -197,7 +197,7 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
     for p in &spec.populations {
         match &p.neuron {
             CellSpec::LifCurrent(c) => cells.push(c.clone()),
-            CellSpec::LifConductance(_) => return None,
+            _ => return None,
         }
     }
     // Per post population: (pre population or None for a drive, mean count K, jump J (mV), rate if drive).
@@ -231,6 +231,7 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
             Rule::FixedIndegree => c.k? as f64,
             Rule::Probability => c.p? * n_pre,
             Rule::AllToAll => n_pre - if pre == post && !c.autapses { 1.0 } else { 0.0 },
+            Rule::Gaussian => return None,
         };
         let ch_tau = cells[post]
             .channels

@@ -1,14 +1,45 @@
 //! Neuron model parameters as they appear in experiment files.
 
 use crate::error::{Result, SurgeError};
+use crate::exact::hnn_cells;
 use serde::{Deserialize, Serialize};
 
-/// A neuron model and its parameters. `model = "lif_current"` or `model = "lif_conductance"`.
+/// A neuron model and its parameters: `model = "lif_current"`, `"lif_conductance"`, or one of
+/// hnn-core's multi-compartment cells, `"hnn_l2_pyramidal"`, `"hnn_l5_pyramidal"`, `"hnn_basket"`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "model", rename_all = "snake_case")]
 pub enum CellSpec {
     LifCurrent(LifCurrent),
     LifConductance(LifConductance),
+    HnnL2Pyramidal(HnnCell),
+    HnnL5Pyramidal(HnnCell),
+    HnnBasket(HnnCell),
+}
+
+/// One of hnn-core's cells at its published morphology, channels and synapses
+/// ([`crate::exact::hnn_cells`]). Inputs are Exp2Syn conductances (weights in nS: hnn-core's uS
+/// times 1000) on channels named `<where>_<receptor>`; a bias drive injects pA at the soma; a spike
+/// is an upward crossing of `threshold_mv` at the soma.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HnnCell {
+    #[serde(default = "d_celsius")]
+    pub celsius: f64,
+    #[serde(default)]
+    pub threshold_mv: f64,
+}
+
+impl Default for HnnCell {
+    fn default() -> Self {
+        HnnCell {
+            celsius: d_celsius(),
+            threshold_mv: 0.0,
+        }
+    }
+}
+
+fn d_celsius() -> f64 {
+    37.0
 }
 
 /// Current-based LIF (Brunel 2000; Kim & Chow 2018):
@@ -183,9 +214,14 @@ impl Receptors {
 impl CellSpec {
     /// Names of the synaptic channels, in state order.
     pub fn channel_names(&self) -> Vec<String> {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
         match self {
             CellSpec::LifCurrent(c) => c.channels.iter().map(|ch| ch.name.clone()).collect(),
-            CellSpec::LifConductance(_) => RECEPTOR_NAMES.iter().map(|s| s.to_string()).collect(),
+            CellSpec::LifConductance(_) => names(&RECEPTOR_NAMES),
+            CellSpec::HnnL2Pyramidal(_) | CellSpec::HnnL5Pyramidal(_) => {
+                names(&hnn_cells::PYRAMIDAL_CHANNELS)
+            }
+            CellSpec::HnnBasket(_) => names(&hnn_cells::BASKET_CHANNELS),
         }
     }
 
@@ -193,6 +229,40 @@ impl CellSpec {
         match self {
             CellSpec::LifCurrent(c) => c.channels.len(),
             CellSpec::LifConductance(_) => 4,
+            CellSpec::HnnL2Pyramidal(_) | CellSpec::HnnL5Pyramidal(_) => {
+                hnn_cells::PYRAMIDAL_CHANNELS.len()
+            }
+            CellSpec::HnnBasket(_) => hnn_cells::BASKET_CHANNELS.len(),
+        }
+    }
+
+    /// hnn-core's cell parameters when this is one of its cells.
+    pub fn hnn(&self) -> Option<&HnnCell> {
+        match self {
+            CellSpec::HnnL2Pyramidal(c) | CellSpec::HnnL5Pyramidal(c) | CellSpec::HnnBasket(c) => {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    /// The model's name as written in experiment files.
+    pub fn model_name(&self) -> &'static str {
+        match self {
+            CellSpec::LifCurrent(_) => "lif_current",
+            CellSpec::LifConductance(_) => "lif_conductance",
+            CellSpec::HnnL2Pyramidal(_) => "hnn_l2_pyramidal",
+            CellSpec::HnnL5Pyramidal(_) => "hnn_l5_pyramidal",
+            CellSpec::HnnBasket(_) => "hnn_basket",
+        }
+    }
+
+    /// Bytes of state per cell (for the memory check before a run).
+    pub fn state_bytes(&self) -> f64 {
+        match self {
+            CellSpec::HnnL2Pyramidal(_) => 32.0 * 160.0,
+            CellSpec::HnnL5Pyramidal(_) => 55.0 * 160.0,
+            _ => 128.0,
         }
     }
 
@@ -201,13 +271,18 @@ impl CellSpec {
     }
 
     pub fn is_conductance_based(&self) -> bool {
-        matches!(self, CellSpec::LifConductance(_))
+        !matches!(self, CellSpec::LifCurrent(_))
     }
 
+    /// The voltage a cell starts from unless `v_init_mv` says otherwise: the reset for LIF cells,
+    /// hnn-core's somatic initial voltage for its cells.
     pub fn v_reset(&self) -> f64 {
         match self {
             CellSpec::LifCurrent(c) => c.v_reset_mv,
             CellSpec::LifConductance(c) => c.v_reset_mv,
+            CellSpec::HnnL2Pyramidal(_) => hnn_cells::L2_PYRAMIDAL_V_INIT,
+            CellSpec::HnnL5Pyramidal(_) => hnn_cells::L5_PYRAMIDAL_V_INIT,
+            CellSpec::HnnBasket(_) => hnn_cells::BASKET_V_INIT,
         }
     }
 
@@ -215,6 +290,9 @@ impl CellSpec {
         match self {
             CellSpec::LifCurrent(c) => c.v_threshold_mv,
             CellSpec::LifConductance(c) => c.v_threshold_mv,
+            CellSpec::HnnL2Pyramidal(c) | CellSpec::HnnL5Pyramidal(c) | CellSpec::HnnBasket(c) => {
+                c.threshold_mv
+            }
         }
     }
 
@@ -273,6 +351,27 @@ impl CellSpec {
                     }
                 }
                 (c.v_threshold_mv, c.v_reset_mv, c.t_ref_ms)
+            }
+            CellSpec::HnnL2Pyramidal(c) | CellSpec::HnnL5Pyramidal(c) | CellSpec::HnnBasket(c) => {
+                if !(c.celsius.is_finite() && (0.0..=45.0).contains(&c.celsius)) {
+                    return Err(SurgeError::spec(
+                        format!("{f}.celsius"),
+                        format!("{} is not in [0, 45]", c.celsius),
+                        "give the temperature in C (hnn-core runs at 37)",
+                    ));
+                }
+                finite("threshold_mv", c.threshold_mv)?;
+                if dt_ms > 0.05 {
+                    return Err(SurgeError::spec(
+                        "simulation.dt_ms",
+                        format!(
+                            "{dt_ms} ms is too coarse for the multi-compartment cells of `{}`",
+                            self.model_name()
+                        ),
+                        "use dt_ms <= 0.05 (hnn-core runs at 0.025)",
+                    ));
+                }
+                return Ok(());
             }
             CellSpec::LifConductance(c) => {
                 positive(

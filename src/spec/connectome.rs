@@ -66,12 +66,17 @@ impl Connectome {
             let delay_dist = (c.delay_sd_ms > 0.0)
                 .then(|| Normal::new(c.delay_ms, c.delay_sd_ms).expect("validated sd"));
             let fixed_delay = spec.delay_steps(c.delay_ms);
+            let positions = (c.rule == Rule::Gaussian).then(|| {
+                let at = |pi: usize| spec.populations[pi].layout.expect("validated").positions();
+                (at(pre), at(post), c.lamtha.expect("validated"))
+            });
+            let max_delay_ms = u16::MAX as f64 / 2.0 * dt;
             let rows: Vec<Vec<(u32, f32, u16)>> = (0..spec.populations[post].size)
                 .into_par_iter()
                 .map(|j| {
                     let mut rng = rng_for(seed, &[stream::CONNECTOME, g as u64, j as u64]);
                     let mut chosen: Vec<u32> = match c.rule {
-                        Rule::AllToAll => (0..candidates as u32).collect(),
+                        Rule::AllToAll | Rule::Gaussian => (0..candidates as u32).collect(),
                         Rule::FixedIndegree => {
                             let mut v: Vec<u32> = rand::seq::index::sample(
                                 &mut rng,
@@ -95,6 +100,22 @@ impl Connectome {
                                 *i += 1;
                             }
                         }
+                    }
+                    if let Some((from, to, lamtha)) = &positions {
+                        // Weight and delay from distance; delays the engine cannot hold are left out.
+                        return chosen
+                            .into_iter()
+                            .filter_map(|i| {
+                                let (a, b) = (from[i as usize], to[j]);
+                                let d2 = (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
+                                let f = (-d2 / (lamtha * lamtha)).exp();
+                                let delay = c.delay_ms / f;
+                                (delay <= max_delay_ms).then(|| {
+                                    let w = c.weight * f * c.gain;
+                                    (pre0 + i, w as f32, spec.delay_steps(delay))
+                                })
+                            })
+                            .collect();
                     }
                     chosen
                         .into_iter()
@@ -152,7 +173,10 @@ impl Connectome {
             }
         }
         drop(incoming);
-        let varied_delays = spec.connections.iter().any(|c| c.delay_sd_ms > 0.0);
+        let varied_delays = spec
+            .connections
+            .iter()
+            .any(|c| c.delay_sd_ms > 0.0 || c.rule == Rule::Gaussian);
         let channels: Vec<u16> = spec
             .connections
             .iter()

@@ -7,7 +7,8 @@ mod cells;
 mod connectome;
 
 pub use cells::{
-    CellSpec, ConductanceReceptor, CurrentChannel, Kick, LifConductance, LifCurrent, Receptors,
+    CellSpec, ConductanceReceptor, CurrentChannel, HnnCell, Kick, LifConductance, LifCurrent,
+    Receptors,
 };
 pub use connectome::{Connectome, Segment};
 
@@ -58,6 +59,41 @@ pub struct PopulationSpec {
     /// Initial membrane potential: a number (mV) or `[low, high]` for a uniform draw. Default: the reset potential.
     #[serde(default)]
     pub v_init_mv: Option<VInit>,
+    /// Where the cells sit in the plane of the column, for distance-dependent (`gaussian`) connections.
+    #[serde(default)]
+    pub layout: Option<Layout>,
+}
+
+/// Cell positions in the plane, in units of the grid spacing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Layout {
+    /// `layout = { grid = [nx, ny] }`: one cell per grid point, x-major (hnn-core's pyramidal cells).
+    Grid([usize; 2]),
+    /// `layout = { hnn_basket = [nx, ny] }`: hnn-core's basket cells on the pyramidal grid: every
+    /// third column from x = 0 on even rows, from x = 1 on odd rows, ordered by row (35 on 10 x 10).
+    HnnBasket([usize; 2]),
+}
+
+impl Layout {
+    pub fn positions(&self) -> Vec<[f64; 2]> {
+        match *self {
+            Layout::Grid([nx, ny]) => (0..nx)
+                .flat_map(|x| (0..ny).map(move |y| [x as f64, y as f64]))
+                .collect(),
+            Layout::HnnBasket([nx, ny]) => {
+                let rows = |x0: usize, y0: usize| {
+                    (x0..nx)
+                        .step_by(3)
+                        .flat_map(move |x| (y0..ny).step_by(2).map(move |y| [x as f64, y as f64]))
+                };
+                let mut p: Vec<[f64; 2]> = rows(0, 0).chain(rows(1, 1)).collect();
+                // Stable: within a row, the order above is kept.
+                p.sort_by(|a, b| a[1].total_cmp(&b[1]));
+                p
+            }
+        }
+    }
 }
 
 /// Initial voltage: a constant or a uniform range.
@@ -78,6 +114,11 @@ pub enum Rule {
     Probability,
     /// Every pair is connected.
     AllToAll,
+    /// Every pair is connected with hnn-core's distance dependence: at in-plane distance `d` (grid
+    /// units, from both populations' `layout`), weight `weight exp(-d^2 / lamtha^2)` and delay
+    /// `delay_ms / exp(-d^2 / lamtha^2)`. A synapse whose delay would exceed the longest the engine
+    /// holds (65535 steps / 2) is left out; its weight is below `delay_ms / that` of the peak.
+    Gaussian,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +150,9 @@ pub struct ConnectionSpec {
     /// Allow a cell to connect to itself when pre == post.
     #[serde(default)]
     pub autapses: bool,
+    /// Space constant (grid units) of the `gaussian` rule.
+    #[serde(default)]
+    pub lamtha: Option<f64>,
 }
 
 fn one() -> f64 {
@@ -205,6 +249,9 @@ pub enum SignalKind {
     /// Summed synaptic drive over the cells: sum of channel currents u_c (mV) for current-based cells,
     /// sum of g_c B(v) (E_c - v) (pA) for conductance-based cells. A dipole proxy for pyramidal cells.
     SynapticCurrent,
+    /// The current dipole (nA m) along the apical dendrites, summed over the cells: each axial current
+    /// times its length along the apical axis, as HNN computes it (multi-compartment cells only).
+    Dipole,
 }
 
 impl NetworkSpec {
@@ -276,7 +323,7 @@ impl NetworkSpec {
                 match c.rule {
                     Rule::FixedIndegree => post * c.k.unwrap_or(0) as f64,
                     Rule::Probability => pre * post * c.p.unwrap_or(0.0),
-                    Rule::AllToAll => pre * post,
+                    Rule::AllToAll | Rule::Gaussian => pre * post,
                 }
             })
             .sum();
@@ -293,7 +340,12 @@ impl NetworkSpec {
             .map(|p| p.size as f64 * p.neuron.n_channels() as f64)
             .sum();
         let cells = self.n_cells() as f64;
-        let bytes = 8.0 * synapses + 8.0 * slots * inputs + 128.0 * cells;
+        let state: f64 = self
+            .populations
+            .iter()
+            .map(|p| p.size as f64 * p.neuron.state_bytes())
+            .sum();
+        let bytes = 8.0 * synapses + 8.0 * slots * inputs + state;
         crate::memory::check_fits(
             bytes,
             &format!("the network ({cells:.0} cells, about {synapses:.3e} synapses)"),
@@ -377,6 +429,26 @@ impl NetworkSpec {
             }
             p.neuron
                 .validate(&format!("{f}.neuron"), self.simulation.dt_ms)?;
+            if p.v_init_mv.is_some() && p.neuron.hnn().is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.v_init_mv"),
+                    format!(
+                        "`{}` cells start from hnn-core's initial voltages, section by section",
+                        p.neuron.model_name()
+                    ),
+                    "remove v_init_mv",
+                ));
+            }
+            if let Some(layout) = &p.layout {
+                let n = layout.positions().len();
+                if n != p.size {
+                    return Err(SurgeError::spec(
+                        format!("{f}.layout"),
+                        format!("{layout:?} places {n} cells, the population has {}", p.size),
+                        "make the layout's cell count equal size",
+                    ));
+                }
+            }
             if let Some(v) = &p.v_init_mv {
                 let ok = match v {
                     VInit::Constant(x) => x.is_finite(),
@@ -473,6 +545,40 @@ impl NetworkSpec {
                     }
                 },
                 Rule::AllToAll => {}
+                Rule::Gaussian => {
+                    if !c.lamtha.is_some_and(|l| l.is_finite() && l > 0.0) {
+                        return Err(SurgeError::spec(
+                            format!("{f}.lamtha"),
+                            "missing or not > 0 for rule gaussian",
+                            "add lamtha = <space constant in grid units>, e.g. 3.0",
+                        ));
+                    }
+                    for (role, pi) in [("pre", pre), ("post", post)] {
+                        if self.populations[pi].layout.is_none() {
+                            return Err(SurgeError::spec(
+                                format!("populations[{pi}] ({}).layout", self.populations[pi].name),
+                                format!(
+                                    "missing: the {role} population of a gaussian connection needs positions"
+                                ),
+                                "add layout = { grid = [nx, ny] } (or { hnn_basket = [nx, ny] })",
+                            ));
+                        }
+                    }
+                    if c.weight_sd > 0.0 || c.delay_sd_ms > 0.0 {
+                        return Err(SurgeError::spec(
+                            format!("{f}.weight_sd"),
+                            "rule gaussian sets each weight and delay from distance",
+                            "remove weight_sd and delay_sd_ms",
+                        ));
+                    }
+                }
+            }
+            if c.rule != Rule::Gaussian && c.lamtha.is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.lamtha"),
+                    "lamtha is only used by rule gaussian",
+                    "remove lamtha or set rule = \"gaussian\"",
+                ));
             }
             if c.rule != Rule::FixedIndegree && c.k.is_some() {
                 return Err(SurgeError::spec(
@@ -732,7 +838,17 @@ impl NetworkSpec {
                 ));
             }
             for p in &s.populations {
-                self.known_population(&format!("{f}.populations"), p)?;
+                let pi = self.known_population(&format!("{f}.populations"), p)?;
+                if s.kind == SignalKind::Dipole && self.populations[pi].neuron.hnn().is_none() {
+                    return Err(SurgeError::spec(
+                        format!("{f}.kind"),
+                        format!(
+                            "population `{p}` ({}) has no morphology to carry a dipole",
+                            self.populations[pi].neuron.model_name()
+                        ),
+                        "sum the dipole over hnn_* populations, or use kind = \"synaptic_current\" as a proxy",
+                    ));
+                }
             }
             if self.recording.signals[..i].iter().any(|o| o.name == s.name) {
                 return Err(SurgeError::spec(

@@ -21,6 +21,12 @@ const EK: f64 = -77.0;
 const E_CAT: f64 = 125.0;
 const E_AR: f64 = -35.0;
 
+/// The temperature factor `2.3^((celsius - 23 - 30.7) / 10)` of `km`, `ca` and `kca`, which their
+/// NMODL files apply to the rates and to the conductance.
+pub fn tadj(celsius: f64) -> f64 {
+    2.3f64.powf((celsius - 23.0 - 30.7) / 10.0)
+}
+
 /// A rate table on a uniform grid of `n + 1` voltages from `lo` to `hi`, read by linear
 /// interpolation and clamped at its ends (NEURON's `TABLE ... FROM lo TO hi WITH n`).
 #[derive(Debug, Clone)]
@@ -109,7 +115,7 @@ pub struct Kinetics {
 impl Kinetics {
     pub fn new(celsius: f64, dt: f64) -> Self {
         let q_hh2 = 3f64.powf((celsius - 6.3 - 30.7) / 10.0);
-        let tadj = 2.3f64.powf((celsius - 23.0 - 30.7) / 10.0);
+        let tadj = tadj(celsius);
         let flat = |pairs: &[(f64, f64)]| -> Vec<f64> {
             pairs.iter().flat_map(|&p| relax_pair(p, dt)).collect()
         };
@@ -129,11 +135,6 @@ impl Kinetics {
             tadj,
             ktf: 1e3 * GAS_CONSTANT * (celsius + 273.15) / FARADAY,
         }
-    }
-
-    /// The temperature factor of `km`, `ca` and `kca`, which also scales their conductance.
-    pub fn tadj(&self) -> f64 {
-        self.tadj
     }
 
     /// The gates at rest at `v` as NEURON initialises them (`cat`'s `m` at 0, `ar`'s at 0.25).

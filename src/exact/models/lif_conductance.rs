@@ -232,6 +232,7 @@ impl NeuronModel for Cells {
             threshold: self.prop.v_threshold,
             reset: self.prop.v_reset,
             refractory_steps: self.prop.ref_steps,
+            crossing: false,
         }
     }
 

@@ -3,18 +3,22 @@
 //! membrane potential the signals read, spike delivery with delays, drives, recording) and asks the
 //! model for the rest. A model is added by a file here and one line in [`build`].
 
+pub mod hnn;
 pub mod lif_conductance;
 pub mod lif_current;
 
 use crate::spec::CellSpec;
 
 /// When a cell spikes: its voltage ends a step at or above `threshold`; it is then set to `reset`
-/// and held for `refractory_steps` steps.
+/// and held for `refractory_steps` steps. With `crossing`, a spike is the step at which the
+/// voltage first ends at or above threshold, and nothing is reset or held (cells with their own
+/// spike currents).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpikeRule {
     pub threshold: f64,
     pub reset: f64,
     pub refractory_steps: u32,
+    pub crossing: bool,
 }
 
 /// One population's cells under one neuron model. Cells are indexed `0..size`; inputs arrive
@@ -50,6 +54,12 @@ pub trait NeuronModel: Send {
 
     /// Restores a state written by [`NeuronModel::save_state`].
     fn load_state(&mut self, state: &[f64]);
+
+    /// The current dipole (nA m) along the cells' apical axis, summed over the cells, for models
+    /// with a morphology.
+    fn dipole(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// The model of `cell` for `size` cells stepped by `dt` ms.
@@ -57,5 +67,10 @@ pub fn build(cell: &CellSpec, size: usize, dt: f64) -> Box<dyn NeuronModel> {
     match cell {
         CellSpec::LifCurrent(c) => Box::new(lif_current::Cells::new(c, size, dt)),
         CellSpec::LifConductance(c) => Box::new(lif_conductance::Cells::new(c, size, dt)),
+        _ => Box::new(hnn::Cells::new(
+            crate::exact::hnn_cells::cell_type(cell).expect("an hnn cell"),
+            size,
+            dt,
+        )),
     }
 }
