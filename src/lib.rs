@@ -32,4 +32,5 @@ pub mod shipped {
     pub const BRUNEL: &str = include_str!("../experiments/brunel.toml");
     pub const EI_SMALL: &str = include_str!("../experiments/ei_small.toml");
     pub const DATASET_LIF: &str = include_str!("../experiments/dataset_lif.toml");
+    pub const HNN_COLUMN: &str = include_str!("../experiments/hnn_column.toml");
 }

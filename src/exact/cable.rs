@@ -30,6 +30,10 @@ pub struct Cable {
     /// Membrane area (cm2); 0 at section ends.
     pub area_cm2: Vec<f64>,
     pub cm_uf_cm2: Vec<f64>,
+    /// Membrane capacitance (nF).
+    c_nf: Vec<f64>,
+    /// The axial conductances (uS) meeting at each node.
+    g_axial_sum: Vec<f64>,
     /// The centre node of each segment of each section: `segments[section][k]`.
     pub segments: Vec<Vec<usize>>,
 }
@@ -48,6 +52,8 @@ impl Cable {
             g_axial_us: Vec::new(),
             area_cm2: Vec::new(),
             cm_uf_cm2: Vec::new(),
+            c_nf: Vec::new(),
+            g_axial_sum: Vec::new(),
             segments: Vec::new(),
         };
         // The node at each section's 1 end, and its 0 end (the parent's node for children).
@@ -89,6 +95,14 @@ impl Cable {
             end1.push(last);
             c.segments.push(nodes);
         }
+        c.c_nf = (0..c.len())
+            .map(|i| c.cm_uf_cm2[i] * c.area_cm2[i] * 1e3)
+            .collect();
+        c.g_axial_sum = vec![0.0; c.len()];
+        for i in 1..c.len() {
+            c.g_axial_sum[i] += c.g_axial_us[i];
+            c.g_axial_sum[c.parent[i]] += c.g_axial_us[i];
+        }
         c
     }
 
@@ -114,15 +128,11 @@ impl Cable {
         let n = self.len();
         work.resize(2 * n, 0.0);
         let (d, b) = work.split_at_mut(n);
+        let per_dt = 1.0 / dt;
         for i in 0..n {
-            let c_nf = self.cm_uf_cm2[i] * self.area_cm2[i] * 1e3 / dt;
-            d[i] = c_nf + g_us[i];
+            let c_nf = self.c_nf[i] * per_dt;
+            d[i] = c_nf + self.g_axial_sum[i] + g_us[i];
             b[i] = c_nf * v[i] + ge_na[i];
-        }
-        for i in 1..n {
-            let (p, g) = (self.parent[i], self.g_axial_us[i]);
-            d[i] += g;
-            d[p] += g;
         }
         // Eliminate from the leaves up (children have larger indices), then substitute down.
         for i in (1..n).rev() {

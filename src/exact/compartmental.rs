@@ -163,8 +163,8 @@ pub struct Stepper {
     pub cell: CellType,
     pub kinetics: Kinetics,
     pub dt: f64,
-    /// Nodes with membrane, and their area factor (uS per mS/cm2).
-    active: Vec<(usize, f64)>,
+    /// Nodes with membrane, their area factor (uS per mS/cm2) and `cad`'s decay per step.
+    active: Vec<(usize, f64, f64)>,
     /// Per channel: rise and decay factors per step, Exp2Syn normalisation.
     syn: Vec<[f64; 3]>,
 }
@@ -192,7 +192,10 @@ impl Stepper {
         let kinetics = Kinetics::new(cell.celsius, dt);
         let active = (0..cell.cable.len())
             .filter(|&i| cell.cable.area_cm2[i] > 0.0)
-            .map(|i| (i, cell.cable.us_per_ms_cm2(i)))
+            .map(|i| {
+                let decay = kinetics.cad_decay(&cell.densities[i]);
+                (i, cell.cable.us_per_ms_cm2(i), decay)
+            })
             .collect();
         let syn = cell
             .channels
@@ -220,7 +223,7 @@ impl Stepper {
         let gates = self
             .active
             .iter()
-            .map(|&(i, _)| self.kinetics.initial(v[i]))
+            .map(|&(i, _, _)| self.kinetics.initial(v[i]))
             .collect();
         CellState {
             v,
@@ -245,7 +248,7 @@ impl Stepper {
         w.ge_na.clear();
         w.ge_na.resize(n, 0.0);
         w.ica.resize(self.active.len(), 0.0);
-        for (k, &(i, a)) in self.active.iter().enumerate() {
+        for (k, &(i, a, _)) in self.active.iter().enumerate() {
             let (g, ge, ica) = self
                 .kinetics
                 .membrane(&self.cell.densities[i], &s.gates[k], s.v[i]);
@@ -266,9 +269,14 @@ impl Stepper {
         self.cell
             .cable
             .step(&mut s.v, &w.g_us, &w.ge_na, self.dt, &mut w.solve);
-        for (k, &(i, _)) in self.active.iter().enumerate() {
-            self.kinetics
-                .advance(&self.cell.densities[i], &mut s.gates[k], s.v[i], w.ica[k]);
+        for (k, &(i, _, decay)) in self.active.iter().enumerate() {
+            self.kinetics.advance(
+                &self.cell.densities[i],
+                &mut s.gates[k],
+                s.v[i],
+                w.ica[k],
+                decay,
+            );
         }
         for (st, f) in s.syn.iter_mut().zip(&self.syn) {
             st[0] *= f[0];

@@ -63,6 +63,17 @@ impl<const K: usize> Table<K> {
     }
 }
 
+/// `1 - exp(-x)` for `x >= 0`: four terms of its series where they are exact to rounding (the
+/// `kca` gate's step is of order 1e-4), `exp` beyond.
+#[inline]
+fn one_minus_exp_neg(x: f64) -> f64 {
+    if x < 1e-3 {
+        x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0)))
+    } else {
+        1.0 - (-x).exp()
+    }
+}
+
 /// Per gate, its steady state and the fraction of the way to it covered in one step `dt`.
 fn relax_pair((inf, tau): (f64, f64), dt: f64) -> [f64; 2] {
     [inf, 1.0 - (-dt / tau).exp()]
@@ -102,10 +113,10 @@ pub struct Gates {
 pub struct Kinetics {
     dt: f64,
     hh2: Table<6>,
-    km: Table<2>,
-    ca: Table<4>,
-    cat: Table<4>,
-    ar: Table<2>,
+    /// `km`'s `n`, then `ca`'s `m` and `h` (one grid).
+    km_ca: Table<6>,
+    /// `cat`'s `m` and `h`, then `ar`'s `m` (one grid).
+    cat_ar: Table<6>,
     /// `q10^((celsius - 23 - 30.7) / 10)` with q10 2.3: `km`, `ca`, `kca` (rates and conductance).
     tadj: f64,
     /// `RT/F` (mV).
@@ -124,14 +135,14 @@ impl Kinetics {
             hh2: Table::new(-100.0, 100.0, 200, |v| {
                 flat(&rates::hh2(v, q_hh2)).try_into().unwrap()
             }),
-            km: Table::new(-120.0, 100.0, 199, |v| relax_pair(rates::km(v, tadj), dt)),
-            ca: Table::new(-120.0, 100.0, 199, |v| {
-                flat(&rates::ca(v, tadj)).try_into().unwrap()
+            km_ca: Table::new(-120.0, 100.0, 199, |v| {
+                let [m, h] = rates::ca(v, tadj);
+                flat(&[rates::km(v, tadj), m, h]).try_into().unwrap()
             }),
-            cat: Table::new(-120.0, 40.0, 641, |v| {
-                flat(&rates::cat(v)).try_into().unwrap()
+            cat_ar: Table::new(-120.0, 40.0, 641, |v| {
+                let [m, h] = rates::cat(v);
+                flat(&[m, h, rates::ar(v)]).try_into().unwrap()
             }),
-            ar: Table::new(-120.0, 40.0, 641, |v| relax_pair(rates::ar(v), dt)),
             tadj,
             ktf: 1e3 * GAS_CONSTANT * (celsius + 273.15) / FARADAY,
         }
@@ -140,15 +151,15 @@ impl Kinetics {
     /// The gates at rest at `v` as NEURON initialises them (`cat`'s `m` at 0, `ar`'s at 0.25).
     pub fn initial(&self, v: f64) -> Gates {
         let h = self.hh2.at(v);
-        let c = self.ca.at(v);
+        let k = self.km_ca.at(v);
         let cai = CAI_REST_MM;
         Gates {
             hh2: [h[0], h[2], h[4]],
-            km: self.km.at(v)[0],
-            ca: [c[0], c[2]],
+            km: k[0],
+            ca: [k[2], k[4]],
             cai,
             kca: rates::kca(cai, self.tadj).0,
-            cat: [0.0, self.cat.at(v)[2]],
+            cat: [0.0, self.cat_ar.at(v)[2]],
             ar: 0.25,
         }
     }
@@ -196,42 +207,46 @@ impl Kinetics {
         (total * 1e3, ge * 1e3, ica)
     }
 
+    /// The fraction of calcium above rest that `cad` keeps over one step (per compartment, fixed).
+    pub fn cad_decay(&self, d: &Densities) -> f64 {
+        if d.taur_cad > 0.0 {
+            (-self.dt / d.taur_cad).exp()
+        } else {
+            0.0
+        }
+    }
+
     /// Advances the gates one step at the voltage `v` the step ended at; `ica` is the calcium current
-    /// the step's membrane carried (NEURON updates `cad` before `kca`, which reads the new `cai`).
+    /// the step's membrane carried (NEURON updates `cad` before `kca`, which reads the new `cai`);
+    /// `cad_decay` is [`Kinetics::cad_decay`] of `d`.
     #[inline]
-    pub fn advance(&self, d: &Densities, g: &mut Gates, v: f64, ica: f64) {
+    pub fn advance(&self, d: &Densities, g: &mut Gates, v: f64, ica: f64, cad_decay: f64) {
         let relax = |x: &mut f64, inf: f64, f: f64| *x += f * (inf - *x);
         let h = self.hh2.at(v);
         relax(&mut g.hh2[0], h[0], h[1]);
         relax(&mut g.hh2[1], h[2], h[3]);
         relax(&mut g.hh2[2], h[4], h[5]);
-        if d.km > 0.0 {
-            let k = self.km.at(v);
+        if d.km > 0.0 || d.ca > 0.0 {
+            let k = self.km_ca.at(v);
             relax(&mut g.km, k[0], k[1]);
-        }
-        if d.ca > 0.0 {
-            let c = self.ca.at(v);
-            relax(&mut g.ca[0], c[0], c[1]);
-            relax(&mut g.ca[1], c[2], c[3]);
+            relax(&mut g.ca[0], k[2], k[3]);
+            relax(&mut g.ca[1], k[4], k[5]);
         }
         if d.taur_cad > 0.0 {
             // Inflow only (the pump removes, the channel cannot), in mM/ms.
             let drive = (-1e4 * ica / (2.0 * FARADAY * CAD_DEPTH_UM)).max(0.0);
             let inf = CAI_REST_MM + drive * d.taur_cad;
-            g.cai = inf + (g.cai - inf) * (-self.dt / d.taur_cad).exp();
+            g.cai = inf + (g.cai - inf) * cad_decay;
         }
         if d.kca > 0.0 {
             let (inf, tau) = rates::kca(g.cai, self.tadj);
-            relax(&mut g.kca, inf, 1.0 - (-self.dt / tau).exp());
+            relax(&mut g.kca, inf, one_minus_exp_neg(self.dt / tau));
         }
-        if d.cat > 0.0 {
-            let c = self.cat.at(v);
+        if d.cat > 0.0 || d.ar > 0.0 {
+            let c = self.cat_ar.at(v);
             relax(&mut g.cat[0], c[0], c[1]);
             relax(&mut g.cat[1], c[2], c[3]);
-        }
-        if d.ar > 0.0 {
-            let a = self.ar.at(v);
-            relax(&mut g.ar, a[0], a[1]);
+            relax(&mut g.ar, c[4], c[5]);
         }
     }
 }
@@ -249,6 +264,15 @@ mod tests {
         }
         assert_eq!(t.at(-500.0)[0], t.at(-120.0)[0]);
         assert_eq!(t.at(500.0)[0], t.at(100.0)[0]);
+    }
+
+    /// The series form of `1 - exp(-x)` agrees with `exp` to rounding on both sides of its switch.
+    #[test]
+    fn short_step_relaxation_is_exact() {
+        for x in [1e-8, 1e-5, 1.25e-4, 9.99e-4, 1e-3, 0.5] {
+            let want = -(-x as f64).exp_m1();
+            assert!((one_minus_exp_neg(x) - want).abs() <= 1e-15 * want, "{x}");
+        }
     }
 
     /// At 37 C the calcium reversal at rest is `RT/2F ln(2 / 1e-4)`, about 132 mV.
@@ -269,8 +293,9 @@ mod tests {
         };
         let mut g = k.initial(-65.0);
         let ica = -1e-4;
+        let decay = k.cad_decay(&d);
         for _ in 0..20_000 {
-            k.advance(&d, &mut g, -65.0, ica);
+            k.advance(&d, &mut g, -65.0, ica, decay);
         }
         let want = CAI_REST_MM + 1e-4 * 1e4 / (2.0 * FARADAY * 0.1) * 20.0;
         assert!(

@@ -1,5 +1,7 @@
 //! `surge bench`: speed of the hot loops on fixed seeds, one table (or JSON).
 
+mod hnn;
+
 use super::ui::{Backend, bar};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -16,12 +18,15 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Simulated time of the Brunel case (ms).
+    /// Simulated time of the Brunel and hnn cases (ms).
     #[arg(long, default_value_t = 1000.0)]
     duration_ms: f64,
+    /// Seeds 1..=N of the hnn case (rates and spectra are compared as means over seeds).
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// Also time a reference implementation in the same run and print the ratio: brian2 (brunel
-    /// case), pytorch (train case), snntorch or norse (bptt case); the Python of the last three is
-    /// $SURGE_PYTHON, default python3.
+    /// case), pytorch (train case), snntorch or norse (bptt case), hnn (hnn case: hnn-core with
+    /// NEURON); the Python of all but brian2 is $SURGE_PYTHON, default python3.
     #[arg(long, value_enum)]
     reference: Option<Reference>,
     /// burn backend of the train, stream and optimize cases.
@@ -40,6 +45,8 @@ enum BenchCase {
     /// Back-propagation through time in the exact engine: 1,000 current-based LIF cells x 1,000
     /// steps, and one iteration on the 270-cell column beside the fused surrogate engine's.
     Bptt,
+    /// hnn-core's 270-cell column of multi-compartment cells (experiments/hnn_column.toml), one thread.
+    Hnn,
     All,
 }
 
@@ -49,6 +56,7 @@ enum Reference {
     Pytorch,
     Snntorch,
     Norse,
+    Hnn,
 }
 
 /// The name clap shows for a value.
@@ -58,7 +66,7 @@ fn name(v: impl clap::ValueEnum) -> String {
 }
 
 #[derive(Serialize)]
-struct Row {
+pub(crate) struct Row {
     case: String,
     /// One-time work before the timed part (building a connectome, loading a network, the first step).
     setup_s: f64,
@@ -753,6 +761,7 @@ pub fn run(args: Args) -> Result<()> {
         case,
         json,
         duration_ms,
+        seeds,
         reference,
         backend,
     } = args;
@@ -763,14 +772,38 @@ pub fn run(args: Args) -> Result<()> {
         (_, None)
         | (BenchCase::Brunel, Some(Reference::Brian2))
         | (BenchCase::Train, Some(Reference::Pytorch))
-        | (BenchCase::Bptt, Some(Reference::Snntorch | Reference::Norse)) => {}
+        | (BenchCase::Bptt, Some(Reference::Snntorch | Reference::Norse))
+        | (BenchCase::Hnn, Some(Reference::Hnn)) => {}
         (_, Some(r)) => bail!(
             "there is no reference `{}` for the {} case. Fix: run `surge bench brunel \
-             --reference brian2`, `surge bench train --reference pytorch` or `surge bench bptt \
-             --reference snntorch` (or norse)",
+             --reference brian2`, `surge bench train --reference pytorch`, `surge bench bptt \
+             --reference snntorch` (or norse) or `surge bench hnn --reference hnn`",
             name(r),
             name(case)
         ),
+    }
+    if seeds == 0 {
+        bail!("--seeds 0 runs nothing. Fix: give --seeds 1 or more");
+    }
+    if case == BenchCase::Hnn {
+        let (rows, report) = hnn::run(duration_ms, seeds, reference.is_some())?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        print_rows(&rows);
+        hnn::print_comparison(&report);
+        if let [ours, theirs] = rows.as_slice() {
+            println!(
+                "Surge's column runs at {:.1}x the speed of hnn-core/NEURON measured in this run \
+                 ({:.1} s vs {:.1} s per {:.0} ms, mean over {seeds} seed(s)).",
+                theirs.wall_s / ours.wall_s,
+                ours.wall_s,
+                theirs.wall_s,
+                duration_ms
+            );
+        }
+        return Ok(());
     }
     let cases: Vec<Case> = match case {
         BenchCase::Brunel => vec![Box::new(brunel_case)],
@@ -796,6 +829,7 @@ pub fn run(args: Args) -> Result<()> {
             .map(|(w, c, e)| Box::new(move || optimize_iteration(w, c, backend, e)) as Case)
             .collect()
         }
+        BenchCase::Hnn => unreachable!("handled above"),
         BenchCase::Bptt => vec![
             Box::new(bptt_layer),
             Box::new(bptt_column),
@@ -827,26 +861,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(Reference::Brian2) => rows.push(brian2(duration_ms)?),
         Some(Reference::Pytorch) => rows.push(torch_train_step()?),
         Some(r @ (Reference::Snntorch | Reference::Norse)) => rows.push(torch_bptt(&name(r))?),
+        Some(Reference::Hnn) => unreachable!("checked above"),
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<52} {:>8} {:>9} {:>11} {:>34} {:>8}",
-        "case", "setup s", "wall s", "wall/bio s", "throughput", "peak MB"
-    );
-    for r in &rows {
-        println!(
-            "{:<52} {:>8.3} {:>9.3} {:>11.3} {:>34} {:>8}",
-            r.case,
-            r.setup_s,
-            r.wall_s,
-            r.realtime_factor,
-            format!("{:.3e} {}", r.throughput, r.throughput_unit),
-            r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
-        );
-    }
+    print_rows(&rows);
     if let (Some(_), Some(ours), Some(theirs)) = (reference, rows.first(), rows.last()) {
         let what = match case {
             BenchCase::Train => "training step",
@@ -861,4 +882,23 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The timing table.
+fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<52} {:>8} {:>9} {:>11} {:>34} {:>8}",
+        "case", "setup s", "wall s", "wall/bio s", "throughput", "peak MB"
+    );
+    for r in rows {
+        println!(
+            "{:<52} {:>8.3} {:>9.3} {:>11.3} {:>34} {:>8}",
+            r.case,
+            r.setup_s,
+            r.wall_s,
+            r.realtime_factor,
+            format!("{:.3e} {}", r.throughput, r.throughput_unit),
+            r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
+        );
+    }
 }
