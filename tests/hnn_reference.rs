@@ -75,32 +75,32 @@ fn run(
         .position(|s| s.name == "apical_trunk")
         .map(|si| cell.cable.segments[si][cell.sections[si].nseg / 2]);
     let stepper = Stepper::new(cell, 0.025);
-    let mut s = stepper.initial();
+    let mut s = stepper.initial::<1>();
     let mut work = Work::default();
     let dt = stepper.dt;
-    let (mut soma, mut dend, mut spikes) = (vec![stepper.v_soma(&s)], Vec::new(), Vec::new());
+    let (mut soma, mut dend, mut spikes) = (vec![stepper.v_soma(&s, 0)], Vec::new(), Vec::new());
     if let Some(n) = trunk {
-        dend.push(s.v[n]);
+        dend.push(s.v[n][0]);
     }
     for k in 0..12_000 {
         let t = k as f64 * dt;
         for (c, (_, _, times, w)) in events.iter().enumerate() {
             for &te in times {
                 if (te - t).abs() < dt / 2.0 {
-                    stepper.receive(&mut s, first + c, w * 1e3);
+                    stepper.receive(&mut s, 0, first + c, w * 1e3);
                 }
             }
         }
-        let before = stepper.v_soma(&s);
-        stepper.step(&mut s, i_na(t + dt / 2.0), &mut work);
-        let after = stepper.v_soma(&s);
+        let before = stepper.v_soma(&s, 0);
+        stepper.step(&mut s, &[i_na(t + dt / 2.0)], &mut work);
+        let after = stepper.v_soma(&s, 0);
         if before < 0.0 && after >= 0.0 {
             spikes.push(t + dt * (0.0 - before) / (after - before));
         }
         if (k + 1) % 4 == 0 {
             soma.push(after);
             if let Some(n) = trunk {
-                dend.push(s.v[n]);
+                dend.push(s.v[n][0]);
             }
         }
     }

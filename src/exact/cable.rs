@@ -120,31 +120,48 @@ impl Cable {
         self.area_cm2[i] * 1e3
     }
 
-    /// One backward-Euler step of `dt` ms of `C dv/dt = -g v + ge + axial currents`: per node, the
-    /// total conductance `g_us` (uS) of membrane and synapses at the voltages' start of step, and
-    /// `ge_na` (nA): the sum of each conductance times its reversal plus injected current.
-    /// `work` is scratch space (resized as needed).
-    pub fn step(&self, v: &mut [f64], g_us: &[f64], ge_na: &[f64], dt: f64, work: &mut Vec<f64>) {
+    /// One backward-Euler step of `dt` ms of `C dv/dt = -g v + ge + axial currents` in each of `L`
+    /// cells of this shape (lanes): per node, the total conductance `g_us` (uS) of membrane and
+    /// synapses at the step's start, and `ge_na` (nA): the sum of each conductance times its
+    /// reversal plus injected current. `work` is scratch space (resized as needed).
+    #[inline(always)]
+    pub fn step<const L: usize>(
+        &self,
+        v: &mut [[f64; L]],
+        g_us: &[[f64; L]],
+        ge_na: &[[f64; L]],
+        dt: f64,
+        work: &mut Vec<[f64; L]>,
+    ) {
         let n = self.len();
-        work.resize(2 * n, 0.0);
+        work.resize(2 * n, [0.0; L]);
         let (d, b) = work.split_at_mut(n);
         let per_dt = 1.0 / dt;
         for i in 0..n {
             let c_nf = self.c_nf[i] * per_dt;
-            d[i] = c_nf + self.g_axial_sum[i] + g_us[i];
-            b[i] = c_nf * v[i] + ge_na[i];
+            let base = c_nf + self.g_axial_sum[i];
+            for l in 0..L {
+                d[i][l] = base + g_us[i][l];
+                b[i][l] = c_nf * v[i][l] + ge_na[i][l];
+            }
         }
         // Eliminate from the leaves up (children have larger indices), then substitute down.
         for i in (1..n).rev() {
             let (p, g) = (self.parent[i], self.g_axial_us[i]);
-            let f = g / d[i];
-            d[p] -= f * g;
-            b[p] += f * b[i];
+            for l in 0..L {
+                let f = g / d[i][l];
+                d[p][l] -= f * g;
+                b[p][l] += f * b[i][l];
+            }
         }
-        v[0] = b[0] / d[0];
+        for l in 0..L {
+            v[0][l] = b[0][l] / d[0][l];
+        }
         for i in 1..n {
             let (p, g) = (self.parent[i], self.g_axial_us[i]);
-            v[i] = (b[i] + g * v[p]) / d[i];
+            for l in 0..L {
+                v[i][l] = (b[i][l] + g * v[p][l]) / d[i][l];
+            }
         }
     }
 }
@@ -155,9 +172,13 @@ mod tests {
 
     /// A passive step: leak `g` (mS/cm2) to `e` (mV) everywhere, current `i_na` (nA) injected.
     fn passive(c: &Cable, v: &mut [f64], g: f64, e: f64, i_na: &[f64], dt: f64) {
-        let g_us: Vec<f64> = (0..c.len()).map(|i| g * c.us_per_ms_cm2(i)).collect();
-        let ge: Vec<f64> = g_us.iter().zip(i_na).map(|(g, i)| g * e + i).collect();
-        c.step(v, &g_us, &ge, dt, &mut Vec::new());
+        let g_us: Vec<[f64; 1]> = (0..c.len()).map(|i| [g * c.us_per_ms_cm2(i)]).collect();
+        let ge: Vec<[f64; 1]> = g_us.iter().zip(i_na).map(|(g, i)| [g[0] * e + i]).collect();
+        let mut lanes: Vec<[f64; 1]> = v.iter().map(|&x| [x]).collect();
+        c.step(&mut lanes, &g_us, &ge, dt, &mut Vec::new());
+        for (x, l) in v.iter_mut().zip(lanes) {
+            *x = l[0];
+        }
     }
 
     fn cable(length_um: f64, nseg: usize) -> Section {

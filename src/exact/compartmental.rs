@@ -169,22 +169,33 @@ pub struct Stepper {
     syn: Vec<[f64; 3]>,
 }
 
-/// The state of one cell: voltage per node, gates per compartment, each channel's rise and decay
-/// conductance (nS).
+/// The state of `L` cells of one type stepped together (lanes): voltage per node, gates per
+/// compartment, each channel's rise and decay conductance (nS).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CellState {
-    pub v: Vec<f64>,
-    pub gates: Vec<Gates>,
-    pub syn: Vec<[f64; 2]>,
+pub struct CellState<const L: usize> {
+    pub v: Vec<[f64; L]>,
+    pub gates: Vec<Gates<L>>,
+    pub syn: Vec<[[f64; L]; 2]>,
 }
 
 /// Scratch space for one step.
-#[derive(Debug, Default, Clone)]
-pub struct Work {
-    g_us: Vec<f64>,
-    ge_na: Vec<f64>,
-    ica: Vec<f64>,
-    solve: Vec<f64>,
+#[derive(Debug, Clone)]
+pub struct Work<const L: usize> {
+    g_us: Vec<[f64; L]>,
+    ge_na: Vec<[f64; L]>,
+    ica: Vec<[f64; L]>,
+    solve: Vec<[f64; L]>,
+}
+
+impl<const L: usize> Default for Work<L> {
+    fn default() -> Self {
+        Work {
+            g_us: Vec::new(),
+            ge_na: Vec::new(),
+            ica: Vec::new(),
+            solve: Vec::new(),
+        }
+    }
 }
 
 impl Stepper {
@@ -217,55 +228,65 @@ impl Stepper {
         }
     }
 
-    /// The state NEURON's `finitialize` gives: hnn-core's initial voltages, gates at rest there.
-    pub fn initial(&self) -> CellState {
-        let v = self.cell.v_init.clone();
+    /// The state NEURON's `finitialize` gives: hnn-core's initial voltages, gates at rest there,
+    /// in every lane.
+    pub fn initial<const L: usize>(&self) -> CellState<L> {
+        let v: Vec<[f64; L]> = self.cell.v_init.iter().map(|&x| [x; L]).collect();
         let gates = self
             .active
             .iter()
-            .map(|&(i, _, _)| self.kinetics.initial(v[i]))
+            .map(|&(i, _, _)| self.kinetics.initial(self.cell.v_init[i]))
             .collect();
         CellState {
             v,
             gates,
-            syn: vec![[0.0; 2]; self.cell.channels.len()],
+            syn: vec![[[0.0; L]; 2]; self.cell.channels.len()],
         }
     }
 
-    /// An event of weight `w` (nS, the peak conductance it alone would give) on `channel`.
+    /// An event of weight `w` (nS, the peak conductance it alone would give) on `channel` of lane `l`.
     #[inline]
-    pub fn receive(&self, s: &mut CellState, channel: usize, w: f64) {
+    pub fn receive<const L: usize>(&self, s: &mut CellState<L>, l: usize, channel: usize, w: f64) {
         let x = w * self.syn[channel][2];
-        s.syn[channel][0] += x;
-        s.syn[channel][1] += x;
+        s.syn[channel][0][l] += x;
+        s.syn[channel][1][l] += x;
     }
 
-    /// One step with `i_soma_na` injected at the soma.
-    pub fn step(&self, s: &mut CellState, i_soma_na: f64, w: &mut Work) {
+    /// One step with `i_soma_na` injected at each lane's soma.
+    pub fn step<const L: usize>(
+        &self,
+        s: &mut CellState<L>,
+        i_soma_na: &[f64; L],
+        w: &mut Work<L>,
+    ) {
         let n = self.cell.cable.len();
         w.g_us.clear();
-        w.g_us.resize(n, 0.0);
+        w.g_us.resize(n, [0.0; L]);
         w.ge_na.clear();
-        w.ge_na.resize(n, 0.0);
-        w.ica.resize(self.active.len(), 0.0);
+        w.ge_na.resize(n, [0.0; L]);
+        w.ica.resize(self.active.len(), [0.0; L]);
         for (k, &(i, a, _)) in self.active.iter().enumerate() {
-            let (g, ge, ica) = self
-                .kinetics
-                .membrane(&self.cell.densities[i], &s.gates[k], s.v[i]);
-            w.g_us[i] = g * a;
-            w.ge_na[i] = ge * a;
+            let (g, ge, ica) =
+                self.kinetics
+                    .membrane(&self.cell.densities[i], &s.gates[k], &s.v[i]);
+            for l in 0..L {
+                w.g_us[i][l] = g[l] * a;
+                w.ge_na[i][l] = ge[l] * a;
+            }
             w.ica[k] = ica;
         }
         for (c, st) in self.cell.channels.iter().zip(&s.syn) {
-            let g = (st[1] - st[0]) * 1e-3;
-            if g != 0.0 {
-                for &i in &c.nodes {
-                    w.g_us[i] += g;
-                    w.ge_na[i] += g * c.e_rev_mv;
+            for &i in &c.nodes {
+                for l in 0..L {
+                    let g = (st[1][l] - st[0][l]) * 1e-3;
+                    w.g_us[i][l] += g;
+                    w.ge_na[i][l] += g * c.e_rev_mv;
                 }
             }
         }
-        w.ge_na[self.cell.soma] += i_soma_na;
+        for l in 0..L {
+            w.ge_na[self.cell.soma][l] += i_soma_na[l];
+        }
         self.cell
             .cable
             .step(&mut s.v, &w.g_us, &w.ge_na, self.dt, &mut w.solve);
@@ -273,39 +294,49 @@ impl Stepper {
             self.kinetics.advance(
                 &self.cell.densities[i],
                 &mut s.gates[k],
-                s.v[i],
-                w.ica[k],
+                &s.v[i],
+                &w.ica[k],
                 decay,
             );
         }
         for (st, f) in s.syn.iter_mut().zip(&self.syn) {
-            st[0] *= f[0];
-            st[1] *= f[1];
+            for l in 0..L {
+                st[0][l] *= f[0];
+                st[1][l] *= f[1];
+            }
         }
     }
 
-    /// The somatic voltage (mV).
+    /// The somatic voltage (mV) of lane `l`.
     #[inline]
-    pub fn v_soma(&self, s: &CellState) -> f64 {
-        s.v[self.cell.soma]
+    pub fn v_soma<const L: usize>(&self, s: &CellState<L>, l: usize) -> f64 {
+        s.v[self.cell.soma][l]
     }
 
-    /// The current dipole (nA um = fA m) along the apical axis: each axial current, parent to child,
-    /// times the link's projection on the axis.
-    pub fn dipole(&self, s: &CellState) -> f64 {
+    /// The current dipole (nA um = fA m) of each lane along the apical axis: each axial current,
+    /// parent to child, times the link's projection on the axis.
+    pub fn dipole<const L: usize>(&self, s: &CellState<L>) -> [f64; L] {
         let c = &self.cell.cable;
-        (1..c.len())
-            .map(|i| c.g_axial_us[i] * (s.v[c.parent[i]] - s.v[i]) * self.cell.dipole_dz_um[i])
-            .sum()
+        let mut q = [0.0; L];
+        for i in 1..c.len() {
+            let k = c.g_axial_us[i] * self.cell.dipole_dz_um[i];
+            if k != 0.0 {
+                for l in 0..L {
+                    q[l] += k * (s.v[c.parent[i]][l] - s.v[i][l]);
+                }
+            }
+        }
+        q
     }
 
-    /// The summed synaptic current (nA) into the cell at its voltages.
-    pub fn synaptic_current(&self, s: &CellState) -> f64 {
-        let mut total = 0.0;
+    /// The summed synaptic current (nA) into each lane at its voltages.
+    pub fn synaptic_current<const L: usize>(&self, s: &CellState<L>) -> [f64; L] {
+        let mut total = [0.0; L];
         for (c, st) in self.cell.channels.iter().zip(&s.syn) {
-            let g = (st[1] - st[0]) * 1e-3;
             for &i in &c.nodes {
-                total += g * (c.e_rev_mv - s.v[i]);
+                for l in 0..L {
+                    total[l] += (st[1][l] - st[0][l]) * 1e-3 * (c.e_rev_mv - s.v[i][l]);
+                }
             }
         }
         total

@@ -46,7 +46,7 @@ impl<const K: usize> Table<K> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn at(&self, v: f64) -> [f64; K] {
         let x = (v - self.lo) * self.per_mv;
         let last = self.rows.len() - 1;
@@ -63,14 +63,14 @@ impl<const K: usize> Table<K> {
     }
 }
 
-/// `1 - exp(-x)` for `x >= 0`: four terms of its series where they are exact to rounding (the
-/// `kca` gate's step is of order 1e-4), `exp` beyond.
-#[inline]
+/// `1 - exp(-x)` for `x >= 0`: five terms of its series where they are exact to rounding (the
+/// `kca` gate's step is of order 1e-4), `exp_m1` beyond.
+#[inline(always)]
 fn one_minus_exp_neg(x: f64) -> f64 {
     if x < 1e-3 {
-        x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0)))
+        x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0 * (1.0 - x / 5.0))))
     } else {
-        1.0 - (-x).exp()
+        -(-x).exp_m1()
     }
 }
 
@@ -96,16 +96,50 @@ pub struct Densities {
     pub taur_cad: f64,
 }
 
-/// The gating state of one compartment, and its internal calcium (mM).
+/// The gating state of one compartment in each of `L` cells stepped together (lanes), and its
+/// internal calcium (mM).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Gates {
-    pub hh2: [f64; 3],
-    pub km: f64,
-    pub ca: [f64; 2],
-    pub cai: f64,
-    pub kca: f64,
-    pub cat: [f64; 2],
-    pub ar: f64,
+pub struct Gates<const L: usize> {
+    pub hh2: [[f64; L]; 3],
+    pub km: [f64; L],
+    pub ca: [[f64; L]; 2],
+    pub cai: [f64; L],
+    pub kca: [f64; L],
+    pub cat: [[f64; L]; 2],
+    pub ar: [f64; L],
+}
+
+/// Numbers per lane in a [`Gates`].
+pub const GATE_VALUES: usize = 11;
+
+impl<const L: usize> Gates<L> {
+    /// Lane `l`'s gates as numbers, in a fixed order.
+    pub fn lane(&self, l: usize) -> [f64; GATE_VALUES] {
+        [
+            self.hh2[0][l],
+            self.hh2[1][l],
+            self.hh2[2][l],
+            self.km[l],
+            self.ca[0][l],
+            self.ca[1][l],
+            self.cai[l],
+            self.kca[l],
+            self.cat[0][l],
+            self.cat[1][l],
+            self.ar[l],
+        ]
+    }
+
+    /// Sets lane `l` from [`Gates::lane`]'s numbers.
+    pub fn set_lane(&mut self, l: usize, x: &[f64]) {
+        [self.hh2[0][l], self.hh2[1][l], self.hh2[2][l]] = [x[0], x[1], x[2]];
+        self.km[l] = x[3];
+        [self.ca[0][l], self.ca[1][l]] = [x[4], x[5]];
+        self.cai[l] = x[6];
+        self.kca[l] = x[7];
+        [self.cat[0][l], self.cat[1][l]] = [x[8], x[9]];
+        self.ar[l] = x[10];
+    }
 }
 
 /// The channels' kinetics at one temperature and step: rate tables and temperature factors.
@@ -121,6 +155,14 @@ pub struct Kinetics {
     tadj: f64,
     /// `RT/F` (mV).
     ktf: f64,
+}
+
+/// `x += f (inf - x)` in every lane, from a table row per lane at columns `k` (inf) and `k + 1` (f).
+#[inline(always)]
+fn relax_lanes<const L: usize>(x: &mut [f64; L], rows: &[[f64; 6]; L], k: usize) {
+    for l in 0..L {
+        x[l] += rows[l][k + 1] * (rows[l][k] - x[l]);
+    }
 }
 
 impl Kinetics {
@@ -148,63 +190,87 @@ impl Kinetics {
         }
     }
 
-    /// The gates at rest at `v` as NEURON initialises them (`cat`'s `m` at 0, `ar`'s at 0.25).
-    pub fn initial(&self, v: f64) -> Gates {
+    /// The gates at rest at `v` as NEURON initialises them (`cat`'s `m` at 0, `ar`'s at 0.25), in
+    /// every lane.
+    pub fn initial<const L: usize>(&self, v: f64) -> Gates<L> {
         let h = self.hh2.at(v);
         let k = self.km_ca.at(v);
         let cai = CAI_REST_MM;
         Gates {
-            hh2: [h[0], h[2], h[4]],
-            km: k[0],
-            ca: [k[2], k[4]],
-            cai,
-            kca: rates::kca(cai, self.tadj).0,
-            cat: [0.0, self.cat_ar.at(v)[2]],
-            ar: 0.25,
+            hh2: [[h[0]; L], [h[2]; L], [h[4]; L]],
+            km: [k[0]; L],
+            ca: [[k[2]; L], [k[4]; L]],
+            cai: [cai; L],
+            kca: [rates::kca(cai, self.tadj).0; L],
+            cat: [[0.0; L], [self.cat_ar.at(v)[2]; L]],
+            ar: [0.25; L],
         }
     }
 
     /// The Nernst potential of calcium (mV) at internal concentration `cai` (mM).
-    #[inline]
+    #[inline(always)]
     pub fn eca(&self, cai: f64) -> f64 {
         self.ktf / 2.0 * (CAO_MM / cai).ln()
     }
 
-    /// The membrane's conductance (mS/cm2), the sum of conductance times reversal (mS/cm2 x mV),
-    /// and the calcium current through `ca` (mA/cm2) at `v` and the gates `g`.
-    #[inline]
-    pub fn membrane(&self, d: &Densities, g: &Gates, v: f64) -> (f64, f64, f64) {
-        let [m, h, n] = g.hh2;
-        let gna = d.gnabar_hh2 * m * m * m * h;
-        let gk = d.gkbar_hh2 * (n * n) * (n * n);
-        let mut total = gna + gk + d.gl_hh2;
-        let mut ge = gna * ENA + gk * EK + d.gl_hh2 * d.el_hh2;
-        let mut ica = 0.0;
+    /// Per lane: the membrane's conductance (mS/cm2), the sum of conductance times reversal
+    /// (mS/cm2 x mV), and the calcium current through `ca` (mA/cm2), at `v` and the gates `g`.
+    #[inline(always)]
+    pub fn membrane<const L: usize>(
+        &self,
+        d: &Densities,
+        g: &Gates<L>,
+        v: &[f64; L],
+    ) -> ([f64; L], [f64; L], [f64; L]) {
+        let mut total = [0.0; L];
+        let mut ge = [0.0; L];
+        let mut ica = [0.0; L];
+        for l in 0..L {
+            let (m, h, n) = (g.hh2[0][l], g.hh2[1][l], g.hh2[2][l]);
+            let gna = d.gnabar_hh2 * m * m * m * h;
+            let gk = d.gkbar_hh2 * (n * n) * (n * n);
+            total[l] = gna + gk + d.gl_hh2;
+            ge[l] = gna * ENA + gk * EK + d.gl_hh2 * d.el_hh2;
+        }
         if d.km > 0.0 {
-            total += d.km * g.km;
-            ge += d.km * g.km * EK;
+            for l in 0..L {
+                total[l] += d.km * g.km[l];
+                ge[l] += d.km * g.km[l] * EK;
+            }
         }
         if d.kca > 0.0 {
-            total += d.kca * g.kca;
-            ge += d.kca * g.kca * EK;
+            for l in 0..L {
+                total[l] += d.kca * g.kca[l];
+                ge[l] += d.kca * g.kca[l] * EK;
+            }
         }
         if d.ca > 0.0 {
-            let gca = d.ca * g.ca[0] * g.ca[0] * g.ca[1];
-            let eca = self.eca(g.cai);
-            total += gca;
-            ge += gca * eca;
-            ica = gca * (v - eca);
+            for l in 0..L {
+                let gca = d.ca * g.ca[0][l] * g.ca[0][l] * g.ca[1][l];
+                let eca = self.eca(g.cai[l]);
+                total[l] += gca;
+                ge[l] += gca * eca;
+                ica[l] = gca * (v[l] - eca);
+            }
         }
         if d.cat > 0.0 {
-            let gcat = d.cat * g.cat[0] * g.cat[0] * g.cat[1];
-            total += gcat;
-            ge += gcat * E_CAT;
+            for l in 0..L {
+                let gcat = d.cat * g.cat[0][l] * g.cat[0][l] * g.cat[1][l];
+                total[l] += gcat;
+                ge[l] += gcat * E_CAT;
+            }
         }
         if d.ar > 0.0 {
-            total += d.ar * g.ar;
-            ge += d.ar * g.ar * E_AR;
+            for l in 0..L {
+                total[l] += d.ar * g.ar[l];
+                ge[l] += d.ar * g.ar[l] * E_AR;
+            }
         }
-        (total * 1e3, ge * 1e3, ica)
+        for l in 0..L {
+            total[l] *= 1e3;
+            ge[l] *= 1e3;
+        }
+        (total, ge, ica)
     }
 
     /// The fraction of calcium above rest that `cad` keeps over one step (per compartment, fixed).
@@ -216,37 +282,47 @@ impl Kinetics {
         }
     }
 
-    /// Advances the gates one step at the voltage `v` the step ended at; `ica` is the calcium current
-    /// the step's membrane carried (NEURON updates `cad` before `kca`, which reads the new `cai`);
-    /// `cad_decay` is [`Kinetics::cad_decay`] of `d`.
-    #[inline]
-    pub fn advance(&self, d: &Densities, g: &mut Gates, v: f64, ica: f64, cad_decay: f64) {
-        let relax = |x: &mut f64, inf: f64, f: f64| *x += f * (inf - *x);
-        let h = self.hh2.at(v);
-        relax(&mut g.hh2[0], h[0], h[1]);
-        relax(&mut g.hh2[1], h[2], h[3]);
-        relax(&mut g.hh2[2], h[4], h[5]);
+    /// Advances the gates one step at the voltages `v` the step ended at; `ica` is the calcium
+    /// current the step's membrane carried (NEURON updates `cad` before `kca`, which reads the new
+    /// `cai`); `cad_decay` is [`Kinetics::cad_decay`] of `d`.
+    #[inline(always)]
+    pub fn advance<const L: usize>(
+        &self,
+        d: &Densities,
+        g: &mut Gates<L>,
+        v: &[f64; L],
+        ica: &[f64; L],
+        cad_decay: f64,
+    ) {
+        let h: [[f64; 6]; L] = std::array::from_fn(|l| self.hh2.at(v[l]));
+        relax_lanes(&mut g.hh2[0], &h, 0);
+        relax_lanes(&mut g.hh2[1], &h, 2);
+        relax_lanes(&mut g.hh2[2], &h, 4);
         if d.km > 0.0 || d.ca > 0.0 {
-            let k = self.km_ca.at(v);
-            relax(&mut g.km, k[0], k[1]);
-            relax(&mut g.ca[0], k[2], k[3]);
-            relax(&mut g.ca[1], k[4], k[5]);
+            let k: [[f64; 6]; L] = std::array::from_fn(|l| self.km_ca.at(v[l]));
+            relax_lanes(&mut g.km, &k, 0);
+            relax_lanes(&mut g.ca[0], &k, 2);
+            relax_lanes(&mut g.ca[1], &k, 4);
         }
         if d.taur_cad > 0.0 {
-            // Inflow only (the pump removes, the channel cannot), in mM/ms.
-            let drive = (-1e4 * ica / (2.0 * FARADAY * CAD_DEPTH_UM)).max(0.0);
-            let inf = CAI_REST_MM + drive * d.taur_cad;
-            g.cai = inf + (g.cai - inf) * cad_decay;
+            for l in 0..L {
+                // Inflow only (the pump removes, the channel cannot), in mM/ms.
+                let drive = (-1e4 * ica[l] / (2.0 * FARADAY * CAD_DEPTH_UM)).max(0.0);
+                let inf = CAI_REST_MM + drive * d.taur_cad;
+                g.cai[l] = inf + (g.cai[l] - inf) * cad_decay;
+            }
         }
         if d.kca > 0.0 {
-            let (inf, tau) = rates::kca(g.cai, self.tadj);
-            relax(&mut g.kca, inf, one_minus_exp_neg(self.dt / tau));
+            for l in 0..L {
+                let (inf, tau) = rates::kca(g.cai[l], self.tadj);
+                g.kca[l] += one_minus_exp_neg(self.dt / tau) * (inf - g.kca[l]);
+            }
         }
         if d.cat > 0.0 || d.ar > 0.0 {
-            let c = self.cat_ar.at(v);
-            relax(&mut g.cat[0], c[0], c[1]);
-            relax(&mut g.cat[1], c[2], c[3]);
-            relax(&mut g.ar, c[4], c[5]);
+            let c: [[f64; 6]; L] = std::array::from_fn(|l| self.cat_ar.at(v[l]));
+            relax_lanes(&mut g.cat[0], &c, 0);
+            relax_lanes(&mut g.cat[1], &c, 2);
+            relax_lanes(&mut g.ar, &c, 4);
         }
     }
 }
@@ -271,7 +347,7 @@ mod tests {
     fn short_step_relaxation_is_exact() {
         for x in [1e-8, 1e-5, 1.25e-4, 9.99e-4, 1e-3, 0.5] {
             let want = -(-x as f64).exp_m1();
-            assert!((one_minus_exp_neg(x) - want).abs() <= 1e-15 * want, "{x}");
+            assert!((one_minus_exp_neg(x) - want).abs() <= 2e-15 * want, "{x}");
         }
     }
 
@@ -291,17 +367,12 @@ mod tests {
             taur_cad: 20.0,
             ..Default::default()
         };
-        let mut g = k.initial(-65.0);
-        let ica = -1e-4;
+        let mut g = k.initial::<1>(-65.0);
         let decay = k.cad_decay(&d);
         for _ in 0..20_000 {
-            k.advance(&d, &mut g, -65.0, ica, decay);
+            k.advance(&d, &mut g, &[-65.0], &[-1e-4], decay);
         }
         let want = CAI_REST_MM + 1e-4 * 1e4 / (2.0 * FARADAY * 0.1) * 20.0;
-        assert!(
-            (g.cai - want).abs() < 1e-9 * want.max(1.0),
-            "{} {want}",
-            g.cai
-        );
+        assert!((g.cai[0] - want).abs() < 1e-9 * want, "{} {want}", g.cai[0]);
     }
 }

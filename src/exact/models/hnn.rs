@@ -3,13 +3,18 @@
 //! sees the somatic voltage, and a spike is its upward crossing of the threshold (no reset).
 
 use super::{NeuronModel, SpikeRule};
-use crate::exact::channels::Gates;
+use crate::exact::channels::GATE_VALUES;
 use crate::exact::compartmental::{CellState, CellType, Stepper, Work};
+
+/// Cells stepped together: the cable solve and the channels run on this many lanes at once.
+const LANES: usize = 4;
 
 pub struct Cells {
     stepper: Stepper,
-    states: Vec<CellState>,
-    work: Work,
+    /// Cell `i` is lane `i % LANES` of group `i / LANES`; the last group's spare lanes run idle.
+    groups: Vec<CellState<LANES>>,
+    size: usize,
+    work: Work<LANES>,
     threshold: f64,
 }
 
@@ -17,37 +22,16 @@ impl Cells {
     pub fn new(cell: CellType, size: usize, dt: f64) -> Self {
         let threshold = cell.threshold_mv;
         let stepper = Stepper::new(cell, dt);
-        let states = vec![stepper.initial(); size];
+        let groups = vec![stepper.initial(); size.div_ceil(LANES)];
         Cells {
             stepper,
-            states,
+            groups,
+            size,
             work: Work::default(),
             threshold,
         }
     }
 }
-
-/// The gates of one compartment as numbers, in a fixed order.
-fn gates_to(g: &Gates, out: &mut Vec<f64>) {
-    out.extend_from_slice(&g.hh2);
-    out.extend_from_slice(&[
-        g.km, g.ca[0], g.ca[1], g.cai, g.kca, g.cat[0], g.cat[1], g.ar,
-    ]);
-}
-
-fn gates_from(x: &[f64]) -> Gates {
-    Gates {
-        hh2: [x[0], x[1], x[2]],
-        km: x[3],
-        ca: [x[4], x[5]],
-        cai: x[6],
-        kca: x[7],
-        cat: [x[8], x[9]],
-        ar: x[10],
-    }
-}
-
-const GATE_VALUES: usize = 11;
 
 impl NeuronModel for Cells {
     fn n_channels(&self) -> usize {
@@ -55,11 +39,11 @@ impl NeuronModel for Cells {
     }
 
     fn receive(&mut self, inputs: &mut [f64]) {
-        let size = self.states.len();
-        for (c, row) in inputs.chunks_mut(size).enumerate() {
-            for (s, x) in self.states.iter_mut().zip(row.iter_mut()) {
+        for (c, row) in inputs.chunks_mut(self.size).enumerate() {
+            for (i, x) in row.iter_mut().enumerate() {
                 if *x != 0.0 {
-                    self.stepper.receive(s, c, *x);
+                    self.stepper
+                        .receive(&mut self.groups[i / LANES], i % LANES, c, *x);
                     *x = 0.0;
                 }
             }
@@ -68,24 +52,28 @@ impl NeuronModel for Cells {
 
     /// Every cell steps (no refractory hold); `bias` (pA) is injected at the soma.
     fn integrate(&mut self, v: &mut [f64], _refractory: &[u32], bias: &[f64]) {
-        for ((s, v), &b) in self.states.iter_mut().zip(v.iter_mut()).zip(bias) {
-            self.stepper.step(s, b * 1e-3, &mut self.work);
-            *v = self.stepper.v_soma(s);
+        for (gi, s) in self.groups.iter_mut().enumerate() {
+            let cells = gi * LANES..((gi + 1) * LANES).min(self.size);
+            let mut i_na = [0.0; LANES];
+            for (l, b) in bias[cells.clone()].iter().enumerate() {
+                i_na[l] = b * 1e-3;
+            }
+            self.stepper.step(s, &i_na, &mut self.work);
+            for (l, v) in v[cells].iter_mut().enumerate() {
+                *v = self.stepper.v_soma(s, l);
+            }
         }
     }
 
     /// pA, as for the conductance-based LIF.
     fn synaptic_current_sum(&self, _v: &[f64]) -> f64 {
-        self.states
-            .iter()
-            .map(|s| self.stepper.synaptic_current(s) * 1e3)
-            .sum()
+        self.lanes_sum(|s| self.stepper.synaptic_current(s)) * 1e3
     }
 
     /// The channel's conductance (nS).
     fn channel_value(&self, channel: usize, cell: usize) -> f64 {
-        let st = self.states[cell].syn[channel];
-        st[1] - st[0]
+        let st = self.groups[cell / LANES].syn[channel];
+        st[1][cell % LANES] - st[0][cell % LANES]
     }
 
     fn noise_scale(&self) -> Option<f64> {
@@ -101,46 +89,57 @@ impl NeuronModel for Cells {
         }
     }
 
-    /// Per cell: voltages of all nodes, gates of each compartment, synaptic states.
+    /// Per group and lane: voltages of all nodes, gates of each compartment, synaptic states.
     fn save_state(&self, out: &mut Vec<f64>) {
         out.clear();
-        for s in &self.states {
-            out.extend_from_slice(&s.v);
-            for g in &s.gates {
-                gates_to(g, out);
-            }
-            for st in &s.syn {
-                out.extend_from_slice(st);
+        for s in &self.groups {
+            for l in 0..LANES {
+                out.extend(s.v.iter().map(|x| x[l]));
+                for g in &s.gates {
+                    out.extend_from_slice(&g.lane(l));
+                }
+                for st in &s.syn {
+                    out.extend_from_slice(&[st[0][l], st[1][l]]);
+                }
             }
         }
     }
 
     fn load_state(&mut self, state: &[f64]) {
         let mut at = 0;
-        for s in &mut self.states {
-            let n = s.v.len();
-            s.v.copy_from_slice(&state[at..at + n]);
-            at += n;
-            for g in &mut s.gates {
-                *g = gates_from(&state[at..at + GATE_VALUES]);
-                at += GATE_VALUES;
-            }
-            for st in &mut s.syn {
-                *st = [state[at], state[at + 1]];
-                at += 2;
+        for s in &mut self.groups {
+            for l in 0..LANES {
+                for x in s.v.iter_mut() {
+                    x[l] = state[at];
+                    at += 1;
+                }
+                for g in &mut s.gates {
+                    g.set_lane(l, &state[at..at + GATE_VALUES]);
+                    at += GATE_VALUES;
+                }
+                for st in &mut s.syn {
+                    [st[0][l], st[1][l]] = [state[at], state[at + 1]];
+                    at += 2;
+                }
             }
         }
     }
 
     /// nA m, summed over the cells.
     fn dipole(&self) -> Option<f64> {
-        Some(
-            self.states
-                .iter()
-                .map(|s| self.stepper.dipole(s))
-                .sum::<f64>()
-                * 1e-6,
-        )
+        Some(self.lanes_sum(|s| self.stepper.dipole(s)) * 1e-6)
+    }
+}
+
+impl Cells {
+    /// The sum of a per-lane quantity over the population's cells (spare lanes left out).
+    fn lanes_sum(&self, f: impl Fn(&CellState<LANES>) -> [f64; LANES]) -> f64 {
+        let mut total = 0.0;
+        for (gi, s) in self.groups.iter().enumerate() {
+            let n = (self.size - gi * LANES).min(LANES);
+            total += f(s)[..n].iter().sum::<f64>();
+        }
+        total
     }
 }
 
@@ -149,10 +148,32 @@ mod tests {
     use super::*;
     use crate::exact::hnn_cells;
 
+    /// A cell stepped in a lane of a group follows the same trajectory, bit for bit, as the cell
+    /// stepped alone.
+    #[test]
+    fn lanes_are_independent_cells() {
+        let bias = [250.0, 0.0, 120.0, 0.0, 300.0];
+        let mut cells = Cells::new(hnn_cells::l2_pyramidal(37.0), 5, 0.025);
+        let mut v = vec![0.0; 5];
+        for _ in 0..2_000 {
+            cells.integrate(&mut v, &[0; 5], &bias);
+        }
+        let stepper = Stepper::new(hnn_cells::l2_pyramidal(37.0), 0.025);
+        for (i, &b) in bias.iter().enumerate() {
+            let mut s = stepper.initial::<1>();
+            let mut work = Work::default();
+            for _ in 0..2_000 {
+                stepper.step(&mut s, &[b * 1e-3], &mut work);
+            }
+            assert_eq!(stepper.v_soma(&s, 0), v[i], "cell {i}");
+        }
+    }
+
     /// Saving and restoring the state reproduces the same trajectory bit for bit.
     #[test]
     fn saved_state_restores_the_run() {
         let mut cells = Cells::new(hnn_cells::l5_pyramidal(37.0), 2, 0.025);
+        assert_eq!(cells.groups.len(), 1);
         let mut v = vec![0.0; 2];
         let bias = [300.0, 0.0];
         let mut inputs = vec![0.0; cells.n_channels() * 2];
