@@ -263,6 +263,11 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         assert!(net_text.contains(from), "{from}");
         write(&o(name), &net_text.replacen(from, to, 1))
     };
+    let hnn_text = std::fs::read_to_string(repo("experiments/hnn_column.toml")).unwrap();
+    let hnn = |name: &str, from: &str, to: &str| {
+        assert!(hnn_text.contains(from), "{from}");
+        write(&o(name), &hnn_text.replacen(from, to, 1))
+    };
     let opt_text = std::fs::read_to_string(repo("experiments/alpha_to_beta_demo.toml")).unwrap();
     let opt = |name: &str, from: &str, to: &str| {
         let t = common::edit(
@@ -309,6 +314,82 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     let alpha_demo = repo("experiments/alpha_to_beta_demo.toml");
 
     let cases = vec![
+        // ---- hnn-core's cells, layouts and distance-dependent connections ----
+        case(
+            "a gaussian connection without its space constant",
+            &[
+                &"simulate",
+                &"--config",
+                &hnn("no_lamtha.toml", "lamtha = 50.0\n", ""),
+                &"--out",
+                &out,
+            ],
+            &["lamtha", "rule gaussian"],
+        )
+        .absent(&out),
+        case(
+            "a layout that does not place every cell",
+            &[
+                &"simulate",
+                &"--config",
+                &hnn(
+                    "layout.toml",
+                    "layout = { grid = [10, 10] }",
+                    "layout = { grid = [10, 9] }",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["layout", "places 90 cells"],
+        )
+        .absent(&out),
+        case(
+            "multi-compartment cells at a coarse time step",
+            &[
+                &"simulate",
+                &"--config",
+                &hnn("coarse_hnn.toml", "dt_ms = 0.025", "dt_ms = 0.1"),
+                &"--out",
+                &out,
+            ],
+            &["simulation.dt_ms", "dt_ms <= 0.05"],
+        )
+        .absent(&out),
+        case(
+            "a dipole summed over LIF cells",
+            &[
+                &"simulate",
+                &"--config",
+                &net(
+                    "lif_dipole.toml",
+                    "kind = \"synaptic_current\"",
+                    "kind = \"dipole\"",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["dipole", "no morphology"],
+        )
+        .absent(&out),
+        case(
+            "a training set of hnn-core's cells",
+            &[
+                &"gen",
+                &"--config",
+                &write(
+                    &o("hnn_data.toml"),
+                    &common::edit(
+                        DATA,
+                        "model = \"lif_conductance\"",
+                        "model = \"hnn_basket\"",
+                    ),
+                ),
+                &"--out",
+                &out_h5,
+            ],
+            &["neuron.model", "hnn_basket"],
+        )
+        .absent(&out_h5),
         // ---- simulate / validate: experiment files ----
         case(
             "TOML syntax error",
@@ -1339,6 +1420,11 @@ macro_rules! cases {
 }
 
 cases! {
+    gaussian_connection_without_lamtha => "a gaussian connection without its space constant",
+    layout_that_does_not_place_every_cell => "a layout that does not place every cell",
+    multi_compartment_cells_at_a_coarse_step => "multi-compartment cells at a coarse time step",
+    dipole_over_lif_cells => "a dipole summed over LIF cells",
+    training_set_of_hnn_cells => "a training set of hnn-core's cells",
     a_network_whose_connectome_cannot_fit_in_memory => "a network whose connectome cannot fit in memory",
     a_run_whose_recording_cannot_fit_in_memory => "a run whose recording cannot fit in memory",
     optimisation_through_a_missing_checkpoint_folder => "optimisation through a checkpoint folder that does not exist",

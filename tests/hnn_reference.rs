@@ -1,7 +1,8 @@
 //! hnn-core's cells in the exact engine (`exact::hnn_cells` on `exact::compartmental`) against
 //! NEURON running hnn-core's own cells (`tests/reference/hnn_cells.h5`, made by
 //! `make_hnn_cells.py`): somatic and apical-trunk voltage under a current step and under a fixed
-//! train of synaptic events. Bars: spike times within 0.5 ms, subthreshold RMSE at most 0.5 mV.
+//! train of synaptic events. Bars: spike times within 0.5 ms, subthreshold RMSE at most 0.5 mV, the
+//! pyramidal cells' dipole within 1% (RMSE against its largest subthreshold value).
 
 use surge::exact::compartmental::{CellType, Stepper, Work};
 use surge::exact::hnn_cells::{self, AMPA, NMDA};
@@ -10,6 +11,7 @@ struct Reference {
     t_ms: Vec<f32>,
     v_soma: Vec<f32>,
     v_trunk: Option<Vec<f32>>,
+    dipole: Option<Vec<f32>>,
     spikes: Vec<f64>,
 }
 
@@ -23,6 +25,7 @@ fn reference(cell: &str, protocol: &str) -> Reference {
             .dataset("v_apical_trunk_mv")
             .ok()
             .map(|d| d.read_raw().unwrap()),
+        dipole: g.dataset("dipole_fam").ok().map(|d| d.read_raw().unwrap()),
         spikes: g.dataset("spike_times_ms").unwrap().read_raw().unwrap(),
     }
 }
@@ -57,12 +60,13 @@ fn events(pyramidal: bool) -> Vec<(&'static str, &'static str, Vec<f64>, f64)> {
 }
 
 /// Runs `cell` for 300 ms at dt 0.025 ms with somatic current `i_na(t)` and `events`; returns the
-/// soma and apical-trunk (middle) voltage every 0.1 ms and the upward crossings of 0 mV.
+/// soma and apical-trunk (middle) voltage and the dipole (fA m) every 0.1 ms, and the upward
+/// crossings of 0 mV.
 fn run(
     mut cell: CellType,
     i_na: &dyn Fn(f64) -> f64,
     events: &[(&str, &str, Vec<f64>, f64)],
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+) -> Trace {
     // One channel per event line, on that section alone.
     for (k, (sec, rec, _, _)) in events.iter().enumerate() {
         let receptor = if *rec == "ampa" { AMPA } else { NMDA };
@@ -78,9 +82,14 @@ fn run(
     let mut s = stepper.initial::<1>();
     let mut work = Work::default();
     let dt = stepper.dt;
-    let (mut soma, mut dend, mut spikes) = (vec![stepper.v_soma(&s, 0)], Vec::new(), Vec::new());
+    let mut tr = Trace {
+        soma: vec![stepper.v_soma(&s, 0)],
+        dend: Vec::new(),
+        dipole: vec![stepper.dipole(&s)[0]],
+        spikes: Vec::new(),
+    };
     if let Some(n) = trunk {
-        dend.push(s.v[n][0]);
+        tr.dend.push(s.v[n][0]);
     }
     for k in 0..12_000 {
         let t = k as f64 * dt;
@@ -95,16 +104,24 @@ fn run(
         stepper.step(&mut s, &[i_na(t + dt / 2.0)], &mut work);
         let after = stepper.v_soma(&s, 0);
         if before < 0.0 && after >= 0.0 {
-            spikes.push(t + dt * (0.0 - before) / (after - before));
+            tr.spikes.push(t + dt * (0.0 - before) / (after - before));
         }
         if (k + 1) % 4 == 0 {
-            soma.push(after);
+            tr.soma.push(after);
+            tr.dipole.push(stepper.dipole(&s)[0]);
             if let Some(n) = trunk {
-                dend.push(s.v[n][0]);
+                tr.dend.push(s.v[n][0]);
             }
         }
     }
-    (soma, dend, spikes)
+    tr
+}
+
+struct Trace {
+    soma: Vec<f64>,
+    dend: Vec<f64>,
+    dipole: Vec<f64>,
+    spikes: Vec<f64>,
 }
 
 /// Subthreshold RMSE: samples more than 5 ms from any reference spike.
@@ -122,7 +139,12 @@ fn rmse(r: &Reference, reference: &[f32], trace: &[f64]) -> f64 {
 fn check(name: &str, cell: CellType, protocol: &str) {
     let pyramidal = !name.ends_with("basket");
     let r = reference(name, protocol);
-    let (soma, dend, spikes) = if protocol == "step" {
+    let Trace {
+        soma,
+        dend,
+        dipole,
+        spikes,
+    } = if protocol == "step" {
         let amp = if pyramidal { 0.25 } else { 0.1 };
         run(
             cell,
@@ -134,9 +156,21 @@ fn check(name: &str, cell: CellType, protocol: &str) {
     };
     let soma_rmse = rmse(&r, &r.v_soma, &soma);
     let dend_rmse = r.v_trunk.as_ref().map(|vt| rmse(&r, vt, &dend));
+    // The dipole: RMSE over the subthreshold samples against the largest subthreshold value.
+    let dipole_error = r.dipole.as_ref().map(|dp| {
+        let scale = r
+            .t_ms
+            .iter()
+            .zip(dp)
+            .filter(|(t, _)| r.spikes.iter().all(|&s| (**t as f64 - s).abs() > 5.0))
+            .map(|(_, &x)| (x as f64).abs())
+            .fold(0.0, f64::max);
+        (rmse(&r, dp, &dipole), scale)
+    });
     println!(
         "{name} {protocol}: {} spikes vs NEURON's {}; first {:?} vs {:?}; subthreshold RMSE soma \
-         {soma_rmse:.3} mV, apical trunk {dend_rmse:?}",
+         {soma_rmse:.3} mV, apical trunk {dend_rmse:?}; dipole RMSE, largest |dipole| (fA m) \
+         {dipole_error:?}",
         spikes.len(),
         r.spikes.len(),
         spikes.iter().take(4).collect::<Vec<_>>(),
@@ -161,6 +195,12 @@ fn check(name: &str, cell: CellType, protocol: &str) {
     assert!(soma_rmse <= 0.5, "{name} {protocol}: soma RMSE {soma_rmse}");
     if let Some(d) = dend_rmse {
         assert!(d <= 0.5, "{name} {protocol}: apical trunk RMSE {d}");
+    }
+    if let Some((e, scale)) = dipole_error {
+        assert!(
+            e <= 0.01 * scale,
+            "{name} {protocol}: dipole RMSE {e} fA m, largest {scale}"
+        );
     }
 }
 

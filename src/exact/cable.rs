@@ -146,12 +146,16 @@ impl Cable {
             }
         }
         // Eliminate from the leaves up (children have larger indices), then substitute down.
+        // `d` holds its reciprocal once a node is eliminated (one division per node).
         for i in (1..n).rev() {
             let (p, g) = (self.parent[i], self.g_axial_us[i]);
+            let (di, bi) = (d[i], b[i]);
             for l in 0..L {
-                let f = g / d[i][l];
+                let inv = 1.0 / di[l];
+                let f = g * inv;
+                d[i][l] = inv;
                 d[p][l] -= f * g;
-                b[p][l] += f * b[i][l];
+                b[p][l] += f * bi[l];
             }
         }
         for l in 0..L {
@@ -159,8 +163,9 @@ impl Cable {
         }
         for i in 1..n {
             let (p, g) = (self.parent[i], self.g_axial_us[i]);
+            let vp = v[p];
             for l in 0..L {
-                v[i][l] = (b[i][l] + g * v[p][l]) / d[i][l];
+                v[i][l] = (b[i][l] + g * vp[l]) * d[i][l];
             }
         }
     }

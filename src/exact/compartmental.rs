@@ -252,7 +252,9 @@ impl Stepper {
         s.syn[channel][1][l] += x;
     }
 
-    /// One step with `i_soma_na` injected at each lane's soma.
+    /// One step with `i_soma_na` injected at each lane's soma (inlined whole, so that a caller
+    /// compiled for AVX2 runs all of it on AVX2).
+    #[inline(always)]
     pub fn step<const L: usize>(
         &self,
         s: &mut CellState<L>,
@@ -260,11 +262,14 @@ impl Stepper {
         w: &mut Work<L>,
     ) {
         let n = self.cell.cable.len();
-        w.g_us.clear();
-        w.g_us.resize(n, [0.0; L]);
-        w.ge_na.clear();
-        w.ge_na.resize(n, [0.0; L]);
-        w.ica.resize(self.active.len(), [0.0; L]);
+        if w.g_us.len() != n {
+            w.g_us.resize(n, [0.0; L]);
+            w.ge_na.resize(n, [0.0; L]);
+            w.ica.resize(self.active.len(), [0.0; L]);
+        }
+        // Zero-area nodes carry no membrane: only synapses (never there) could change them.
+        w.g_us.fill([0.0; L]);
+        w.ge_na.fill([0.0; L]);
         for (k, &(i, a, _)) in self.active.iter().enumerate() {
             let (g, ge, ica) =
                 self.kinetics

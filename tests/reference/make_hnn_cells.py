@@ -7,8 +7,9 @@ synapses, its per-section initial voltages, 37 C) two protocols, both at dt 0.02
   synaptic: a fixed train of synaptic events onto hnn-core's own synapses (AMPA and NMDA on the
             proximal and distal dendrites of pyramidal cells, AMPA on the basket soma), listed in
             the file's attributes.
-Records the somatic voltage and, for pyramidal cells, the voltage in the middle of the apical trunk,
-and the somatic spike times (upward crossings of 0 mV). Writes tests/reference/hnn_cells.h5.
+Records the somatic voltage and, for pyramidal cells, the voltage in the middle of the apical trunk
+and the cell's current dipole (hnn-core's `cell.dipole`, fA m, before any smoothing or scaling), and
+the somatic spike times (upward crossings of 0 mV). Writes tests/reference/hnn_cells.h5.
 
 Run with hnn-core 0.6.1 and NEURON 8.2.7 (`pip install hnn-core h5py`):
     python tests/reference/make_hnn_cells.py
@@ -76,6 +77,7 @@ def run(name, protocol):
     t = h.Vector().record(h._ref_t)
     v_soma = h.Vector().record(soma(0.5)._ref_v)
     v_dend = h.Vector().record(secs["apical_trunk"](0.5)._ref_v) if "apical_trunk" in secs else None
+    dipole = cell.dipole if hasattr(cell, "dipole") else None
     h.dt = DT
     h.tstop = T_STOP
     h.finitialize()
@@ -84,10 +86,11 @@ def run(name, protocol):
     grid = np.arange(0.0, T_STOP + 1e-9, SAMPLE)
     vs = np.interp(grid, t, np.array(v_soma))
     vd = np.interp(grid, t, np.array(v_dend)) if v_dend is not None else None
+    dp = np.interp(grid, t, np.array(dipole)) if dipole is not None else None
     raw = np.array(v_soma)
     up = np.nonzero((raw[:-1] < 0.0) & (raw[1:] >= 0.0))[0]
     spikes = t[up] + (0.0 - raw[up]) / (raw[up + 1] - raw[up]) * (t[up + 1] - t[up])
-    return grid, vs, vd, spikes
+    return grid, vs, vd, dp, spikes
 
 
 with h5py.File("tests/reference/hnn_cells.h5", "w") as f:
@@ -99,11 +102,13 @@ with h5py.File("tests/reference/hnn_cells.h5", "w") as f:
     f.attrs["events"] = json.dumps(EVENTS)
     for name in ["L2_pyramidal", "L5_pyramidal", "L2_basket"]:
         for protocol in ["step", "synaptic"]:
-            grid, vs, vd, spikes = run(name, protocol)
+            grid, vs, vd, dp, spikes = run(name, protocol)
             g = f.create_group(f"{name}/{protocol}")
             g["t_ms"] = grid.astype(np.float32)
             g["v_soma_mv"] = vs.astype(np.float32)
             if vd is not None:
                 g["v_apical_trunk_mv"] = vd.astype(np.float32)
+            if dp is not None:
+                g["dipole_fam"] = dp.astype(np.float32)
             g["spike_times_ms"] = spikes
             print(name, protocol, f"{len(spikes)} spikes", f"v_soma {vs.min():.1f}..{vs.max():.1f} mV")

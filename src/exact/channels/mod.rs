@@ -28,38 +28,52 @@ pub fn tadj(celsius: f64) -> f64 {
 }
 
 /// A rate table on a uniform grid of `n + 1` voltages from `lo` to `hi`, read by linear
-/// interpolation and clamped at its ends (NEURON's `TABLE ... FROM lo TO hi WITH n`).
+/// interpolation and clamped at its ends (NEURON's `TABLE ... FROM lo TO hi WITH n`). Each interval
+/// keeps its first row and the difference to the next, so a lookup is one index and `a + w d`.
 #[derive(Debug, Clone)]
 struct Table<const K: usize> {
     lo: f64,
     per_mv: f64,
-    rows: Vec<[f64; K]>,
+    /// Intervals as `[row i, row i+1 - row i]`.
+    segments: Vec<[[f64; K]; 2]>,
+    last: [f64; K],
 }
 
 impl<const K: usize> Table<K> {
     fn new(lo: f64, hi: f64, n: usize, f: impl Fn(f64) -> [f64; K]) -> Self {
+        assert!(n > 0 && n < i32::MAX as usize);
         let step = (hi - lo) / n as f64;
+        let rows: Vec<[f64; K]> = (0..=n).map(|i| f(lo + i as f64 * step)).collect();
         Table {
             lo,
             per_mv: 1.0 / step,
-            rows: (0..=n).map(|i| f(lo + i as f64 * step)).collect(),
+            segments: rows
+                .windows(2)
+                .map(|w| [w[0], std::array::from_fn(|k| w[1][k] - w[0][k])])
+                .collect(),
+            last: rows[n],
         }
     }
 
     #[inline(always)]
     fn at(&self, v: f64) -> [f64; K] {
         let x = (v - self.lo) * self.per_mv;
-        let last = self.rows.len() - 1;
-        if x.is_nan() || x <= 0.0 {
-            return self.rows[0];
+        // Not above 0 (or NaN): the first row; at or past the last grid point: the last row.
+        if !(x > 0.0) {
+            return self.segments[0][0];
         }
-        if x >= last as f64 {
-            return self.rows[last];
+        if x >= self.segments.len() as f64 {
+            return self.last;
         }
-        let i = x as usize;
+        // SAFETY: `x` is finite and in (0, n) with n < i32::MAX (checked above and in `new`).
+        let i = unsafe { x.to_int_unchecked::<i32>() } as usize;
         let w = x - i as f64;
-        let (a, b) = (&self.rows[i], &self.rows[i + 1]);
-        std::array::from_fn(|k| a[k] + w * (b[k] - a[k]))
+        let [a, d] = &self.segments[i];
+        let mut out = [0.0; K];
+        for k in 0..K {
+            out[k] = a[k] + w * d[k];
+        }
+        out
     }
 }
 
@@ -68,7 +82,7 @@ impl<const K: usize> Table<K> {
 #[inline(always)]
 fn one_minus_exp_neg(x: f64) -> f64 {
     if x < 1e-3 {
-        x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0 * (1.0 - x / 5.0))))
+        x * (1.0 - x * (1.0 / 2.0 - x * (1.0 / 6.0 - x * (1.0 / 24.0 - x * (1.0 / 120.0)))))
     } else {
         -(-x).exp_m1()
     }
@@ -157,14 +171,6 @@ pub struct Kinetics {
     ktf: f64,
 }
 
-/// `x += f (inf - x)` in every lane, from a table row per lane at columns `k` (inf) and `k + 1` (f).
-#[inline(always)]
-fn relax_lanes<const L: usize>(x: &mut [f64; L], rows: &[[f64; 6]; L], k: usize) {
-    for l in 0..L {
-        x[l] += rows[l][k + 1] * (rows[l][k] - x[l]);
-    }
-}
-
 impl Kinetics {
     pub fn new(celsius: f64, dt: f64) -> Self {
         let q_hh2 = 3f64.powf((celsius - 6.3 - 30.7) / 10.0);
@@ -210,7 +216,7 @@ impl Kinetics {
     /// The Nernst potential of calcium (mV) at internal concentration `cai` (mM).
     #[inline(always)]
     pub fn eca(&self, cai: f64) -> f64 {
-        self.ktf / 2.0 * (CAO_MM / cai).ln()
+        self.ktf / 2.0 * (CAO_MM.ln() - cai.ln())
     }
 
     /// Per lane: the membrane's conductance (mS/cm2), the sum of conductance times reversal
@@ -294,35 +300,45 @@ impl Kinetics {
         ica: &[f64; L],
         cad_decay: f64,
     ) {
-        let h: [[f64; 6]; L] = std::array::from_fn(|l| self.hh2.at(v[l]));
-        relax_lanes(&mut g.hh2[0], &h, 0);
-        relax_lanes(&mut g.hh2[1], &h, 2);
-        relax_lanes(&mut g.hh2[2], &h, 4);
+        for l in 0..L {
+            let h = self.hh2.at(v[l]);
+            g.hh2[0][l] += h[1] * (h[0] - g.hh2[0][l]);
+            g.hh2[1][l] += h[3] * (h[2] - g.hh2[1][l]);
+            g.hh2[2][l] += h[5] * (h[4] - g.hh2[2][l]);
+        }
         if d.km > 0.0 || d.ca > 0.0 {
-            let k: [[f64; 6]; L] = std::array::from_fn(|l| self.km_ca.at(v[l]));
-            relax_lanes(&mut g.km, &k, 0);
-            relax_lanes(&mut g.ca[0], &k, 2);
-            relax_lanes(&mut g.ca[1], &k, 4);
+            for l in 0..L {
+                let k = self.km_ca.at(v[l]);
+                g.km[l] += k[1] * (k[0] - g.km[l]);
+                g.ca[0][l] += k[3] * (k[2] - g.ca[0][l]);
+                g.ca[1][l] += k[5] * (k[4] - g.ca[1][l]);
+            }
         }
         if d.taur_cad > 0.0 {
+            // mM/ms of calcium per mA/cm2 of inward current.
+            const INFLOW: f64 = -1e4 / (2.0 * FARADAY * CAD_DEPTH_UM);
             for l in 0..L {
                 // Inflow only (the pump removes, the channel cannot), in mM/ms.
-                let drive = (-1e4 * ica[l] / (2.0 * FARADAY * CAD_DEPTH_UM)).max(0.0);
+                let drive = (INFLOW * ica[l]).max(0.0);
                 let inf = CAI_REST_MM + drive * d.taur_cad;
                 g.cai[l] = inf + (g.cai[l] - inf) * cad_decay;
             }
         }
         if d.kca > 0.0 {
             for l in 0..L {
-                let (inf, tau) = rates::kca(g.cai[l], self.tadj);
-                g.kca[l] += one_minus_exp_neg(self.dt / tau) * (inf - g.kca[l]);
+                // `rates::kca` without its divisions: tau = 1 / (tadj (a + b)).
+                let (a, b) = rates::kca_rates(g.cai[l]);
+                let f = one_minus_exp_neg(self.dt * self.tadj * (a + b));
+                g.kca[l] += f * (a / (a + b) - g.kca[l]);
             }
         }
         if d.cat > 0.0 || d.ar > 0.0 {
-            let c: [[f64; 6]; L] = std::array::from_fn(|l| self.cat_ar.at(v[l]));
-            relax_lanes(&mut g.cat[0], &c, 0);
-            relax_lanes(&mut g.cat[1], &c, 2);
-            relax_lanes(&mut g.ar, &c, 4);
+            for l in 0..L {
+                let c = self.cat_ar.at(v[l]);
+                g.cat[0][l] += c[1] * (c[0] - g.cat[0][l]);
+                g.cat[1][l] += c[3] * (c[2] - g.cat[1][l]);
+                g.ar[l] += c[5] * (c[4] - g.ar[l]);
+            }
         }
     }
 }

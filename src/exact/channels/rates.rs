@@ -65,7 +65,14 @@ pub fn ca(v: f64, q: f64) -> [(f64, f64); 2] {
 
 /// `kca` (calcium-dependent potassium, Pennefather 1990): gate `n` at internal calcium `cai` (mM).
 pub fn kca(cai: f64, q: f64) -> (f64, f64) {
-    pair(0.01 * cai, 0.02, q)
+    let (a, b) = kca_rates(cai);
+    pair(a, b, q)
+}
+
+/// `kca`'s opening and closing rates (/ms) at `cai` (mM), before the temperature factor.
+#[inline(always)]
+pub fn kca_rates(cai: f64) -> (f64, f64) {
+    (0.01 * cai, 0.02)
 }
 
 /// `cat` (low-threshold T-type calcium, Traub et al. 2003): gates `m`, `h`.
