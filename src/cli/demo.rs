@@ -24,6 +24,9 @@ const OPTIMIZE: &str = "experiments/alpha_to_beta_demo.toml";
 const SYNAPSES: &str = "experiments/alpha_to_beta_synapses.toml";
 const SHIPPED_GAINS: &str = "experiments/alpha_to_beta_gains.json";
 const RLS: &str = "experiments/rls_part2.toml";
+const HNN_COLUMN: &str = "experiments/hnn_column.toml";
+/// Simulated time of the demo's run of hnn-core's column (ms).
+const HNN_MS: f64 = 300.0;
 /// Traces drawn from the network for fine-tuning and for the held-out check (new seeds: the shipped
 /// checkpoint was trained on seed 13).
 const TRAIN_TRACES: usize = 128;
@@ -32,7 +35,7 @@ const HELDOUT_TRACES: usize = 64;
 const DEMO_CMAES_EVALS: usize = 200;
 
 fn header(k: usize, what: &str) {
-    println!("\n==== demo {k}/6: {what}");
+    println!("\n==== demo {k}/7: {what}");
 }
 
 /// Generates `traces` pyramidal traces whose inputs the alpha column's pyramidal cells receive.
@@ -267,6 +270,14 @@ pub fn run(args: Args) -> Result<()> {
         },
     )?;
     walls.push(("RLS Part 2", t.elapsed().as_secs_f64()));
+
+    header(
+        7,
+        "hnn-core's own column in the exact engine: 270 multi-compartment cells (NEURON's method), 300 ms",
+    );
+    let t = Instant::now();
+    let hnn = hnn_column(&out.join("hnn-column"))?;
+    walls.push(("hnn-core's column", t.elapsed().as_secs_f64()));
     walls.push(("total", t_all.elapsed().as_secs_f64()));
 
     let summary = Summary {
@@ -279,6 +290,7 @@ pub fn run(args: Args) -> Result<()> {
         methods: &methods,
         full: &full,
         rls_r,
+        hnn: &hnn,
         walls: &walls,
     };
     summary.print();
@@ -318,6 +330,10 @@ pub fn run(args: Args) -> Result<()> {
             "optimize-synapses/ (metrics.json, synapses.json, figures)",
         ),
         ("RLS", "rls-spiking/ (metrics.json, correlation.png)"),
+        (
+            "hnn-core's column",
+            "hnn-column/ (results.h5, metrics.json, raster, rates, dipole spectrum)",
+        ),
         ("this summary", "summary.json"),
     ] {
         println!("  {what:<28} {p}");
@@ -335,7 +351,29 @@ struct Summary<'a> {
     methods: &'a methods::MethodsSummary,
     full: &'a network::CompareSummary,
     rls_r: f64,
+    hnn: &'a surge::experiment::Metrics,
     walls: &'a [(&'a str, f64)],
+}
+
+/// hnn-core's column (experiments/hnn_column.toml, shortened to `HNN_MS`) run and written to `dir`.
+fn hnn_column(dir: &Path) -> Result<surge::experiment::Metrics> {
+    use surge::experiment;
+    let text = std::fs::read_to_string(HNN_COLUMN)?;
+    let mut spec = NetworkSpec::from_toml_str(&text, HNN_COLUMN)?;
+    spec.simulation.duration_ms = HNN_MS;
+    spec.validate()?;
+    experiment::prepare_out_dir(dir, true)?;
+    let pb = bar(spec.steps() as u64, "hnn column");
+    let (conn, res, build_s, sim_s) =
+        experiment::build_and_simulate(&spec, &mut |done, _| pb.set_position(done))?;
+    pb.finish_and_clear();
+    let mut metrics = experiment::analyse(&spec, &conn, &res, build_s, sim_s);
+    let stored = toml::to_string(&spec).context("serialising the experiment")?;
+    experiment::write_outputs(dir, &spec, &stored, &conn, &res, &mut metrics)?;
+    for p in &metrics.populations {
+        println!("{:<10} {:>6.2} Hz", p.name, p.rate_hz);
+    }
+    Ok(metrics)
 }
 
 fn hz(p: Option<f64>) -> String {
@@ -465,6 +503,18 @@ impl Summary<'_> {
             "\nExact RLS (Part 2): test-trial mean Pearson r {:.3}",
             self.rls_r
         );
+        let h = self.hnn;
+        println!(
+            "\nhnn-core's column, exact engine ({:.0} ms in {:.1} s on one thread): rates {}; dipole peak {}",
+            h.duration_ms,
+            h.wall_clock.simulate_s,
+            h.populations
+                .iter()
+                .map(|p| format!("{} {:.1} Hz", p.name, p.rate_hz))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hz(h.signals.first().and_then(|s| s.peak_hz))
+        );
         println!("\nWall time");
         for (w, s) in self.walls {
             println!("  {w:<28} {s:>7.1} s");
@@ -513,6 +563,7 @@ impl Summary<'_> {
                 "wall_s": {"optimize": self.syn.optimize_s, "exact_check": self.syn.exact_s},
             },
             "rls_part2_test_r": self.rls_r,
+            "hnn_column": self.hnn,
             "wall_s": self.walls.iter().map(|(w, s)| ((*w).to_string(), *s)).collect::<std::collections::BTreeMap<_, _>>(),
             "surge_version": env!("CARGO_PKG_VERSION"),
         })

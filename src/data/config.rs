@@ -231,7 +231,6 @@ impl DatasetConfig {
                 "e.g. subthreshold = 0.3, suprathreshold = 0.4, network = 0.3",
             );
         }
-        self.neuron.validate("neuron", d.dt_ms)?;
         if self.neuron.hnn().is_some() {
             return err(
                 "neuron.model",
@@ -239,9 +238,10 @@ impl DatasetConfig {
                     "training sets of `{}` cells are not generated yet",
                     self.neuron.model_name()
                 ),
-                "use lif_current or lif_conductance here; hnn-core's cells run in networks (surge run)",
+                "use lif_current or lif_conductance here; hnn-core's cells run in networks (surge simulate)",
             );
         }
+        self.neuron.validate("neuron", d.dt_ms, "dataset.dt_ms")?;
         if self.channels.is_empty() {
             return err(
                 "channels",

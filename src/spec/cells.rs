@@ -296,7 +296,8 @@ impl CellSpec {
         }
     }
 
-    pub(crate) fn validate(&self, f: &str, dt_ms: f64) -> Result<()> {
+    /// Checks the parameters; `dt_field` names where the time step `dt_ms` is set.
+    pub(crate) fn validate(&self, f: &str, dt_ms: f64, dt_field: &str) -> Result<()> {
         let positive = |name: &str, x: f64, fix: &str| -> Result<()> {
             if x.is_finite() && x > 0.0 {
                 Ok(())
@@ -363,7 +364,7 @@ impl CellSpec {
                 finite("threshold_mv", c.threshold_mv)?;
                 if dt_ms > 0.05 {
                     return Err(SurgeError::spec(
-                        "simulation.dt_ms",
+                        dt_field,
                         format!(
                             "{dt_ms} ms is too coarse for the multi-compartment cells of `{}`",
                             self.model_name()

@@ -427,8 +427,11 @@ impl NetworkSpec {
                     "use fewer than 2^31 cells",
                 ));
             }
-            p.neuron
-                .validate(&format!("{f}.neuron"), self.simulation.dt_ms)?;
+            p.neuron.validate(
+                &format!("{f}.neuron"),
+                self.simulation.dt_ms,
+                "simulation.dt_ms",
+            )?;
             if p.v_init_mv.is_some() && p.neuron.hnn().is_some() {
                 return Err(SurgeError::spec(
                     format!("{f}.v_init_mv"),
