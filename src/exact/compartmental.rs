@@ -3,9 +3,18 @@
 //! "proximal" does), stepped as NEURON steps it at a fixed `dt`: events first, then the implicit
 //! voltage step with currents linear in `v` at the step's start, then the gates at the new voltage.
 
+// Per-lane loops index several `[f64; L]` arrays at once; an index reads plainest there.
+#![allow(clippy::needless_range_loop)]
+
 use super::cable::{Cable, Section};
 use super::channels::{Densities, Gates, Kinetics};
 use super::models::lif_conductance::exp2_norm;
+
+/// An Exp2Syn receptor: rise (ms), decay (ms), reversal (mV).
+pub type Receptor = (f64, f64, f64);
+
+/// An input channel as data: its name, receptor and the sections it sits on.
+pub type ChannelSpec<'a> = (&'a str, Receptor, &'a [&'a str]);
 
 /// One input channel: an Exp2Syn receptor at one or more nodes, each receiving every event.
 #[derive(Debug, Clone)]
@@ -59,7 +68,7 @@ impl CellType {
         name: &str,
         specs: &[SectionSpec],
         apical: Option<&str>,
-        channels: &[(&str, (f64, f64, f64), &[&str])],
+        channels: &[ChannelSpec],
         celsius: f64,
     ) -> Self {
         let sections: Vec<Section> = specs.iter().map(|s| s.section.clone()).collect();
@@ -127,7 +136,7 @@ impl CellType {
 
     /// Adds an input channel: a receptor `(rise ms, decay ms, reversal mV)` at the middle of each
     /// of `sections`.
-    pub fn add_channel(&mut self, name: &str, receptor: (f64, f64, f64), sections: &[&str]) {
+    pub fn add_channel(&mut self, name: &str, receptor: Receptor, sections: &[&str]) {
         let nodes = sections
             .iter()
             .map(|name| {

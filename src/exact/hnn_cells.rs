@@ -6,7 +6,7 @@
 
 use super::cable::Section;
 use super::channels::{Densities, tadj};
-use super::compartmental::{CellType, SectionSpec};
+use super::compartmental::{CellType, ChannelSpec, Receptor, SectionSpec};
 use crate::spec::CellSpec;
 
 /// Input channels of the pyramidal cells, in channel order.
@@ -36,15 +36,15 @@ fn nseg(length_um: f64) -> usize {
         1
     } else {
         let n = (length_um / 50.0) as usize;
-        if n % 2 == 0 { n + 1 } else { n }
+        if n.is_multiple_of(2) { n + 1 } else { n }
     }
 }
 
 /// Receptors `(rise ms, decay ms, reversal mV)` of hnn-core's Exp2Syn synapses.
-pub const AMPA: (f64, f64, f64) = (0.5, 5.0, 0.0);
-pub const NMDA: (f64, f64, f64) = (1.0, 20.0, 0.0);
-pub const GABAA: (f64, f64, f64) = (0.5, 5.0, -80.0);
-pub const GABAB: (f64, f64, f64) = (1.0, 20.0, -80.0);
+pub const AMPA: Receptor = (0.5, 5.0, 0.0);
+pub const NMDA: Receptor = (1.0, 20.0, 0.0);
+pub const GABAA: Receptor = (0.5, 5.0, -80.0);
+pub const GABAB: Receptor = (1.0, 20.0, -80.0);
 
 const PROXIMAL: &[&str] = &["apical_oblique", "basal_2", "basal_3"];
 const DISTAL: &[&str] = &["apical_tuft"];
@@ -52,7 +52,7 @@ const SOMA: &[&str] = &["soma"];
 
 /// The pyramidal cells' input channels ([`PYRAMIDAL_CHANNELS`]): excitation and inhibition on the
 /// proximal and distal dendrites, inhibition at the soma.
-fn pyramidal_channels() -> Vec<(&'static str, (f64, f64, f64), &'static [&'static str])> {
+fn pyramidal_channels() -> Vec<ChannelSpec<'static>> {
     let sites = [
         PROXIMAL, PROXIMAL, PROXIMAL, PROXIMAL, DISTAL, DISTAL, DISTAL, DISTAL, SOMA, SOMA,
     ];

@@ -5,6 +5,9 @@
 //! at (`cnexp`); the membrane current is linear in `v` at the current gates, which is what the
 //! cable's implicit step takes.
 
+// Per-lane loops index several `[f64; L]` arrays at once; an index reads plainest there.
+#![allow(clippy::needless_range_loop)]
+
 pub mod rates;
 
 /// Physical constants as NEURON 8 uses them (2019 SI).
@@ -58,8 +61,8 @@ impl<const K: usize> Table<K> {
     #[inline(always)]
     fn at(&self, v: f64) -> [f64; K] {
         let x = (v - self.lo) * self.per_mv;
-        // Not above 0 (or NaN): the first row; at or past the last grid point: the last row.
-        if !(x > 0.0) {
+        // At or below 0 (or NaN): the first row; at or past the last grid point: the last row.
+        if x.is_nan() || x <= 0.0 {
             return self.segments[0][0];
         }
         if x >= self.segments.len() as f64 {
@@ -361,8 +364,8 @@ mod tests {
     /// The series form of `1 - exp(-x)` agrees with `exp` to rounding on both sides of its switch.
     #[test]
     fn short_step_relaxation_is_exact() {
-        for x in [1e-8, 1e-5, 1.25e-4, 9.99e-4, 1e-3, 0.5] {
-            let want = -(-x as f64).exp_m1();
+        for x in [1e-8f64, 1e-5, 1.25e-4, 9.99e-4, 1e-3, 0.5] {
+            let want = -(-x).exp_m1();
             assert!((one_minus_exp_neg(x) - want).abs() <= 2e-15 * want, "{x}");
         }
     }
