@@ -344,6 +344,22 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         )
         .absent(&out),
         case(
+            "a section hnn-core's cell does not have",
+            &[
+                &"simulate",
+                &"--config",
+                &hnn(
+                    "section.toml",
+                    "model = \"hnn_l5_pyramidal\"",
+                    "model = \"hnn_l5_pyramidal\"\nsections.apical_3 = { length_um = 100.0 }",
+                ),
+                &"--out",
+                &out,
+            ],
+            &["sections.apical_3", "no section", "apical_tuft"],
+        )
+        .absent(&out),
+        case(
             "multi-compartment cells at a coarse time step",
             &[
                 &"simulate",
@@ -1423,6 +1439,7 @@ cases! {
     gaussian_connection_without_lamtha => "a gaussian connection without its space constant",
     layout_that_does_not_place_every_cell => "a layout that does not place every cell",
     multi_compartment_cells_at_a_coarse_step => "multi-compartment cells at a coarse time step",
+    section_the_cell_does_not_have => "a section hnn-core's cell does not have",
     dipole_over_lif_cells => "a dipole summed over LIF cells",
     training_set_of_hnn_cells => "a training set of hnn-core's cells",
     a_network_whose_connectome_cannot_fit_in_memory => "a network whose connectome cannot fit in memory",

@@ -6,6 +6,7 @@
 
 use surge::exact::compartmental::{CellType, Stepper, Work};
 use surge::exact::hnn_cells::{self, AMPA, NMDA};
+use surge::spec::HnnCell;
 
 struct Reference {
     t_ms: Vec<f32>,
@@ -206,18 +207,38 @@ fn check(name: &str, cell: CellType, protocol: &str) {
 
 #[test]
 fn basket_cell_follows_neuron() {
-    check("L2_basket", hnn_cells::basket(37.0), "step");
-    check("L2_basket", hnn_cells::basket(37.0), "synaptic");
+    check("L2_basket", hnn_cells::basket(&HnnCell::default()), "step");
+    check(
+        "L2_basket",
+        hnn_cells::basket(&HnnCell::default()),
+        "synaptic",
+    );
 }
 
 #[test]
 fn l2_pyramidal_cell_follows_neuron() {
-    check("L2_pyramidal", hnn_cells::l2_pyramidal(37.0), "step");
-    check("L2_pyramidal", hnn_cells::l2_pyramidal(37.0), "synaptic");
+    check(
+        "L2_pyramidal",
+        hnn_cells::l2_pyramidal(&HnnCell::default()),
+        "step",
+    );
+    check(
+        "L2_pyramidal",
+        hnn_cells::l2_pyramidal(&HnnCell::default()),
+        "synaptic",
+    );
 }
 
 #[test]
 fn l5_pyramidal_cell_follows_neuron() {
-    check("L5_pyramidal", hnn_cells::l5_pyramidal(37.0), "step");
-    check("L5_pyramidal", hnn_cells::l5_pyramidal(37.0), "synaptic");
+    check(
+        "L5_pyramidal",
+        hnn_cells::l5_pyramidal(&HnnCell::default()),
+        "step",
+    );
+    check(
+        "L5_pyramidal",
+        hnn_cells::l5_pyramidal(&HnnCell::default()),
+        "synaptic",
+    );
 }

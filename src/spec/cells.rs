@@ -17,9 +17,9 @@ pub enum CellSpec {
 }
 
 /// One of hnn-core's cells at its published morphology, channels and synapses
-/// ([`crate::exact::hnn_cells`]). Inputs are Exp2Syn conductances (weights in nS: hnn-core's uS
-/// times 1000) on channels named `<where>_<receptor>`; a bias drive injects pA at the soma; a spike
-/// is an upward crossing of `threshold_mv` at the soma.
+/// ([`crate::exact::hnn_cells`]), any of which an experiment may override. Inputs are Exp2Syn
+/// conductances (weights in nS: hnn-core's uS times 1000) on channels named `<where>_<receptor>`; a
+/// bias drive injects pA at the soma; a spike is an upward crossing of `threshold_mv` at the soma.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HnnCell {
@@ -27,6 +27,15 @@ pub struct HnnCell {
     pub celsius: f64,
     #[serde(default)]
     pub threshold_mv: f64,
+    /// Channel parameters of the soma, replacing hnn-core's where given.
+    #[serde(default, skip_serializing_if = "ChannelParams::is_empty")]
+    pub soma: ChannelParams,
+    /// Channel parameters of every dendritic section (pyramidal cells).
+    #[serde(default, skip_serializing_if = "ChannelParams::is_empty")]
+    pub dendrites: ChannelParams,
+    /// Geometry of named sections (`soma`, `apical_trunk`, `apical_1`, ..., `basal_3`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sections: std::collections::BTreeMap<String, SectionParams>,
 }
 
 impl Default for HnnCell {
@@ -34,8 +43,62 @@ impl Default for HnnCell {
         HnnCell {
             celsius: d_celsius(),
             threshold_mv: 0.0,
+            soma: ChannelParams::default(),
+            dendrites: ChannelParams::default(),
+            sections: Default::default(),
         }
     }
+}
+
+/// Channel parameters in hnn-core's names and units: `hh2` (S/cm2, mV), `km`, `ca`, `kca`
+/// (pS/um2), `cat` (S/cm2), `ar` (S/cm2; on L5 dendrites its value at the soma, growing as
+/// `exp(0.003 x)`), `cad`'s removal time (ms). Unset: hnn-core's value.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelParams {
+    pub gnabar_hh2: Option<f64>,
+    pub gkbar_hh2: Option<f64>,
+    pub gl_hh2: Option<f64>,
+    pub el_hh2: Option<f64>,
+    pub gbar_km: Option<f64>,
+    pub gbar_ca: Option<f64>,
+    pub gbar_kca: Option<f64>,
+    pub gbar_cat: Option<f64>,
+    pub gbar_ar: Option<f64>,
+    pub taur_cad: Option<f64>,
+}
+
+impl ChannelParams {
+    pub fn is_empty(&self) -> bool {
+        *self == ChannelParams::default()
+    }
+
+    /// The set values by name.
+    pub fn entries(&self) -> [(&'static str, Option<f64>); 10] {
+        [
+            ("gnabar_hh2", self.gnabar_hh2),
+            ("gkbar_hh2", self.gkbar_hh2),
+            ("gl_hh2", self.gl_hh2),
+            ("el_hh2", self.el_hh2),
+            ("gbar_km", self.gbar_km),
+            ("gbar_ca", self.gbar_ca),
+            ("gbar_kca", self.gbar_kca),
+            ("gbar_cat", self.gbar_cat),
+            ("gbar_ar", self.gbar_ar),
+            ("taur_cad", self.taur_cad),
+        ]
+    }
+}
+
+/// A section's geometry and passive properties; unset: hnn-core's value. The number of segments
+/// follows hnn-core's rule from the length.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SectionParams {
+    pub length_um: Option<f64>,
+    pub diam_um: Option<f64>,
+    pub ra_ohm_cm: Option<f64>,
+    pub cm_uf_cm2: Option<f64>,
 }
 
 fn d_celsius() -> f64 {
@@ -296,6 +359,59 @@ impl CellSpec {
         }
     }
 
+    /// hnn-core cells' overrides: known sections, parameters in range.
+    fn validate_hnn(&self, f: &str, c: &HnnCell) -> Result<()> {
+        let names = hnn_cells::section_names(self).unwrap_or(&[]);
+        for (name, sec) in &c.sections {
+            if !names.contains(&name.as_str()) {
+                return Err(SurgeError::spec(
+                    format!("{f}.sections.{name}"),
+                    format!("`{}` has no section `{name}`", self.model_name()),
+                    format!("use one of {names:?}"),
+                ));
+            }
+            for (key, x) in [
+                ("length_um", sec.length_um),
+                ("diam_um", sec.diam_um),
+                ("ra_ohm_cm", sec.ra_ohm_cm),
+                ("cm_uf_cm2", sec.cm_uf_cm2),
+            ] {
+                if x.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
+                    return Err(SurgeError::spec(
+                        format!("{f}.sections.{name}.{key}"),
+                        format!("{} is not > 0", x.unwrap_or_default()),
+                        "give a positive value",
+                    ));
+                }
+            }
+        }
+        if !c.dendrites.is_empty() && names.len() == 1 {
+            return Err(SurgeError::spec(
+                format!("{f}.dendrites"),
+                format!("`{}` has a soma only", self.model_name()),
+                "set its channels under soma",
+            ));
+        }
+        for (part, params) in [("soma", &c.soma), ("dendrites", &c.dendrites)] {
+            for (key, x) in params.entries() {
+                let Some(x) = x else { continue };
+                let ok = match key {
+                    "el_hh2" => x.is_finite(),
+                    "taur_cad" => x.is_finite() && x > 0.0,
+                    _ => x.is_finite() && x >= 0.0,
+                };
+                if !ok {
+                    return Err(SurgeError::spec(
+                        format!("{f}.{part}.{key}"),
+                        format!("{x} is out of range"),
+                        "conductances are >= 0, taur_cad > 0 (ms), el_hh2 a voltage (mV)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the parameters; `dt_field` names where the time step `dt_ms` is set.
     pub(crate) fn validate(&self, f: &str, dt_ms: f64, dt_field: &str) -> Result<()> {
         let positive = |name: &str, x: f64, fix: &str| -> Result<()> {
@@ -362,6 +478,7 @@ impl CellSpec {
                     ));
                 }
                 finite("threshold_mv", c.threshold_mv)?;
+                self.validate_hnn(f, c)?;
                 if dt_ms > 0.05 {
                     return Err(SurgeError::spec(
                         dt_field,

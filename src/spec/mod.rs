@@ -7,8 +7,8 @@ mod cells;
 mod connectome;
 
 pub use cells::{
-    CellSpec, ConductanceReceptor, CurrentChannel, HnnCell, Kick, LifConductance, LifCurrent,
-    Receptors,
+    CellSpec, ChannelParams, ConductanceReceptor, CurrentChannel, HnnCell, Kick, LifConductance,
+    LifCurrent, Receptors, SectionParams,
 };
 pub use connectome::{Connectome, Segment};
 

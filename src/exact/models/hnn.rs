@@ -167,18 +167,19 @@ impl Cells {
 mod tests {
     use super::*;
     use crate::exact::hnn_cells;
+    use crate::spec::HnnCell;
 
     /// A cell stepped in a lane of a group (the AVX2 build where the CPU has it) follows the same
     /// trajectory, bit for bit, as the cell stepped alone (the baseline build).
     #[test]
     fn lanes_are_independent_cells() {
         let bias = [250.0, 0.0, 120.0, 0.0, 300.0];
-        let mut cells = Cells::new(hnn_cells::l2_pyramidal(37.0), 5, 0.025);
+        let mut cells = Cells::new(hnn_cells::l2_pyramidal(&HnnCell::default()), 5, 0.025);
         let mut v = vec![0.0; 5];
         for _ in 0..2_000 {
             cells.integrate(&mut v, &[0; 5], &bias);
         }
-        let stepper = Stepper::new(hnn_cells::l2_pyramidal(37.0), 0.025);
+        let stepper = Stepper::new(hnn_cells::l2_pyramidal(&HnnCell::default()), 0.025);
         for (i, &b) in bias.iter().enumerate() {
             let mut s = stepper.initial::<1>();
             let mut work = Work::default();
@@ -193,7 +194,7 @@ mod tests {
     /// Saving and restoring the state reproduces the same trajectory bit for bit.
     #[test]
     fn saved_state_restores_the_run() {
-        let mut cells = Cells::new(hnn_cells::l5_pyramidal(37.0), 2, 0.025);
+        let mut cells = Cells::new(hnn_cells::l5_pyramidal(&HnnCell::default()), 2, 0.025);
         assert_eq!(cells.groups.len(), 1);
         let mut v = vec![0.0; 2];
         let bias = [300.0, 0.0];
