@@ -22,6 +22,7 @@ pub mod results;
 pub mod rls;
 pub mod seed;
 pub mod signal;
+pub mod sonata;
 pub mod spec;
 pub mod surrogate;
 

@@ -406,6 +406,32 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["neuron.model", "hnn_basket"],
         )
         .absent(&out_h5),
+        // ---- export ----
+        case(
+            "a SONATA export of cells NEST has no model for",
+            &[
+                &"export",
+                &"sonata",
+                &"--config",
+                &repo("experiments/hnn_column.toml"),
+                &"--out",
+                &out,
+            ],
+            &["hnn_l2_pyramidal", "no nest point-neuron equivalent"],
+        )
+        .absent(&out),
+        case(
+            "a SONATA export onto an existing folder",
+            &[
+                &"export",
+                &"sonata",
+                &"--config",
+                &repo("experiments/brunel.toml"),
+                &"--out",
+                &d,
+            ],
+            &["exists", "--force"],
+        ),
         // ---- simulate / validate: experiment files ----
         case(
             "TOML syntax error",
@@ -1436,6 +1462,8 @@ macro_rules! cases {
 }
 
 cases! {
+    sonata_export_of_cells_nest_lacks => "a SONATA export of cells NEST has no model for",
+    sonata_export_onto_an_existing_folder => "a SONATA export onto an existing folder",
     gaussian_connection_without_lamtha => "a gaussian connection without its space constant",
     layout_that_does_not_place_every_cell => "a layout that does not place every cell",
     multi_compartment_cells_at_a_coarse_step => "multi-compartment cells at a coarse time step",

@@ -66,6 +66,9 @@ commands! {
     Data => data,
     /// Measure speed on fixed seeds and print one table.
     Bench => bench,
+    /// Write the network instance Surge would simulate in an exchange format: `sonata` (nodes and
+    /// edges in HDF5, types in CSV, NEST model parameters in JSON).
+    Export => export,
 }
 
 #[derive(clap::Parser)]

@@ -482,7 +482,7 @@ pub(crate) fn group_bases(spec: &NetworkSpec, slots: &[Slots]) -> Vec<usize> {
 }
 
 /// The initial membrane potentials of population `pi` (`v_init_mv`, drawn from its own stream).
-pub(crate) fn initial_voltages(spec: &NetworkSpec, pi: usize, seed: u64) -> Vec<f64> {
+pub fn initial_voltages(spec: &NetworkSpec, pi: usize, seed: u64) -> Vec<f64> {
     let p = &spec.populations[pi];
     let mut rng = rng_for(seed, &[stream::INITIAL_STATE, pi as u64]);
     match p.v_init_mv {

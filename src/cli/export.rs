@@ -1,0 +1,73 @@
+//! `surge export sonata`: the network instance Surge would simulate, in SONATA for NEST.
+
+use super::ui::OutDir;
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use surge::spec::{Connectome, NetworkSpec};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The format (only `sonata`).
+    #[arg(value_enum)]
+    format: Format,
+    /// Experiment file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Apply the connection gains of an optimisation (its gains.json).
+    #[arg(long)]
+    gains: Option<PathBuf>,
+    /// Override the experiment's seed (the connectome and initial voltages follow it).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Map features NEST has no model for to the closest one (listed in the export's README).
+    #[arg(long)]
+    approximate: bool,
+    /// Output folder (must not exist unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Sonata,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (mut spec, _) = NetworkSpec::load(&args.config)?;
+    if let Some(s) = args.seed {
+        spec.simulation.seed = Some(s);
+    }
+    if let Some(g) = &args.gains {
+        let gains = surge::netopt::job::read_gains(g, spec.connections.len())?;
+        spec = surge::netopt::optimize::apply_gains(&spec, &gains);
+    }
+    spec.validate().context("after applying command-line overrides")?;
+    if args.out.exists() {
+        if !args.force {
+            bail!(
+                "{} exists. Fix: choose another --out, or pass --force to replace it",
+                args.out.display()
+            );
+        }
+        std::fs::remove_dir_all(&args.out)
+            .with_context(|| format!("cannot remove {}", args.out.display()))?;
+    }
+    let guard = OutDir::guard(&args.out);
+    let conn = Connectome::build(&spec);
+    let e = surge::sonata::export(&spec, &conn, &args.out, args.approximate)?;
+    guard.keep();
+    println!(
+        "{}: {} nodes, {} edges in SONATA under {}",
+        spec.name,
+        e.nodes,
+        e.edges,
+        e.dir.display()
+    );
+    for c in &e.changes {
+        println!("changed for NEST: {c}");
+    }
+    Ok(())
+}

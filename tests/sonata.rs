@@ -1,0 +1,153 @@
+//! `surge export sonata`: the files read back by an independent reader (h5py) hold the connectome
+//! Surge simulates, weight for weight in NEST's units, with delays, node counts, initial voltages and
+//! NEST model templates; a feature NEST lacks is refused unless approximated.
+
+mod common;
+
+use assert_cmd::Command;
+use std::path::Path;
+use surge::spec::{Connectome, NetworkSpec};
+
+fn surge() -> Command {
+    Command::cargo_bin("surge").unwrap()
+}
+
+/// Per edge population, read by h5py: `name count sum(weight) min(delay) max(delay)`; then each node
+/// population's size and the first initial voltage.
+const READ: &str = r#"
+import sys, h5py, json
+out = {"edges": {}, "nodes": {}}
+with h5py.File(sys.argv[1] + "/network/edges.h5", "r") as f:
+    for name, g in f["edges"].items():
+        w, d = g["0/syn_weight"][:], g["0/delay"][:]
+        out["edges"][name] = [len(w), float(w.sum()), float(d.min()), float(d.max()),
+                              g["source_node_id"].attrs["node_population"],
+                              g["target_node_id"].attrs["node_population"]]
+with h5py.File(sys.argv[1] + "/network/nodes.h5", "r") as f:
+    for name, g in f["nodes"].items():
+        v = g["0/V_m"][:] if "V_m" in g["0"] else []
+        out["nodes"][name] = [len(g["node_type_id"]), float(v[0]) if len(v) else None]
+print(json.dumps(out))
+"#;
+
+fn read_back(dir: &Path) -> serde_json::Value {
+    let out = common::h5py(READ, &[dir]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn brunel_export_holds_the_connectome() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("brunel");
+    let text = common::edit(
+        &std::fs::read_to_string("experiments/brunel.toml").unwrap(),
+        "size = 8000",
+        "size = 800",
+    );
+    let text = common::edit(&text, "size = 2000", "size = 200");
+    let text = common::edit(&text, "k = 800", "k = 80");
+    let text = common::edit(&text, "k = 800", "k = 80");
+    let text = common::edit(&text, "k = 200", "k = 20");
+    let text = common::edit(&text, "k = 200", "k = 20");
+    let config = tmp.path().join("brunel.toml");
+    std::fs::write(&config, &text).unwrap();
+    surge()
+        .args(["export", "sonata", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&dir)
+        .assert()
+        .success();
+    let spec = NetworkSpec::from_toml_str(&text, "brunel").unwrap();
+    let conn = Connectome::build(&spec);
+    let got = read_back(&dir);
+    // Surge's weights (mV of PSP area) become NEST currents: J = w C_m / tau_s, C_m 250 pF, 5 ms.
+    let factor = 250.0 / 5.0;
+    let mut total_edges = 0;
+    for (pre, post) in [("E", "E"), ("E", "I"), ("I", "E"), ("I", "I")] {
+        let (a, b) = (
+            spec.population_index(pre).unwrap(),
+            spec.population_index(post).unwrap(),
+        );
+        let (mut n, mut sum) = (0usize, 0.0f64);
+        for i in conn.pop_offsets[a]..conn.pop_offsets[a + 1] {
+            for s in &conn.segments[conn.seg_ptr[i]..conn.seg_ptr[i + 1]] {
+                for k in s.start..s.end {
+                    let t = conn.targets[k] as usize;
+                    if (conn.pop_offsets[b]..conn.pop_offsets[b + 1]).contains(&t) {
+                        n += 1;
+                        sum += conn.weights[k] as f64 * factor;
+                    }
+                }
+            }
+        }
+        let e = &got["edges"][format!("{pre}_to_{post}")];
+        assert_eq!(e[0].as_u64().unwrap() as usize, n, "{pre}->{post}");
+        assert!((e[1].as_f64().unwrap() - sum).abs() <= 1e-6 * sum.abs().max(1.0));
+        assert_eq!(
+            (e[4].as_str().unwrap(), e[5].as_str().unwrap()),
+            (pre, post)
+        );
+        total_edges += n;
+    }
+    assert_eq!(total_edges, conn.targets.len());
+    assert_eq!(got["nodes"]["E"][0].as_u64(), Some(800));
+    let types = std::fs::read_to_string(dir.join("network/node_types.csv")).unwrap();
+    assert!(types.contains("nest:iaf_psc_exp_multisynapse"), "{types}");
+}
+
+#[test]
+fn a_magnesium_block_is_refused_unless_approximated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ei");
+    let refused = surge()
+        .args([
+            "export",
+            "sonata",
+            "--config",
+            "experiments/ei_small.toml",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("mg_mm") && err.contains("--approximate"),
+        "{err}"
+    );
+    assert!(!dir.exists() && !tmp.path().join("ei.partial").exists());
+    surge()
+        .args([
+            "export",
+            "sonata",
+            "--config",
+            "experiments/ei_small.toml",
+            "--approximate",
+            "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("magnesium block"), "{readme}");
+    let got = read_back(&dir);
+    let spec = NetworkSpec::load(Path::new("experiments/ei_small.toml"))
+        .unwrap()
+        .0;
+    let conn = Connectome::build(&spec);
+    let synapses: u64 = ["E_to_E", "E_to_I", "I_to_E", "I_to_I"]
+        .iter()
+        .map(|k| got["edges"][k][0].as_u64().unwrap())
+        .sum();
+    assert_eq!(synapses as usize, conn.targets.len());
+    // Initial voltages as Surge draws them.
+    let v0 = surge::exact::network::initial_voltages(&spec, 0, spec.seed())[0];
+    assert_eq!(got["nodes"]["E"][1].as_f64(), Some(v0));
+}
