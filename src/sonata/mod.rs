@@ -19,6 +19,9 @@ struct NestModel {
     changes: Vec<String>,
 }
 
+/// A script that builds and runs the export in NEST from its files with h5py.
+const RUN_NEST: &str = include_str!("run_nest.py");
+
 /// The membrane capacitance (pF) of the current-based mapping: Surge's current-based LIF is in mV,
 /// NEST's in pA, and any capacitance gives the same voltages once weights are scaled by it.
 const C_M_PF: f64 = 250.0;
@@ -395,12 +398,15 @@ pub fn export(
             .map_err(|e| io("cannot write", &partial.join(name), e))
     };
     write_json("circuit_config.json", &circuit)?;
+    std::fs::write(partial.join("run_nest.py"), RUN_NEST)
+        .map_err(|e| io("cannot write", &partial, e))?;
     write_json("simulation_config.json", &simulation)?;
     let readme = format!(
         "SONATA export of `{}` (seed {}) by Surge {}.\n\nNodes: network/nodes.h5 (one population per Surge \
          population and per drive), types in network/node_types.csv, NEST parameters in components/.\n\
          Edges: network/edges.h5, syn_weight in NEST's units (pA for current-based targets, nS for \
          conductance-based), delay in ms; edge_types.csv gives each type's receptor port.\n\n\
+         Run it in NEST: `python run_nest.py [--threads N]` (h5py and NEST 3).\n\n\
          Changes made for NEST: {}\n",
         spec.name,
         spec.seed(),
