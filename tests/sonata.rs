@@ -151,3 +151,72 @@ fn a_magnesium_block_is_refused_unless_approximated() {
     let v0 = surge::exact::network::initial_voltages(&spec, 0, spec.seed())[0];
     assert_eq!(got["nodes"]["E"][1].as_f64(), Some(v0));
 }
+
+/// Per-synapse weights of an exact-engine optimisation (synapses.json) are applied synapse by
+/// synapse; a file of another connectome is refused with nothing written.
+#[test]
+fn per_synapse_weights_are_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("experiments/ei_small.toml")
+        .unwrap()
+        .replace(
+            "model = \"lif_conductance\"",
+            "model = \"lif_conductance\"\nmg_mm = 0.0",
+        );
+    let config = tmp.path().join("ei.toml");
+    std::fs::write(&config, &text).unwrap();
+    let spec = NetworkSpec::from_toml_str(&text, "ei").unwrap();
+    let conn = Connectome::build(&spec);
+    let (mut pre, mut post) = (Vec::new(), Vec::new());
+    for i in 0..conn.n_cells {
+        for s in &conn.segments[conn.seg_ptr[i]..conn.seg_ptr[i + 1]] {
+            for k in s.start..s.end {
+                pre.push(i);
+                post.push(conn.targets[k]);
+            }
+        }
+    }
+    let n = pre.len();
+    let syn = tmp.path().join("synapses.json");
+    let write = |log_w: f64, pre: &[usize]| {
+        let v = serde_json::json!({"pre": pre, "post": post, "log_weight": vec![log_w; n]});
+        std::fs::write(&syn, v.to_string()).unwrap();
+    };
+    write(2f64.ln(), &pre);
+    let dir = tmp.path().join("out");
+    surge()
+        .args(["export", "sonata", "--config"])
+        .arg(&config)
+        .arg("--synapses")
+        .arg(&syn)
+        .arg("--out")
+        .arg(&dir)
+        .assert()
+        .success();
+    let got = read_back(&dir);
+    let plain: f64 = conn.weights.iter().map(|&w| w as f64).sum();
+    let exported: f64 = ["E_to_E", "E_to_I", "I_to_E", "I_to_I"]
+        .iter()
+        .map(|k| got["edges"][k][1].as_f64().unwrap())
+        .sum();
+    assert!(
+        (exported - 2.0 * plain).abs() <= 1e-5 * plain,
+        "{exported} vs 2 x {plain}"
+    );
+    let mut shifted = pre.clone();
+    shifted.rotate_left(1);
+    write(0.0, &shifted);
+    let other = tmp.path().join("other");
+    let out = surge()
+        .args(["export", "sonata", "--config"])
+        .arg(&config)
+        .arg("--synapses")
+        .arg(&syn)
+        .arg("--out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("same seed"));
+    assert!(!other.exists());
+}

@@ -16,6 +16,9 @@ pub struct Args {
     /// Apply the connection gains of an optimisation (its gains.json).
     #[arg(long)]
     gains: Option<PathBuf>,
+    /// Apply the per-synapse weights of an exact-engine optimisation (its synapses.json).
+    #[arg(long)]
+    synapses: Option<PathBuf>,
     /// Override the experiment's seed (the connectome and initial voltages follow it).
     #[arg(long)]
     seed: Option<u64>,
@@ -56,7 +59,10 @@ pub fn run(args: Args) -> Result<()> {
             .with_context(|| format!("cannot remove {}", args.out.display()))?;
     }
     let guard = OutDir::guard(&args.out);
-    let conn = Connectome::build(&spec);
+    let mut conn = Connectome::build(&spec);
+    if let Some(p) = &args.synapses {
+        conn = surge::netopt::job::apply_synapses_file(p, &conn)?;
+    }
     let e = surge::sonata::export(&spec, &conn, &args.out, args.approximate)?;
     guard.keep();
     println!(

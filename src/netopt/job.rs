@@ -491,6 +491,57 @@ fn write_synapses(
     })
 }
 
+/// `conn` with the per-synapse log-weights of a synapses.json written by `surge optimize` through
+/// the exact engine (one entry per synapse of this connectome, checked synapse by synapse).
+pub fn apply_synapses_file(p: &Path, conn: &Connectome) -> Result<Connectome> {
+    let text = std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+        SurgeError::usage(
+            format!("{} is not JSON", p.display()),
+            "pass the synapses.json written by `surge optimize`",
+        )
+    })?;
+    let numbers = |key: &str| -> Vec<f64> {
+        v[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let (log_w, pre, post) = (numbers("log_weight"), numbers("pre"), numbers("post"));
+    let n = conn.targets.len();
+    if log_w.len() != n || pre.len() != n || post.len() != n {
+        return Err(SurgeError::usage(
+            format!(
+                "{} holds {} per-synapse entries, this connectome has {n} synapses",
+                p.display(),
+                log_w.len()
+            ),
+            "pass the synapses.json of an exact-engine optimisation (engine = \"exact\") of this network and seed; a surrogate-engine run shares entries between contacts",
+        ));
+    }
+    let mut out = conn.clone();
+    for i in 0..conn.n_cells {
+        for seg in &conn.segments[conn.seg_ptr[i]..conn.seg_ptr[i + 1]] {
+            for k in seg.start..seg.end {
+                if pre[k] as usize != i || post[k] as usize != conn.targets[k] as usize {
+                    return Err(SurgeError::usage(
+                        format!(
+                            "entry {k} of {} joins cells {} -> {}, the connectome's synapse {k} joins {i} -> {}",
+                            p.display(),
+                            pre[k],
+                            post[k],
+                            conn.targets[k]
+                        ),
+                        "pass the synapses.json of this network with the same seed",
+                    ));
+                }
+                out.weights[k] *= (log_w[k] as f32).exp();
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The log-gains of a gains.json written by `surge optimize`, checked against the network's groups.
 pub fn read_gains(p: &Path, n_groups: usize) -> Result<Vec<f32>> {
     let text = std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?;
