@@ -25,8 +25,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seeds: u64,
     /// Also time a reference implementation in the same run and print the ratio: brian2 (brunel
-    /// case), pytorch (train case), snntorch or norse (bptt case), hnn (hnn case: hnn-core with
-    /// NEURON); the Python of all but brian2 is $SURGE_PYTHON, default python3.
+    /// case), nest (brunel case: NEST 3 running Surge's SONATA export), pytorch (train case),
+    /// snntorch or norse (bptt case), hnn (hnn case: hnn-core with NEURON); the Python of all but
+    /// brian2 is $SURGE_PYTHON, default python3.
     #[arg(long, value_enum)]
     reference: Option<Reference>,
     /// burn backend of the train, stream and optimize cases.
@@ -57,6 +58,7 @@ enum Reference {
     Snntorch,
     Norse,
     Hnn,
+    Nest,
 }
 
 /// The name clap shows for a value.
@@ -575,6 +577,55 @@ fn torch_bptt(library: &str) -> Result<Row> {
     })
 }
 
+/// The shipped Brunel network exported to SONATA and run by NEST on one thread (the export's
+/// run_nest.py under `$SURGE_PYTHON`): the same connectome, drive and initial voltages.
+fn nest_brunel(duration_ms: f64) -> Result<Row> {
+    let mut spec =
+        NetworkSpec::from_toml_str(surge::shipped::BRUNEL, "shipped experiments/brunel.toml")?;
+    spec.simulation.duration_ms = duration_ms;
+    spec.validate()?;
+    let conn = Connectome::build(&spec);
+    let tmp = std::env::temp_dir().join(format!("surge-bench-nest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let dir = tmp.join("brunel");
+    let t0 = Instant::now();
+    surge::sonata::export(&spec, &conn, &dir, false)?;
+    let export_s = t0.elapsed().as_secs_f64();
+    let python = std::env::var("SURGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(dir.join("run_nest.py"))
+        .args(["--threads", "1"])
+        .output()
+        .with_context(|| format!("cannot start `{python}`"))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !out.status.success() {
+        bail!(
+            "NEST failed. Fix: point SURGE_PYTHON at a Python with nest-simulator and h5py \
+             (`pip install nest-simulator h5py`)\n{}",
+            String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join("\n")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .context("unexpected output of run_nest.py")?;
+    let simulate_s = v["simulate_s"].as_f64().unwrap_or(f64::NAN);
+    let spikes: usize = ["E", "I"]
+        .iter()
+        .map(|p| v["populations"][p]["times_ms"].as_array().map_or(0, |a| a.len()))
+        .sum();
+    Ok(Row {
+        case: format!("NEST {} from the SONATA export (setup = export)", v["nest"].as_str().unwrap_or("?")),
+        setup_s: export_s,
+        wall_s: simulate_s,
+        biological_s: duration_ms / 1000.0,
+        realtime_factor: simulate_s / (duration_ms / 1000.0),
+        throughput: spikes as f64 * 1000.0 / simulate_s,
+        throughput_unit: "synaptic events/s",
+        peak_rss_mb: None,
+    })
+}
+
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
 fn brian2(duration_ms: f64) -> Result<Row> {
     let v = python_reference(
@@ -770,13 +821,13 @@ pub fn run(args: Args) -> Result<()> {
     let brunel_case = || brunel(duration_ms);
     match (case, reference) {
         (_, None)
-        | (BenchCase::Brunel, Some(Reference::Brian2))
+        | (BenchCase::Brunel, Some(Reference::Brian2 | Reference::Nest))
         | (BenchCase::Train, Some(Reference::Pytorch))
         | (BenchCase::Bptt, Some(Reference::Snntorch | Reference::Norse))
         | (BenchCase::Hnn, Some(Reference::Hnn)) => {}
         (_, Some(r)) => bail!(
             "there is no reference `{}` for the {} case. Fix: run `surge bench brunel \
-             --reference brian2`, `surge bench train --reference pytorch`, `surge bench bptt \
+             --reference brian2` (or nest), `surge bench train --reference pytorch`, `surge bench bptt \
              --reference snntorch` (or norse) or `surge bench hnn --reference hnn`",
             name(r),
             name(case)
@@ -859,6 +910,7 @@ pub fn run(args: Args) -> Result<()> {
     match reference {
         None => {}
         Some(Reference::Brian2) => rows.push(brian2(duration_ms)?),
+        Some(Reference::Nest) => rows.push(nest_brunel(duration_ms)?),
         Some(Reference::Pytorch) => rows.push(torch_train_step()?),
         Some(r @ (Reference::Snntorch | Reference::Norse)) => rows.push(torch_bptt(&name(r))?),
         Some(Reference::Hnn) => unreachable!("checked above"),
