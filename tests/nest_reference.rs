@@ -11,54 +11,35 @@ mod common;
 
 use assert_cmd::Command;
 use std::path::Path;
+use surge::signal;
 use surge::spec::{Connectome, NetworkSpec};
 
-/// Rate (Hz), mean CV of ISI (cells with at least 3 spikes) and the spectrum of the population
-/// rate (1 ms bins, Welch) of each population.
-type Stats = Vec<(String, f64, f64, Vec<f64>)>;
+/// Rate (Hz), mean CV of ISI (`signal::mean_cv_isi`, cells with at least 3 spikes) and the spectrum
+/// of the population rate (1 ms bins, 500 ms Welch segments) of each population.
+type Stats = Vec<(String, f64, f64, signal::Psd)>;
 
-/// The population rate's power spectrum (1 ms bins, 500 ms Welch segments).
-fn rate_spectrum(times: &[f64], duration_ms: f64) -> Vec<f64> {
-    let mut bins = vec![0.0; duration_ms as usize];
-    for &t in times {
-        if let Some(b) = bins.get_mut(t as usize) {
-            *b += 1.0;
-        }
-    }
-    surge::signal::welch_psd(&bins, 1000.0, 500).power
-}
-
-/// The peak (Hz) in 2-200 Hz of the mean of several spectra on the 2 Hz grid of 500 ms segments.
-fn peak_hz(spectra: &[&Vec<f64>]) -> f64 {
-    let n = spectra[0].len();
-    (0..n)
-        .map(|i| (i as f64 * 2.0, spectra.iter().map(|s| s[i]).sum::<f64>()))
-        .filter(|(f, _)| (2.0..=200.0).contains(f))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap()
-        .0
-}
-
-fn stats(times: &[f64], cells: &[u32], size: usize, duration_ms: f64) -> (f64, f64) {
-    let mut per: Vec<Vec<f64>> = vec![Vec::new(); size];
-    for (&t, &c) in times.iter().zip(cells) {
-        per[c as usize].push(t);
-    }
-    let cvs: Vec<f64> = per
-        .iter_mut()
-        .filter(|t| t.len() >= 3)
-        .map(|t| {
-            t.sort_by(f64::total_cmp);
-            let isi: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
-            let m = isi.iter().sum::<f64>() / isi.len() as f64;
-            let v = isi.iter().map(|x| (x - m).powi(2)).sum::<f64>() / isi.len() as f64;
-            v.sqrt() / m
-        })
-        .collect();
+/// One population's statistics from its spike times and cell indices (0..size), with Surge's own
+/// routines for both simulators.
+fn stats(times: &[f64], cells: &[u32], size: usize, duration_ms: f64) -> (f64, f64, signal::Psd) {
+    let trains = signal::spike_trains(times, cells, 0..size);
+    let rate = signal::population_rate_hz(times, cells, 0..size, 1.0, duration_ms);
     (
         times.len() as f64 / size as f64 / (duration_ms / 1000.0),
-        cvs.iter().sum::<f64>() / cvs.len().max(1) as f64,
+        signal::mean_cv_isi(&trains, 3).unwrap_or(0.0),
+        signal::welch_psd(&rate, 1000.0, 500),
     )
+}
+
+/// The peak (Hz) in 2-200 Hz of the mean of spectra on one frequency grid.
+fn peak_hz(spectra: &[&signal::Psd]) -> f64 {
+    let n = spectra.len() as f64;
+    let psd = signal::Psd {
+        freqs_hz: spectra[0].freqs_hz.clone(),
+        power: (0..spectra[0].power.len())
+            .map(|i| spectra.iter().map(|s| s.power[i]).sum::<f64>() / n)
+            .collect(),
+    };
+    psd.peak_hz(2.0, 200.0).unwrap()
 }
 
 fn surge_stats(spec: &NetworkSpec) -> Stats {
@@ -76,8 +57,7 @@ fn surge_stats(spec: &NetworkSpec) -> Stats {
                 .filter(|(_, c)| (lo..hi).contains(c))
                 .map(|(t, c)| (*t, c - lo))
                 .unzip();
-            let (r, cv) = stats(&t, &c, pop.size, spec.simulation.duration_ms);
-            let psd = rate_spectrum(&t, spec.simulation.duration_ms);
+            let (r, cv, psd) = stats(&t, &c, pop.size, spec.simulation.duration_ms);
             (pop.name.clone(), r, cv, psd)
         })
         .collect()
@@ -114,8 +94,7 @@ fn nest_stats(spec: &NetworkSpec, text: &str, dir: &Path, threads: usize) -> Sta
             let q = &v["populations"][&p.name];
             let t: Vec<f64> = serde_json::from_value(q["times_ms"].clone()).unwrap();
             let c: Vec<u32> = serde_json::from_value(q["cells"].clone()).unwrap();
-            let (r, cv) = stats(&t, &c, p.size, spec.simulation.duration_ms);
-            let psd = rate_spectrum(&t, spec.simulation.duration_ms);
+            let (r, cv, psd) = stats(&t, &c, p.size, spec.simulation.duration_ms);
             (p.name.clone(), r, cv, psd)
         })
         .collect()

@@ -44,29 +44,40 @@ fn write_checkpoints(dir: &Path) {
     }
 }
 
+/// A shipped optimisation experiment with `edits`, its network named by absolute path so that the
+/// edited copy can live anywhere.
+fn shipped_with(path: &str, edits: &[(&str, &str)]) -> String {
+    let network = format!(
+        "network = \"{}\"",
+        std::fs::canonicalize("experiments/hnn_alpha.toml")
+            .unwrap()
+            .display()
+    );
+    let mut text = common::edit(
+        &std::fs::read_to_string(path).unwrap(),
+        "network = \"hnn_alpha.toml\"",
+        &network,
+    );
+    for (from, to) in edits {
+        text = common::edit(&text, from, to);
+    }
+    text
+}
+
 /// The shipped experiment made small, with exact validation selection (the shipped default is the
 /// last iterate) so that the selection is exercised too.
 fn small_config(dir: &Path) -> std::path::PathBuf {
-    let mut text = std::fs::read_to_string("experiments/alpha_to_beta.toml").unwrap();
-    for (from, to) in [
-        (
-            "network = \"hnn_alpha.toml\"".to_string(),
-            format!(
-                "network = \"{}\"",
-                std::fs::canonicalize("experiments/hnn_alpha.toml")
-                    .unwrap()
-                    .display()
-            ),
-        ),
-        ("iterations = 40".into(), "iterations = 2".into()),
-        ("window_ms = 250.0".into(), "window_ms = 60.0".into()),
-        ("warmup_ms = 100.0".into(), "warmup_ms = 10.0".into()),
-        ("select = \"last\"".into(), "select = \"validation\"".into()),
-        ("seeds = [101, 102, 103]".into(), "seeds = [101]".into()),
-        ("duration_ms = 3000.0".into(), "duration_ms = 800.0".into()),
-    ] {
-        text = common::edit(&text, &from, &to);
-    }
+    let text = shipped_with(
+        "experiments/alpha_to_beta.toml",
+        &[
+            ("iterations = 40", "iterations = 2"),
+            ("window_ms = 250.0", "window_ms = 60.0"),
+            ("warmup_ms = 100.0", "warmup_ms = 10.0"),
+            ("select = \"last\"", "select = \"validation\""),
+            ("seeds = [101, 102, 103]", "seeds = [101]"),
+            ("duration_ms = 3000.0", "duration_ms = 800.0"),
+        ],
+    );
     let p = dir.join("opt.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -484,25 +495,16 @@ fn gradcheck_and_sweep_end_to_end() {
 #[test]
 fn exact_engine_optimisation_moves_synapses_only_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut text = std::fs::read_to_string("experiments/alpha_to_beta_synapses.toml").unwrap();
-    for (from, to) in [
-        (
-            "network = \"hnn_alpha.toml\"".to_string(),
-            format!(
-                "network = \"{}\"",
-                std::fs::canonicalize("experiments/hnn_alpha.toml")
-                    .unwrap()
-                    .display()
-            ),
-        ),
-        ("iterations = 60".into(), "iterations = 3".into()),
-        ("window_ms = 500.0".into(), "window_ms = 100.0".into()),
-        ("warmup_ms = 100.0".into(), "warmup_ms = 20.0".into()),
-        ("seeds = [101, 102, 103]".into(), "seeds = [101]".into()),
-        ("duration_ms = 3000.0".into(), "duration_ms = 800.0".into()),
-    ] {
-        text = common::edit(&text, &from, &to);
-    }
+    let text = shipped_with(
+        "experiments/alpha_to_beta_synapses.toml",
+        &[
+            ("iterations = 60", "iterations = 3"),
+            ("window_ms = 500.0", "window_ms = 100.0"),
+            ("warmup_ms = 100.0", "warmup_ms = 20.0"),
+            ("seeds = [101, 102, 103]", "seeds = [101]"),
+            ("duration_ms = 3000.0", "duration_ms = 800.0"),
+        ],
+    );
     let cfg = tmp.path().join("exact.toml");
     std::fs::write(&cfg, text).unwrap();
     let run = |out: &Path, extra: &[&str]| {

@@ -180,21 +180,7 @@ pub fn run(args: Args) -> Result<()> {
         "alpha -> 15-60 Hz: gradient descent over the connection gains through the surrogates, then the exact re-check; CMA-ES and RLS on the exact engine for comparison",
     );
     let t = Instant::now();
-    let opt = optimize::run(optimize::Args {
-        config: PathBuf::from(OPTIMIZE),
-        checkpoint: ckpt.to_path_buf(),
-        backend: Backend::Flex,
-        out: Some(out.join("optimize")),
-        iterations: None,
-        resume: false,
-        control: None,
-        seed: None,
-        heldout_seed: None,
-        heldout: 10,
-        spike_beta: None,
-        engine: None,
-        force: true,
-    })?;
+    let opt = optimize::run(optimize_args(OPTIMIZE, ckpt, &out.join("optimize")))?;
     walls.push(("optimise + exact check", t.elapsed().as_secs_f64()));
     println!(
         "\n-- the same target by CMA-ES ({DEMO_CMAES_EVALS} exact runs) and by RLS on the exact network, all judged on the held-out seed"
@@ -224,21 +210,7 @@ pub fn run(args: Args) -> Result<()> {
         "\n-- the same target with one weight per synapse (22,500; group gains frozen), by gradient descent through the exact engine itself"
     );
     let t = Instant::now();
-    let syn = optimize::run(optimize::Args {
-        config: PathBuf::from(SYNAPSES),
-        checkpoint: ckpt.to_path_buf(),
-        backend: Backend::Flex,
-        out: Some(out.join("optimize-synapses")),
-        iterations: None,
-        resume: false,
-        control: None,
-        seed: None,
-        heldout_seed: None,
-        heldout: 10,
-        spike_beta: None,
-        engine: None,
-        force: true,
-    })?;
+    let syn = optimize::run(optimize_args(SYNAPSES, ckpt, &out.join("optimize-synapses")))?;
     walls.push(("synapses, exact gradient", t.elapsed().as_secs_f64()));
 
     header(
@@ -353,6 +325,25 @@ struct Summary<'a> {
     rls_r: f64,
     hnn: &'a surge::experiment::Metrics,
     walls: &'a [(&'a str, f64)],
+}
+
+/// `surge optimize` on an experiment's own settings, written to `out`.
+fn optimize_args(config: &str, checkpoint: &Path, out: &Path) -> optimize::Args {
+    optimize::Args {
+        config: PathBuf::from(config),
+        checkpoint: checkpoint.to_path_buf(),
+        backend: Backend::Flex,
+        out: Some(out.to_path_buf()),
+        iterations: None,
+        resume: false,
+        control: None,
+        seed: None,
+        heldout_seed: None,
+        heldout: 10,
+        spike_beta: None,
+        engine: None,
+        force: true,
+    }
 }
 
 /// hnn-core's column (experiments/hnn_column.toml, shortened to `HNN_MS`) run and written to `dir`.

@@ -207,14 +207,11 @@ pub fn print_comparison(r: &Report) {
 /// The peak of the dipole spectrum averaged over the runs.
 pub fn mean_peak(runs: &[ColumnRun]) -> Option<f64> {
     let first = runs.first()?;
-    let freqs = &first.dipole_psd.0;
-    let power: Vec<f64> = (0..freqs.len())
-        .map(|i| mean(runs.iter().map(|r| r.dipole_psd.1[i])))
-        .collect();
-    freqs
-        .iter()
-        .zip(&power)
-        .filter(|(f, _)| **f >= PEAK_RANGE_HZ.0 && **f <= PEAK_RANGE_HZ.1)
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(f, _)| *f)
+    let psd = signal::Psd {
+        freqs_hz: first.dipole_psd.0.clone(),
+        power: (0..first.dipole_psd.1.len())
+            .map(|i| mean(runs.iter().map(|r| r.dipole_psd.1[i])))
+            .collect(),
+    };
+    psd.peak_hz(PEAK_RANGE_HZ.0, PEAK_RANGE_HZ.1)
 }
