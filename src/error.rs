@@ -67,6 +67,14 @@ pub enum SurgeError {
         "simulation diverged: {what} became {value} at t = {t_ms} ms. Fix: reduce dt_ms or the synaptic weights"
     )]
     Diverged { what: String, value: f64, t_ms: f64 },
+    /// A SONATA circuit that is malformed or holds what Surge cannot represent.
+    #[error("SONATA input {path}: `{field}`: {problem}. Fix: {fix}")]
+    Sonata {
+        path: PathBuf,
+        field: String,
+        problem: String,
+        fix: String,
+    },
     /// A request that cannot be carried out as given (a missing or foreign input file, a folder
     /// that already holds a run, options that do not fit together).
     #[error("{problem}. Fix: {fix}")]

@@ -6,7 +6,7 @@ mod common;
 
 use assert_cmd::Command;
 use std::path::Path;
-use surge::spec::{Connectome, NetworkSpec};
+use surge::spec::{CellSpec, Connectome, NetworkSpec};
 
 fn surge() -> Command {
     Command::cargo_bin("surge").unwrap()
@@ -219,4 +219,150 @@ fn per_synapse_weights_are_applied() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("same seed"));
     assert!(!other.exists());
+}
+
+/// Exports `text`, imports the export, and returns the original and imported experiments.
+fn round_trip(text: &str, approximate: bool) -> (NetworkSpec, NetworkSpec, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("net.toml");
+    std::fs::write(&config, text).unwrap();
+    let dir = tmp.path().join("sonata");
+    let mut export = surge();
+    export.args(["export", "sonata", "--config"]).arg(&config);
+    if approximate {
+        export.arg("--approximate");
+    }
+    export.arg("--out").arg(&dir).assert().success();
+    let toml = tmp.path().join("imported").join("net.toml");
+    surge()
+        .args(["import", "sonata", "--circuit"])
+        .arg(dir.join("circuit_config.json"))
+        .arg("--out")
+        .arg(&toml)
+        .assert()
+        .success();
+    assert!(tmp.path().join("imported/net.connectome.h5").exists());
+    let original = NetworkSpec::from_toml_str(text, "original").unwrap();
+    let imported = NetworkSpec::load(&toml).unwrap().0;
+    (original, imported, tmp)
+}
+
+/// The connectomes of both experiments are equal: cells, synapse order, targets, delays,
+/// channels, drive targets, and every weight to the bit.
+fn assert_same_connectome(a: &NetworkSpec, b: &NetworkSpec) {
+    let (x, y) = (Connectome::build(a), Connectome::build(b));
+    assert_eq!(x.pop_offsets, y.pop_offsets);
+    assert_eq!(x.seg_ptr, y.seg_ptr);
+    assert_eq!(x.segments, y.segments);
+    assert_eq!(x.targets, y.targets);
+    assert_eq!(x.drive_targets, y.drive_targets);
+    let differ = x
+        .weights
+        .iter()
+        .zip(&y.weights)
+        .filter(|(p, q)| p.to_bits() != q.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{differ} of {} weights differ", x.weights.len());
+    assert!(!x.weights.is_empty());
+}
+
+/// Drives come back with the same total rate, weight, channel and window.
+fn assert_same_drives(a: &NetworkSpec, b: &NetworkSpec) {
+    assert_eq!(a.drives.len(), b.drives.len());
+    for (d, e) in a.drives.iter().zip(&b.drives) {
+        assert_eq!(
+            (d.kind, &d.targets, d.start_ms),
+            (e.kind, &e.targets, e.start_ms)
+        );
+        let total = |d: &surge::spec::DriveSpec| d.rate_hz.map(|r| r * d.n_sources as f64);
+        assert_eq!(total(d), total(e), "{}", d.name);
+        let (w1, w2) = (d.weight.unwrap_or(0.0), e.weight.unwrap_or(0.0));
+        assert!(
+            (w1 - w2).abs() <= 1e-12 * w1.abs(),
+            "{}: {w1} vs {w2}",
+            d.name
+        );
+    }
+}
+
+#[test]
+fn export_then_import_gives_the_same_brunel_network() {
+    let mut text = std::fs::read_to_string("experiments/brunel.toml").unwrap();
+    for (a, b) in [
+        ("size = 8000", "size = 800"),
+        ("size = 2000", "size = 200"),
+        ("k = 800", "k = 80"),
+        ("k = 800", "k = 80"),
+        ("k = 200", "k = 20"),
+        ("k = 200", "k = 20"),
+    ] {
+        text = common::edit(&text, a, b);
+    }
+    let (a, b, _tmp) = round_trip(&text, false);
+    assert_same_connectome(&a, &b);
+    assert_same_drives(&a, &b);
+    for (p, q) in a.populations.iter().zip(&b.populations) {
+        assert_eq!((&p.name, p.size), (&q.name, q.size));
+        let (CellSpec::LifCurrent(x), CellSpec::LifCurrent(y)) = (&p.neuron, &q.neuron) else {
+            panic!("{}: not current-based after the round trip", p.name);
+        };
+        assert_eq!(
+            (
+                x.tau_m_ms,
+                x.v_rest_mv,
+                x.v_threshold_mv,
+                x.v_reset_mv,
+                x.t_ref_ms
+            ),
+            (
+                y.tau_m_ms,
+                y.v_rest_mv,
+                y.v_threshold_mv,
+                y.v_reset_mv,
+                y.t_ref_ms
+            )
+        );
+        let taus =
+            |c: &surge::spec::LifCurrent| c.channels.iter().map(|c| c.tau_ms).collect::<Vec<_>>();
+        assert_eq!(taus(x), taus(y));
+    }
+}
+
+#[test]
+fn export_then_import_gives_the_same_conductance_network_and_rates() {
+    let text = std::fs::read_to_string("experiments/ei_small.toml")
+        .unwrap()
+        .replace(
+            "model = \"lif_conductance\"",
+            "model = \"lif_conductance\"\nmg_mm = 0.0",
+        );
+    let (a, b, _tmp) = round_trip(&text, false);
+    assert_same_connectome(&a, &b);
+    assert_same_drives(&a, &b);
+    for (p, q) in a.populations.iter().zip(&b.populations) {
+        assert_eq!(p.neuron, q.neuron, "{}", p.name);
+    }
+    // The imported experiment runs as the original does: the same connectome and drives, initial
+    // voltages drawn over the exported ones' range; population rates within 5% over two seeds.
+    let rates = |spec: &NetworkSpec| -> Vec<f64> {
+        let mut r = vec![0.0; spec.populations.len()];
+        for seed in [1, 2] {
+            let mut s = spec.clone();
+            s.simulation.seed = Some(seed);
+            let conn = Connectome::build(&s);
+            let res = surge::exact::simulate(&s, &conn, &mut |_, _| {}).unwrap();
+            for &c in &res.spike_cells {
+                r[conn.population_of(c as usize)] += 1.0;
+            }
+        }
+        r.iter()
+            .zip(&spec.populations)
+            .map(|(n, p)| n / 2.0 / p.size as f64 / (spec.simulation.duration_ms / 1000.0))
+            .collect()
+    };
+    let (r1, r2) = (rates(&a), rates(&b));
+    println!("rates original {r1:.2?} Hz, imported {r2:.2?} Hz");
+    for (x, y) in r1.iter().zip(&r2) {
+        assert!((x - y).abs() <= 0.05 * x, "{x} vs {y}");
+    }
 }

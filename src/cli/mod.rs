@@ -69,6 +69,9 @@ commands! {
     /// Write the network instance Surge would simulate in an exchange format: `sonata` (nodes and
     /// edges in HDF5, types in CSV, NEST model parameters in JSON).
     Export => export,
+    /// Read a network from an exchange format: `sonata` (a circuit of NEST point neurons) becomes an
+    /// experiment file and the connectome file it names.
+    Import => import,
 }
 
 #[derive(clap::Parser)]

@@ -229,6 +229,7 @@ pub fn chunk_spec(cfg: &DatasetConfig, n: usize) -> NetworkSpec {
     NetworkSpec {
         name: cfg.name.clone(),
         description: String::new(),
+        connectome: None,
         simulation: SimulationSpec {
             dt_ms: cfg.dataset.dt_ms,
             duration_ms: cfg.bins() as f64 * cfg.dataset.bin_ms,

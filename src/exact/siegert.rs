@@ -231,7 +231,7 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
             Rule::FixedIndegree => c.k? as f64,
             Rule::Probability => c.p? * n_pre,
             Rule::AllToAll => n_pre - if pre == post && !c.autapses { 1.0 } else { 0.0 },
-            Rule::Gaussian => return None,
+            Rule::Gaussian | Rule::File => return None,
         };
         let ch_tau = cells[post]
             .channels
@@ -245,7 +245,7 @@ pub fn mean_field_rates(spec: &NetworkSpec) -> Option<Vec<f64>> {
         inputs[post].push(Input {
             pre: Some(pre),
             k,
-            j: jump(post, &c.channel, c.weight * c.gain),
+            j: jump(post, &c.channel, c.weight? * c.gain),
             rate_hz: 0.0,
         });
     }

@@ -272,6 +272,15 @@ impl Receptors {
     pub fn as_array(&self) -> [ConductanceReceptor; 4] {
         [self.ampa, self.nmda, self.gabaa, self.gabab]
     }
+
+    pub fn as_array_mut(&mut self) -> [&mut ConductanceReceptor; 4] {
+        [
+            &mut self.ampa,
+            &mut self.nmda,
+            &mut self.gabaa,
+            &mut self.gabab,
+        ]
+    }
 }
 
 impl CellSpec {

@@ -61,11 +61,26 @@ impl Connectome {
             let pre0 = pop_offsets[pre] as u32;
             let same = pre == post && !c.autapses;
             let candidates = if same { n_pre - 1 } else { n_pre };
+            if let Some(e) = &c.synapses {
+                // Explicit synapses: each post cell's row in file order.
+                let mut rows = vec![Vec::new(); spec.populations[post].size];
+                for k in 0..e.len() {
+                    rows[e.target[k] as usize].push((
+                        pre0 + e.source[k],
+                        (e.weight[k] * c.gain) as f32,
+                        spec.delay_steps(e.delay_ms[k]),
+                    ));
+                }
+                incoming.push(rows);
+                continue;
+            }
+            let weight = c.weight.expect("validated");
+            let delay_ms = c.delay_ms.expect("validated");
             let weight_dist = (c.weight_sd > 0.0)
-                .then(|| Normal::new(c.weight, c.weight_sd).expect("validated sd"));
+                .then(|| Normal::new(weight, c.weight_sd).expect("validated sd"));
             let delay_dist = (c.delay_sd_ms > 0.0)
-                .then(|| Normal::new(c.delay_ms, c.delay_sd_ms).expect("validated sd"));
-            let fixed_delay = spec.delay_steps(c.delay_ms);
+                .then(|| Normal::new(delay_ms, c.delay_sd_ms).expect("validated sd"));
+            let fixed_delay = spec.delay_steps(delay_ms);
             let positions = (c.rule == Rule::Gaussian).then(|| {
                 let at = |pi: usize| spec.populations[pi].layout.expect("validated").positions();
                 (at(pre), at(post), c.lamtha.expect("validated"))
@@ -77,6 +92,7 @@ impl Connectome {
                     let mut rng = rng_for(seed, &[stream::CONNECTOME, g as u64, j as u64]);
                     let mut chosen: Vec<u32> = match c.rule {
                         Rule::AllToAll | Rule::Gaussian => (0..candidates as u32).collect(),
+                        Rule::File => unreachable!("explicit synapses are taken above"),
                         Rule::FixedIndegree => {
                             let mut v: Vec<u32> = rand::seq::index::sample(
                                 &mut rng,
@@ -109,9 +125,9 @@ impl Connectome {
                                 let (a, b) = (from[i as usize], to[j]);
                                 let d2 = (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
                                 let f = (-d2 / (lamtha * lamtha)).exp();
-                                let delay = c.delay_ms / f;
+                                let delay = delay_ms / f;
                                 (delay <= max_delay_ms).then(|| {
-                                    let w = c.weight * f * c.gain;
+                                    let w = weight * f * c.gain;
                                     (pre0 + i, w as f32, spec.delay_steps(delay))
                                 })
                             })
@@ -121,10 +137,10 @@ impl Connectome {
                         .into_iter()
                         .map(|i| {
                             let w = match &weight_dist {
-                                None => c.weight,
+                                None => weight,
                                 Some(d) => {
                                     let x: f64 = d.sample(&mut rng);
-                                    if c.weight >= 0.0 {
+                                    if weight >= 0.0 {
                                         x.max(0.0)
                                     } else {
                                         x.min(0.0)
@@ -176,7 +192,7 @@ impl Connectome {
         let varied_delays = spec
             .connections
             .iter()
-            .any(|c| c.delay_sd_ms > 0.0 || c.rule == Rule::Gaussian);
+            .any(|c| c.delay_sd_ms > 0.0 || matches!(c.rule, Rule::Gaussian | Rule::File));
         let channels: Vec<u16> = spec
             .connections
             .iter()

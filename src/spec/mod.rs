@@ -5,16 +5,19 @@
 
 mod cells;
 mod connectome;
+pub mod edges_file;
 
 pub use cells::{
     CellSpec, ChannelParams, ConductanceReceptor, CurrentChannel, HnnCell, Kick, LifConductance,
     LifCurrent, Receptors, SectionParams,
 };
 pub use connectome::{Connectome, Segment};
+pub use edges_file::FileEdges;
 
 use crate::error::{Result, SurgeError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A complete, seeded experiment description.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -24,6 +27,10 @@ pub struct NetworkSpec {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// HDF5 file of the synapses of `rule = "file"` connections (written by `surge import sonata`),
+    /// relative to the experiment file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectome: Option<String>,
     pub simulation: SimulationSpec,
     pub populations: Vec<PopulationSpec>,
     #[serde(default)]
@@ -119,6 +126,9 @@ pub enum Rule {
     /// `delay_ms / exp(-d^2 / lamtha^2)`. A synapse whose delay would exceed the longest the engine
     /// holds (65535 steps / 2) is left out; its weight is below `delay_ms / that` of the peak.
     Gaussian,
+    /// The synapses listed in group `edges` of the experiment's `connectome` file: each with its
+    /// own weight (times `gain`) and delay.
+    File,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -135,28 +145,42 @@ pub struct ConnectionSpec {
     pub p: Option<f64>,
     /// Mean weight: mV for current-based cells (see the channel's `kick`), nS peak conductance for
     /// conductance-based cells. Negative values are inhibitory for current-based cells only.
-    pub weight: f64,
+    /// Required by every rule but `file`, whose weights are in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
     /// Standard deviation of a normal weight distribution; weights are clipped at zero so none changes sign.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub weight_sd: f64,
-    /// Axonal + synaptic delay (ms), rounded to the nearest step, at least one step.
-    pub delay_ms: f64,
+    /// Axonal + synaptic delay (ms), rounded to the nearest step, at least one step. Required by
+    /// every rule but `file`, whose delays are in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
     /// Standard deviation of a normal delay distribution (ms), clipped below at one step.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_sd_ms: f64,
     /// hnn-style gain multiplying every weight of this connection group (the quantity optimizers fit).
     #[serde(default = "one")]
     pub gain: f64,
     /// Allow a cell to connect to itself when pre == post.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub autapses: bool,
     /// Space constant (grid units) of the `gaussian` rule.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lamtha: Option<f64>,
+    /// The group of the `connectome` file holding this connection's synapses (`rule = "file"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<String>,
+    /// The synapses read from that group when the experiment is loaded.
+    #[serde(skip)]
+    pub synapses: Option<Arc<FileEdges>>,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// External input to a set of populations.
@@ -256,12 +280,23 @@ pub enum SignalKind {
 
 impl NetworkSpec {
     /// Parses and validates an experiment from TOML text; `origin` names the source in errors.
+    /// A `connectome` file is found relative to the working directory.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        let spec: NetworkSpec = toml::from_str(text).map_err(|e| SurgeError::Toml {
+        Self::from_toml_str_in(text, origin, Path::new(""))
+    }
+
+    /// Parses and validates an experiment from TOML text whose `connectome` file (if any) is
+    /// relative to `folder`.
+    pub fn from_toml_str_in(text: &str, origin: &str, folder: &Path) -> Result<Self> {
+        let mut spec: NetworkSpec = toml::from_str(text).map_err(|e| SurgeError::Toml {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
         spec.validate()?;
+        if spec.connectome.is_some() {
+            spec.read_connectome(folder)?;
+            spec.check_network_fits()?;
+        }
         Ok(spec)
     }
 
@@ -269,8 +304,91 @@ impl NetworkSpec {
     pub fn load(path: &Path) -> Result<(Self, String)> {
         let text =
             std::fs::read_to_string(path).map_err(|e| SurgeError::io("cannot read", path, e))?;
-        let spec = Self::from_toml_str(&text, &path.display().to_string())?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        let spec = Self::from_toml_str_in(&text, &path.display().to_string(), folder)?;
         Ok((spec, text))
+    }
+
+    /// Reads the synapses of every `rule = "file"` connection from the `connectome` file and checks
+    /// them against the populations: indices in range, finite weights (non-negative conductances),
+    /// delays of at least one step that the engine can hold.
+    fn read_connectome(&mut self, folder: &Path) -> Result<()> {
+        let name = self.connectome.clone().expect("checked by the caller");
+        let path = folder.join(&name);
+        if !self.connections.iter().any(|c| c.rule == Rule::File) {
+            return Err(SurgeError::spec(
+                "connectome",
+                format!("`{name}` is named, and no connection has rule = \"file\""),
+                "remove connectome, or take connections from it with rule = \"file\" and edges",
+            ));
+        }
+        let file = hdf5::File::open(&path).map_err(|e| {
+            SurgeError::spec(
+                "connectome",
+                format!("cannot open `{}` ({e})", path.display()),
+                "give the path of the connectome file relative to the experiment file's folder",
+            )
+        })?;
+        let dt = self.simulation.dt_ms;
+        let max_delay = u16::MAX as f64 * dt / 2.0;
+        for i in 0..self.connections.len() {
+            let c = &self.connections[i];
+            if c.rule != Rule::File {
+                continue;
+            }
+            let group = c.edges.clone().expect("validated");
+            let e = edges_file::read(&file, &path, &group)?;
+            let pre = &self.populations[self.population_index(&c.pre).expect("validated")];
+            let post = &self.populations[self.population_index(&c.post).expect("validated")];
+            let bad = |k: usize, problem: String| {
+                SurgeError::data(
+                    &path,
+                    format!(
+                        "`/edges/{group}` (connection {i}, {}->{}), synapse {k}: {problem}",
+                        c.pre, c.post
+                    ),
+                    "rewrite the file with `surge import sonata`, or correct the synapse",
+                )
+            };
+            for k in 0..e.len() {
+                if e.source[k] as usize >= pre.size {
+                    return Err(bad(
+                        k,
+                        format!(
+                            "source {} is past the {} cells of `{}`",
+                            e.source[k], pre.size, pre.name
+                        ),
+                    ));
+                }
+                if e.target[k] as usize >= post.size {
+                    return Err(bad(
+                        k,
+                        format!(
+                            "target {} is past the {} cells of `{}`",
+                            e.target[k], post.size, post.name
+                        ),
+                    ));
+                }
+                let w = e.weight[k];
+                if !w.is_finite() || (w < 0.0 && post.neuron.is_conductance_based()) {
+                    return Err(bad(
+                        k,
+                        format!("weight {w} is not finite, or a negative conductance"),
+                    ));
+                }
+                let d = e.delay_ms[k];
+                if !(d.is_finite() && d >= dt * (1.0 - 1e-9) && d <= max_delay) {
+                    return Err(bad(
+                        k,
+                        format!(
+                            "delay {d} ms is not in [dt_ms, {max_delay}] = [{dt}, {max_delay}] ms"
+                        ),
+                    ));
+                }
+            }
+            self.connections[i].synapses = Some(Arc::new(e));
+        }
+        Ok(())
     }
 
     /// The seed; validation guarantees it is present.
@@ -324,6 +442,7 @@ impl NetworkSpec {
                     Rule::FixedIndegree => post * c.k.unwrap_or(0) as f64,
                     Rule::Probability => pre * post * c.p.unwrap_or(0.0),
                     Rule::AllToAll | Rule::Gaussian => pre * post,
+                    Rule::File => c.synapses.as_ref().map_or(0, |e| e.len()) as f64,
                 }
             })
             .sum();
@@ -331,7 +450,10 @@ impl NetworkSpec {
         let slots = self
             .connections
             .iter()
-            .map(|c| (c.delay_ms + 5.0 * c.delay_sd_ms) / dt)
+            .map(|c| match &c.synapses {
+                Some(e) => e.delay_ms.iter().fold(0.0, |a: f64, &d| a.max(d)) / dt,
+                None => (c.delay_ms.unwrap_or(0.0) + 5.0 * c.delay_sd_ms) / dt,
+            })
             .fold(0.0, f64::max)
             + 2.0;
         let inputs: f64 = self
@@ -548,6 +670,38 @@ impl NetworkSpec {
                     }
                 },
                 Rule::AllToAll => {}
+                Rule::File => {
+                    if c.edges.is_none() {
+                        return Err(SurgeError::spec(
+                            format!("{f}.edges"),
+                            "missing for rule file",
+                            "add edges = \"<group of the connectome file>\"",
+                        ));
+                    }
+                    if self.connectome.is_none() {
+                        return Err(SurgeError::spec(
+                            "connectome",
+                            format!(
+                                "connection {f} takes its synapses from a file, and none is named"
+                            ),
+                            "add connectome = \"<file>.h5\" at the top of the experiment (written by `surge import sonata`)",
+                        ));
+                    }
+                    for (name, given) in [
+                        ("weight", c.weight.is_some()),
+                        ("delay_ms", c.delay_ms.is_some()),
+                        ("weight_sd", c.weight_sd != 0.0),
+                        ("delay_sd_ms", c.delay_sd_ms != 0.0),
+                    ] {
+                        if given {
+                            return Err(SurgeError::spec(
+                                format!("{f}.{name}"),
+                                "rule file takes every weight and delay from the connectome file",
+                                format!("remove {name} (scale the group's weights with gain)"),
+                            ));
+                        }
+                    }
+                }
                 Rule::Gaussian => {
                     if !c.lamtha.is_some_and(|l| l.is_finite() && l > 0.0) {
                         return Err(SurgeError::spec(
@@ -597,17 +751,48 @@ impl NetworkSpec {
                     "remove p or set rule = \"probability\"",
                 ));
             }
-            if !c.weight.is_finite() {
+            if c.rule != Rule::File && c.edges.is_some() {
+                return Err(SurgeError::spec(
+                    format!("{f}.edges"),
+                    "edges is only used by rule file",
+                    "remove edges or set rule = \"file\"",
+                ));
+            }
+            if !(c.gain.is_finite() && c.gain >= 0.0) {
+                return Err(SurgeError::spec(
+                    format!("{f}.gain"),
+                    format!("{} is not >= 0", c.gain),
+                    "use a non-negative gain",
+                ));
+            }
+            if c.rule == Rule::File {
+                continue;
+            }
+            let Some(weight) = c.weight else {
+                return Err(SurgeError::spec(
+                    format!("{f}.weight"),
+                    "missing",
+                    "give the connection's weight (mV for current-based cells, nS for conductance-based)",
+                ));
+            };
+            let Some(delay_ms) = c.delay_ms else {
+                return Err(SurgeError::spec(
+                    format!("{f}.delay_ms"),
+                    "missing",
+                    "give the connection's delay in ms (at least dt_ms; 1-5 ms is typical)",
+                ));
+            };
+            if !weight.is_finite() {
                 return Err(SurgeError::spec(
                     format!("{f}.weight"),
                     "not finite",
                     "give a finite weight",
                 ));
             }
-            if self.populations[post].neuron.is_conductance_based() && c.weight < 0.0 {
+            if self.populations[post].neuron.is_conductance_based() && weight < 0.0 {
                 return Err(SurgeError::spec(
                     format!("{f}.weight"),
-                    format!("{} nS: conductances cannot be negative", c.weight),
+                    format!("{weight} nS: conductances cannot be negative"),
                     "use a positive conductance; inhibition comes from the channel's reversal potential (gabaa, gabab)",
                 ));
             }
@@ -618,24 +803,17 @@ impl NetworkSpec {
                     "give a non-negative standard deviation",
                 ));
             }
-            if !(c.gain.is_finite() && c.gain >= 0.0) {
-                return Err(SurgeError::spec(
-                    format!("{f}.gain"),
-                    format!("{} is not >= 0", c.gain),
-                    "use a non-negative gain",
-                ));
-            }
             let max_delay = u16::MAX as f64 * self.simulation.dt_ms / 2.0;
-            if !(c.delay_ms.is_finite() && c.delay_ms > 0.0 && c.delay_ms <= max_delay) {
+            if !(delay_ms.is_finite() && delay_ms > 0.0 && delay_ms <= max_delay) {
                 return Err(SurgeError::spec(
                     format!("{f}.delay_ms"),
-                    format!("{} ms is not in (0, {max_delay}] ms", c.delay_ms),
+                    format!("{delay_ms} ms is not in (0, {max_delay}] ms"),
                     "give a positive delay in ms (at least dt_ms; 1-5 ms is typical)",
                 ));
             }
             if !(c.delay_sd_ms.is_finite()
                 && c.delay_sd_ms >= 0.0
-                && c.delay_ms + 6.0 * c.delay_sd_ms <= max_delay)
+                && delay_ms + 6.0 * c.delay_sd_ms <= max_delay)
             {
                 return Err(SurgeError::spec(
                     format!("{f}.delay_sd_ms"),
