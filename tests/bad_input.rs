@@ -64,6 +64,19 @@ fn python(script: &str, args: &[&Path]) {
     );
 }
 
+/// Copies a folder with its subfolders.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -313,7 +326,186 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
     let out_h5 = o("out.h5");
     let alpha_demo = repo("experiments/alpha_to_beta_demo.toml");
 
+    // A SONATA export of the small E-I network, damaged copies of it, and its import.
+    let sonata = o("sonata_good");
+    surge()
+        .args(["export", "sonata", "--approximate", "--config"])
+        .arg(repo("experiments/ei_small.toml"))
+        .arg("--out")
+        .arg(&sonata)
+        .assert()
+        .success();
+    let damaged = |name: &str, script: &str| -> PathBuf {
+        let d = o(name);
+        copy_tree(&sonata, &d);
+        python(script, &[&d]);
+        d.join("circuit_config.json")
+    };
+    let h5_edit = |file: &str, body: &str| {
+        format!(
+            "import sys, h5py\nf = h5py.File(sys.argv[1] + '/network/{file}', 'r+')\n{body}\nf.close()"
+        )
+    };
+    let text_edit = |file: &str, from: &str, to: &str| {
+        format!(
+            "import sys\np = sys.argv[1] + '/{file}'\nt = open(p).read()\nassert '{from}' in t\nopen(p, 'w').write(t.replace('{from}', '{to}', 1))"
+        )
+    };
+    let no_targets = damaged(
+        "sonata_no_targets",
+        &h5_edit("edges.h5", "del f['edges/E_to_I/target_node_id']"),
+    );
+    let no_types = damaged(
+        "sonata_no_types",
+        &h5_edit("nodes.h5", "del f['nodes/I/node_type_id']"),
+    );
+    let negative_delay = damaged(
+        "sonata_negative_delay",
+        &h5_edit("edges.h5", "f['edges/E_to_I/0/delay'][3] = -1.5"),
+    );
+    let past_nodes = damaged(
+        "sonata_past_nodes",
+        &h5_edit("edges.h5", "f['edges/I_to_E/source_node_id'][5] = 100000"),
+    );
+    let unknown_template = damaged(
+        "sonata_unknown_template",
+        &text_edit(
+            "network/node_types.csv",
+            "nest:aeif_cond_beta_multisynapse",
+            "nest:hh_psc_alpha",
+        ),
+    );
+    let plastic = damaged(
+        "sonata_plastic",
+        &text_edit("network/edge_types.csv", "static_synapse", "stdp_synapse"),
+    );
+    let exponential = damaged(
+        "sonata_exponential",
+        &text_edit("components/E.json", "\"Delta_T\": 0.0", "\"Delta_T\": 2.0"),
+    );
+    let imported = o("imported.toml");
+    surge()
+        .args(["import", "sonata", "--circuit"])
+        .arg(sonata.join("circuit_config.json"))
+        .arg("--out")
+        .arg(&imported)
+        .assert()
+        .success();
+    let imported_text = std::fs::read_to_string(&imported).unwrap();
+    let far_target = write(
+        &o("far_target.toml"),
+        &common::edit(
+            &imported_text,
+            "connectome = \"imported.connectome.h5\"",
+            "connectome = \"far_target.connectome.h5\"",
+        ),
+    );
+    std::fs::copy(o("imported.connectome.h5"), o("far_target.connectome.h5")).unwrap();
+    python(
+        "import sys, h5py\nf = h5py.File(sys.argv[1], 'r+')\ng = f['edges'][sorted(f['edges'])[0]]\ng['target'][0] = 100000\nf.close()",
+        &[&o("far_target.connectome.h5")],
+    );
+    let file_with_weight = write(
+        &o("file_with_weight.toml"),
+        &common::edit(
+            &imported_text,
+            "rule = \"file\"",
+            "rule = \"file\"\nweight = 1.0",
+        ),
+    );
+    let missing_connectome = write(
+        &o("missing_connectome.toml"),
+        &common::edit(
+            &imported_text,
+            "connectome = \"imported.connectome.h5\"",
+            "connectome = \"nowhere.h5\"",
+        ),
+    );
+    let out_toml = out.join("net.toml");
+    let out_connectome = out.join("net.connectome.h5");
+    let import = |circuit: &Path| -> Vec<String> {
+        ["import", "sonata", "--circuit"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                circuit.display().to_string(),
+                "--out".into(),
+                out_toml.display().to_string(),
+            ])
+            .collect()
+    };
+
+    let import_case = |name: &'static str, circuit: &Path, expect: &[&'static str]| Case {
+        name,
+        args: import(circuit),
+        expect: expect.to_vec(),
+        absent: vec![out_toml.clone(), out_connectome.clone()],
+    };
+
     let cases = vec![
+        // ---- SONATA in ----
+        import_case(
+            "a SONATA edge population without its targets",
+            &no_targets,
+            &["edges.h5", "/edges/E_to_I/target_node_id", "missing"],
+        ),
+        import_case(
+            "a SONATA node population without its node types",
+            &no_types,
+            &["nodes.h5", "/nodes/I/node_type_id", "missing"],
+        ),
+        import_case(
+            "a SONATA edge with a negative delay",
+            &negative_delay,
+            &["edges.h5", "delay[3]", "-1.5"],
+        ),
+        import_case(
+            "a SONATA edge pointing past the node count",
+            &past_nodes,
+            &["edges.h5", "source_node_id[5]", "100000"],
+        ),
+        import_case(
+            "a SONATA node type of an unknown model template",
+            &unknown_template,
+            &["node_types.csv", "hh_psc_alpha"],
+        ),
+        import_case(
+            "a SONATA edge type of a plastic synapse",
+            &plastic,
+            &["edge_types.csv", "stdp_synapse"],
+        ),
+        import_case(
+            "a SONATA cell with the exponential spike term on",
+            &exponential,
+            &["components/E.json", "Delta_T = 2"],
+        ),
+        case(
+            "a SONATA import onto an existing file",
+            &[
+                &"import",
+                &"sonata",
+                &"--circuit",
+                &sonata.join("circuit_config.json"),
+                &"--out",
+                &existing,
+            ],
+            &["exists", "--force"],
+        ),
+        case(
+            "a file connection whose synapse is past its population",
+            &[&"validate", &"--config", &far_target],
+            &["far_target.connectome.h5", "target 100000"],
+        ),
+        case(
+            "a file connection that also gives a weight",
+            &[&"validate", &"--config", &file_with_weight],
+            &["weight", "rule file"],
+        ),
+        case(
+            "an experiment naming a connectome file that is not there",
+            &[&"validate", &"--config", &missing_connectome],
+            &["connectome", "nowhere.h5"],
+        ),
         // ---- hnn-core's cells, layouts and distance-dependent connections ----
         case(
             "a gaussian connection without its space constant",
@@ -1462,6 +1654,17 @@ macro_rules! cases {
 }
 
 cases! {
+    sonata_edges_without_targets => "a SONATA edge population without its targets",
+    sonata_nodes_without_types => "a SONATA node population without its node types",
+    sonata_negative_delay => "a SONATA edge with a negative delay",
+    sonata_edge_past_the_nodes => "a SONATA edge pointing past the node count",
+    sonata_unknown_template => "a SONATA node type of an unknown model template",
+    sonata_plastic_synapse => "a SONATA edge type of a plastic synapse",
+    sonata_exponential_term => "a SONATA cell with the exponential spike term on",
+    sonata_import_onto_an_existing_file => "a SONATA import onto an existing file",
+    file_connection_past_its_population => "a file connection whose synapse is past its population",
+    file_connection_with_a_weight => "a file connection that also gives a weight",
+    missing_connectome_file => "an experiment naming a connectome file that is not there",
     sonata_export_of_cells_nest_lacks => "a SONATA export of cells NEST has no model for",
     sonata_export_onto_an_existing_folder => "a SONATA export onto an existing folder",
     gaussian_connection_without_lamtha => "a gaussian connection without its space constant",

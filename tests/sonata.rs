@@ -366,3 +366,189 @@ fn export_then_import_gives_the_same_conductance_network_and_rates() {
         assert!((x - y).abs() <= 0.05 * x, "{x} vs {y}");
     }
 }
+
+/// A circuit written by h5py as other SONATA tools write one: one node population of two node
+/// types (listed in reverse id order), `iaf_psc_exp` cells whose weight sign picks the receptor, a
+/// weight per edge type in the CSV for one edge type and per edge for the other, a Poisson
+/// generator population, and a constant current `I_e`.
+const FOREIGN: &str = r#"
+import sys, os, json, h5py, numpy as np
+d = sys.argv[1]
+os.makedirs(d + "/net"); os.makedirs(d + "/params")
+json.dump({"manifest": {"$BASE": "."},
+           "components": {"point_neuron_models_dir": "$BASE/params"},
+           "networks": {"nodes": [{"nodes_file": "$BASE/net/nodes.h5", "node_types_file": "$BASE/net/node_types.csv"}],
+                        "edges": [{"edges_file": "$BASE/net/edges.h5", "edge_types_file": "$BASE/net/edge_types.csv"}]}},
+          open(d + "/circuit.json", "w"))
+json.dump({"run": {"tstop": 250.0, "dt": 0.05}, "network": "circuit.json"}, open(d + "/simulation_config.json", "w"))
+json.dump({"C_m": 200.0, "tau_m": 20.0, "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "t_ref": 2.0,
+           "tau_syn_ex": 2.0, "tau_syn_in": 8.0}, open(d + "/params/exc.json", "w"))
+json.dump({"C_m": 100.0, "tau_m": 10.0, "E_L": -65.0, "V_th": -50.0, "V_reset": -65.0, "t_ref": 1.0,
+           "tau_syn_ex": 1.5, "tau_syn_in": 4.0, "I_e": 150.0}, open(d + "/params/inh.json", "w"))
+json.dump({"rate": 4000.0}, open(d + "/params/bkg.json", "w"))
+open(d + "/net/node_types.csv", "w").write(
+    "node_type_id model_type model_template dynamics_params pop_name\n"
+    "1 point_neuron nest:iaf_psc_exp exc.json exc\n"
+    "2 point_neuron nest:iaf_psc_exp inh.json inh\n"
+    "9 virtual nest:poisson_generator bkg.json bkg\n")
+open(d + "/net/edge_types.csv", "w").write(
+    "edge_type_id model_template syn_weight delay\n"
+    "10 static_synapse 30.0 1.5\n"
+    "11 static_synapse NULL 2.0\n"
+    "12 static_synapse 10.0 1.0\n")
+# Cells: ids 0-5 exc, 6-8 inh, stored in reverse id order.
+ids = np.arange(9)[::-1]
+types = np.where(ids < 6, 1, 2)
+with h5py.File(d + "/net/nodes.h5", "w") as f:
+    g = f.create_group("nodes/cells")
+    g["node_id"] = ids.astype(np.uint64)
+    g["node_type_id"] = types.astype(np.int64)
+    g["node_group_id"] = np.zeros(9, np.uint32); g["node_group_index"] = np.arange(9, dtype=np.uint64)
+    g.create_group("0")
+    g = f.create_group("nodes/input")
+    g["node_type_id"] = np.array([9], np.int64)
+with h5py.File(d + "/net/edges.h5", "w") as f:
+    def pop(name, src_pop, src, tgt, tid, w=None):
+        g = f.create_group("edges/" + name)
+        g["source_node_id"] = np.array(src, np.uint64); g["source_node_id"].attrs["node_population"] = src_pop
+        g["target_node_id"] = np.array(tgt, np.uint64); g["target_node_id"].attrs["node_population"] = "cells"
+        g["edge_type_id"] = np.array(tid, np.int64)
+        g.create_group("0")
+        if w is not None:
+            g["0/syn_weight"] = np.array(w, float)
+    # exc -> inh with the type's weight 30 pA; inh -> exc with per-edge weights, negative.
+    pop("e2i", "cells", [0, 1, 2, 3], [6, 7, 8, 6], [10] * 4)
+    pop("i2e", "cells", [6, 7, 8], [0, 1, 5], [11] * 3, [-40.0, -50.0, -60.0])
+    pop("bkg", "input", [0] * 9, list(range(9)), [12] * 9)
+"#;
+
+#[test]
+fn a_circuit_written_elsewhere_is_imported_in_surges_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("circuit");
+    let out = common::h5py(FOREIGN, &[&d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = tmp.path().join("net.toml");
+    surge()
+        .args(["import", "sonata", "--circuit"])
+        .arg(d.join("circuit.json"))
+        .arg("--simulation")
+        .arg(d.join("simulation_config.json"))
+        .arg("--out")
+        .arg(&toml)
+        .assert()
+        .success();
+    let spec = NetworkSpec::load(&toml).unwrap().0;
+    assert_eq!(
+        (spec.simulation.dt_ms, spec.simulation.duration_ms),
+        (0.05, 250.0)
+    );
+    let names: Vec<_> = spec
+        .populations
+        .iter()
+        .map(|p| (p.name.as_str(), p.size))
+        .collect();
+    assert_eq!(names, [("cells_exc", 6), ("cells_inh", 3)]);
+    let CellSpec::LifCurrent(exc) = &spec.populations[0].neuron else {
+        panic!("exc is not current-based")
+    };
+    assert_eq!(
+        (exc.tau_m_ms, exc.v_rest_mv, exc.t_ref_ms),
+        (20.0, -65.0, 2.0)
+    );
+    let taus: Vec<_> = exc
+        .channels
+        .iter()
+        .map(|c| (c.name.as_str(), c.tau_ms))
+        .collect();
+    assert_eq!(taus, [("ex", 2.0), ("in", 8.0)]);
+
+    // Weights: J tau_s / C_m (mV of PSP area), the sign choosing `ex` (0) or `in` (1).
+    let conn = Connectome::build(&spec);
+    let mut got: Vec<(usize, usize, u16, u16, f32)> = Vec::new();
+    for i in 0..conn.n_cells {
+        for s in &conn.segments[conn.seg_ptr[i]..conn.seg_ptr[i + 1]] {
+            for k in s.start..s.end {
+                got.push((
+                    i,
+                    conn.targets[k] as usize,
+                    s.channel,
+                    s.delay_steps,
+                    conn.weights[k],
+                ));
+            }
+        }
+    }
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // Stored order: ids 8, 7, 6 (inh) then 5..0 (exc); cells of a type keep stored order:
+    // exc cell c is id 5 - c, inh cell c is id 8 - c (global index 6 + c).
+    let exc = |id: usize| 5 - id;
+    let inh = |id: usize| 6 + (8 - id);
+    let (e2i, i2e) = (30.0 * 1.5 / 100.0, |j: f64| j * 8.0 / 200.0);
+    let mut want: Vec<(usize, usize, u16, u16, f32)> = vec![
+        (exc(0), inh(6), 0, 30, e2i as f32),
+        (exc(1), inh(7), 0, 30, e2i as f32),
+        (exc(2), inh(8), 0, 30, e2i as f32),
+        (exc(3), inh(6), 0, 30, e2i as f32),
+        (inh(6), exc(0), 1, 40, i2e(-40.0) as f32),
+        (inh(7), exc(1), 1, 40, i2e(-50.0) as f32),
+        (inh(8), exc(5), 1, 40, i2e(-60.0) as f32),
+    ];
+    want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(got, want);
+
+    // The generator reaches both populations with one NEST weight, so two drives (Surge weights
+    // differ by tau_ex / C_m), starting a delay less a step later; I_e is a bias in mV.
+    let d: Vec<_> = spec
+        .drives
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.kind,
+                d.rate_hz,
+                d.weight,
+                d.amplitude,
+                d.start_ms,
+            )
+        })
+        .collect();
+    use surge::spec::DriveKind::{Bias, Poisson};
+    let start = 1.0 - 0.05;
+    assert_eq!(
+        d,
+        [
+            (
+                "input_cells_exc",
+                Poisson,
+                Some(4000.0),
+                Some(10.0 * 2.0 / 200.0),
+                None,
+                start
+            ),
+            (
+                "input_cells_inh",
+                Poisson,
+                Some(4000.0),
+                Some(10.0 * 1.5 / 100.0),
+                None,
+                start
+            ),
+            (
+                "cells_inh_I_e",
+                Bias,
+                None,
+                None,
+                Some(150.0 * 10.0 / 100.0),
+                0.0
+            ),
+        ]
+    );
+    // It runs.
+    let res = surge::exact::simulate(&spec, &conn, &mut |_, _| {}).unwrap();
+    assert!(!res.spike_cells.is_empty());
+}

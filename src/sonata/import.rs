@@ -96,7 +96,7 @@ fn read_circuit(path: &Path) -> Result<Circuit> {
                 "define it in the manifest",
             ));
         }
-        Ok(folder.join(s))
+        Ok(folder.join(s.trim_start_matches("./")))
     };
     let networks = cfg.get("networks").ok_or_else(|| {
         err(
@@ -488,14 +488,20 @@ fn cell_unit(template: &str, p: &Map<String, Value>, path: &Path, what: &str) ->
                 what,
             )?;
             for (k, d) in [("Delta_T", 2.0), ("a", 4.0), ("b", 80.5), ("w", 0.0)] {
-                if n(k, Some(d))? != 0.0 {
+                let x = n(k, Some(d))?;
+                if x != 0.0 {
                     return Err(err(
                         path,
                         k,
                         format!(
-                            "{what}: the exponential spike term and adaptation (Delta_T, a, b, w) have no Surge equivalent; NEST's default is not 0"
+                            "{what}: {k} = {x}{}; the exponential spike term and adaptation have no Surge equivalent",
+                            if p.contains_key(k) {
+                                ""
+                            } else {
+                                " (NEST's default)"
+                            }
                         ),
-                        "set Delta_T = a = b = w = 0 (a conductance-based LIF)",
+                        "set Delta_T = a = b = w = 0 explicitly (a conductance-based LIF)",
                     ));
                 }
             }
@@ -557,12 +563,7 @@ fn cell_unit(template: &str, p: &Map<String, Value>, path: &Path, what: &str) ->
                 v_m: n("V_m", Some(e_l))?,
             })
         }
-        other => Err(err(
-            path,
-            "model_template",
-            format!("{what}: `nest:{other}` has no Surge model"),
-            "use iaf_psc_exp, iaf_psc_exp_multisynapse or aeif_cond_beta_multisynapse (Delta_T = a = b = 0)",
-        )),
+        other => unreachable!("templates are checked by the caller: {other}"),
     }
 }
 
@@ -589,9 +590,9 @@ fn read_params(
     file: Option<&String>,
     types_path: &Path,
     key: &str,
-) -> Result<Map<String, Value>> {
+) -> Result<(Map<String, Value>, PathBuf)> {
     let Some(file) = file else {
-        return Ok(Map::new());
+        return Ok((Map::new(), types_path.to_path_buf()));
     };
     let Some(dir) = dir else {
         return Err(err(
@@ -603,7 +604,7 @@ fn read_params(
     };
     let path = dir.join(file);
     match read_json(&path)? {
-        Value::Object(m) => Ok(m),
+        Value::Object(m) => Ok((m, path)),
         _ => Err(err(
             &path,
             "(file)",
@@ -809,14 +810,27 @@ fn read_nodes(
                     "use NEST point-neuron templates (nest:<model>)",
                 ));
             };
-            let params = read_params(
+            let (params, params_file) = read_params(
                 neuron_dir,
                 row.get("dynamics_params"),
                 types_file,
                 "point_neuron_models_dir",
             )?;
             let kind = match model_type {
-                "point_neuron" | "point_process" => cell_unit(bare, &params, types_file, &what)?,
+                "point_neuron" | "point_process" => {
+                    if !matches!(
+                        bare,
+                        "iaf_psc_exp" | "iaf_psc_exp_multisynapse" | "aeif_cond_beta_multisynapse"
+                    ) {
+                        return Err(err(
+                            types_file,
+                            format!("node_type_id {tid}.model_template"),
+                            format!("{what}: `{template}` has no Surge model"),
+                            "use nest:iaf_psc_exp, nest:iaf_psc_exp_multisynapse or nest:aeif_cond_beta_multisynapse (Delta_T = a = b = 0)",
+                        ));
+                    }
+                    cell_unit(bare, &params, &params_file, &what)?
+                }
                 "virtual" => UnitKind::Generator {
                     template: bare.to_string(),
                     params,
@@ -895,7 +909,7 @@ fn read_edges(
                 "use static_synapse",
             ));
         }
-        let params = read_params(
+        let (params, _) = read_params(
             synapse_dir,
             row.get("dynamics_params"),
             types_file,

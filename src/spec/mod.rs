@@ -322,13 +322,17 @@ impl NetworkSpec {
                 "remove connectome, or take connections from it with rule = \"file\" and edges",
             ));
         }
-        let file = hdf5::File::open(&path).map_err(|e| {
+        let missing = |why: String| {
             SurgeError::spec(
                 "connectome",
-                format!("cannot open `{}` ({e})", path.display()),
+                format!("cannot open `{}`: {why}", path.display()),
                 "give the path of the connectome file relative to the experiment file's folder",
             )
-        })?;
+        };
+        if !path.is_file() {
+            return Err(missing("no such file".into()));
+        }
+        let file = hdf5::File::open(&path).map_err(|e| missing(e.to_string()))?;
         let dt = self.simulation.dt_ms;
         let max_delay = u16::MAX as f64 * dt / 2.0;
         for i in 0..self.connections.len() {
