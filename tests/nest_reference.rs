@@ -156,46 +156,22 @@ fn compare(text: &str, seeds: &[u64], threads: usize, bars: Bars) {
     }
 }
 
-fn brunel_small() -> String {
-    let mut t = std::fs::read_to_string("experiments/brunel.toml").unwrap();
-    for (a, b) in [
-        ("size = 8000", "size = 800"),
-        ("size = 2000", "size = 200"),
-        ("k = 800", "k = 80"),
-        ("k = 800", "k = 80"),
-        ("k = 200", "k = 20"),
-        ("k = 200", "k = 20"),
-    ] {
-        t = common::edit(&t, a, b);
-    }
-    t
-}
-
-fn ei_without_block() -> String {
-    std::fs::read_to_string("experiments/ei_small.toml")
-        .unwrap()
-        .replace(
-            "model = \"lif_conductance\"",
-            "model = \"lif_conductance\"\nmg_mm = 0.0",
-        )
-}
-
 #[test]
 #[ignore = "needs NEST (SURGE_NEST_PYTHON); CI runs it"]
 fn brunel_in_nest_matches_surge() {
-    compare(&brunel_small(), &[1, 2, 3], 1, STRICT);
+    compare(&common::brunel_small(), &[1, 2, 3], 1, STRICT);
 }
 
 #[test]
 #[ignore = "needs NEST (SURGE_NEST_PYTHON); CI runs it"]
 fn ei_small_in_nest_matches_surge() {
-    compare(&ei_without_block(), &[1, 2, 3, 4], 1, STRICT);
+    compare(&common::ei_without_block(), &[1, 2, 3, 4], 1, STRICT);
 }
 
 #[test]
 #[ignore = "needs NEST (SURGE_NEST_PYTHON); CI runs it"]
 fn nest_on_two_threads_matches_too() {
-    compare(&ei_without_block(), &[1, 2, 3, 4], 2, STRICT);
+    compare(&common::ei_without_block(), &[1, 2, 3, 4], 2, STRICT);
 }
 
 /// The alpha column (hnn_alpha.toml, conductance-based, 2 s) exported with its magnesium block

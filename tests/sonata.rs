@@ -44,16 +44,7 @@ fn read_back(dir: &Path) -> serde_json::Value {
 fn brunel_export_holds_the_connectome() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("brunel");
-    let text = common::edit(
-        &std::fs::read_to_string("experiments/brunel.toml").unwrap(),
-        "size = 8000",
-        "size = 800",
-    );
-    let text = common::edit(&text, "size = 2000", "size = 200");
-    let text = common::edit(&text, "k = 800", "k = 80");
-    let text = common::edit(&text, "k = 800", "k = 80");
-    let text = common::edit(&text, "k = 200", "k = 20");
-    let text = common::edit(&text, "k = 200", "k = 20");
+    let text = common::brunel_small();
     let config = tmp.path().join("brunel.toml");
     std::fs::write(&config, &text).unwrap();
     surge()
@@ -157,12 +148,7 @@ fn a_magnesium_block_is_refused_unless_approximated() {
 #[test]
 fn per_synapse_weights_are_applied() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string("experiments/ei_small.toml")
-        .unwrap()
-        .replace(
-            "model = \"lif_conductance\"",
-            "model = \"lif_conductance\"\nmg_mm = 0.0",
-        );
+    let text = common::ei_without_block();
     let config = tmp.path().join("ei.toml");
     std::fs::write(&config, &text).unwrap();
     let spec = NetworkSpec::from_toml_str(&text, "ei").unwrap();
@@ -287,17 +273,7 @@ fn assert_same_drives(a: &NetworkSpec, b: &NetworkSpec) {
 
 #[test]
 fn export_then_import_gives_the_same_brunel_network() {
-    let mut text = std::fs::read_to_string("experiments/brunel.toml").unwrap();
-    for (a, b) in [
-        ("size = 8000", "size = 800"),
-        ("size = 2000", "size = 200"),
-        ("k = 800", "k = 80"),
-        ("k = 800", "k = 80"),
-        ("k = 200", "k = 20"),
-        ("k = 200", "k = 20"),
-    ] {
-        text = common::edit(&text, a, b);
-    }
+    let text = common::brunel_small();
     let (a, b, _tmp) = round_trip(&text, false);
     assert_same_connectome(&a, &b);
     assert_same_drives(&a, &b);
@@ -330,12 +306,7 @@ fn export_then_import_gives_the_same_brunel_network() {
 
 #[test]
 fn export_then_import_gives_the_same_conductance_network_and_rates() {
-    let text = std::fs::read_to_string("experiments/ei_small.toml")
-        .unwrap()
-        .replace(
-            "model = \"lif_conductance\"",
-            "model = \"lif_conductance\"\nmg_mm = 0.0",
-        );
+    let text = common::ei_without_block();
     let (a, b, _tmp) = round_trip(&text, false);
     assert_same_connectome(&a, &b);
     assert_same_drives(&a, &b);

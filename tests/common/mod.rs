@@ -49,3 +49,30 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
     );
     text.replacen(from, to, 1)
 }
+
+/// The shipped Brunel network at a tenth of its size (1,000 cells, in-degrees 80 and 20).
+pub fn brunel_small() -> String {
+    let mut t = std::fs::read_to_string("experiments/brunel.toml").unwrap();
+    for (a, b) in [
+        ("size = 8000", "size = 800"),
+        ("size = 2000", "size = 200"),
+        ("k = 800", "k = 80"),
+        ("k = 800", "k = 80"),
+        ("k = 200", "k = 20"),
+        ("k = 200", "k = 20"),
+    ] {
+        t = edit(&t, a, b);
+    }
+    t
+}
+
+/// The small E-I network of conductance-based cells with the NMDA magnesium block off (as NEST
+/// runs it).
+pub fn ei_without_block() -> String {
+    std::fs::read_to_string("experiments/ei_small.toml")
+        .unwrap()
+        .replace(
+            "model = \"lif_conductance\"",
+            "model = \"lif_conductance\"\nmg_mm = 0.0",
+        )
+}
