@@ -20,12 +20,14 @@ pub struct Args {
     /// The experiment file to write; the synapses go beside it as `<stem>.connectome.h5`.
     #[arg(long)]
     out: PathBuf,
-    /// The experiment's name. Default: the circuit config's folder name.
+    /// The experiment's name. Default: the name a Surge export recorded in the simulation config,
+    /// else the circuit config's folder name.
     #[arg(long)]
     name: Option<String>,
-    /// The experiment's seed (drive noise; the synapses are fixed by the circuit).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// The experiment's seed (initial voltages and drive noise; the synapses are the circuit's).
+    /// Default: the seed a Surge export recorded in the simulation config, else 1.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Replace existing output files.
     #[arg(long)]
     force: bool,
@@ -59,14 +61,28 @@ pub fn run(args: Args) -> Result<()> {
             });
         names_circuit.then_some(beside)
     });
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.circuit
-            .canonicalize()
-            .ok()
-            .and_then(|p| Some(p.parent()?.file_name()?.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "imported".into())
-    });
-    let imported = surge::sonata::import(&args.circuit, simulation.as_deref(), &name, args.seed)?;
+    // What a Surge export recorded of the experiment it came from.
+    let recorded = simulation
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("surge").cloned());
+    let name = args
+        .name
+        .clone()
+        .or_else(|| Some(recorded.as_ref()?.get("name")?.as_str()?.to_string()))
+        .unwrap_or_else(|| {
+            args.circuit
+                .canonicalize()
+                .ok()
+                .and_then(|p| Some(p.parent()?.file_name()?.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "imported".into())
+        });
+    let seed = args
+        .seed
+        .or_else(|| recorded.as_ref()?.get("seed")?.as_u64())
+        .unwrap_or(1);
+    let imported = surge::sonata::import(&args.circuit, simulation.as_deref(), &name, seed)?;
     let notes = imported.notes.clone();
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)

@@ -212,6 +212,33 @@ impl SurrogateNetwork {
                     "train the surrogate on a dataset with the population's receptor channels",
                 ));
             }
+            let neuron = serde_json::to_value(&pop.neuron).expect("a neuron serialises");
+            // A checkpoint that records no neuron (built by hand, not trained) cannot be checked.
+            if !ct.meta.neuron_model.is_null() && neuron != ct.meta.neuron_model {
+                let differ: Vec<String> =
+                    match (neuron.as_object(), ct.meta.neuron_model.as_object()) {
+                        (Some(a), Some(b)) => a
+                            .iter()
+                            .filter(|(k, v)| b.get(*k) != Some(*v))
+                            .map(|(k, v)| {
+                                format!(
+                                    "{k} = {v} (surrogate: {})",
+                                    b.get(k).unwrap_or(&serde_json::Value::Null)
+                                )
+                            })
+                            .collect(),
+                        _ => vec![format!("{neuron} (surrogate: {})", ct.meta.neuron_model)],
+                    };
+                return Err(SurgeError::spec(
+                    format!("cells.{}", ct.name),
+                    format!(
+                        "population `{}` is not the neuron the surrogate learned: {}",
+                        pop.name,
+                        differ.join(", ")
+                    ),
+                    "give the population the surrogate's parameters, or train a surrogate of this neuron (`surge gen`, `surge train`)",
+                ));
+            }
             if (ct.meta.bin_ms - bin_ms).abs() > 1e-12 {
                 return Err(SurgeError::spec(
                     format!("cells.{}", ct.name),
