@@ -405,6 +405,19 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
         "import sys, h5py\nf = h5py.File(sys.argv[1], 'r+')\ng = f['edges'][sorted(f['edges'])[0]]\ng['target'][0] = 100000\nf.close()",
         &[&o("far_target.connectome.h5")],
     );
+    let changed = write(
+        &o("changed.toml"),
+        &common::edit(
+            &imported_text,
+            "connectome = \"imported.connectome.h5\"",
+            "connectome = \"changed.connectome.h5\"",
+        ),
+    );
+    std::fs::copy(o("imported.connectome.h5"), o("changed.connectome.h5")).unwrap();
+    python(
+        "import sys, h5py\nf = h5py.File(sys.argv[1], 'r+')\ng = f['edges'][sorted(f['edges'])[0]]\ng['weight'][0] *= 2\nf.close()",
+        &[&o("changed.connectome.h5")],
+    );
     let file_with_weight = write(
         &o("file_with_weight.toml"),
         &common::edit(
@@ -495,6 +508,11 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             "a file connection whose synapse is past its population",
             &[&"validate", &"--config", &far_target],
             &["far_target.connectome.h5", "target 100000"],
+        ),
+        case(
+            "a connectome file changed since the experiment was written",
+            &[&"validate", &"--config", &changed],
+            &["connectome_checksum", "changed.connectome.h5", "re-import"],
         ),
         case(
             "a file connection that also gives a weight",
@@ -1663,6 +1681,7 @@ cases! {
     sonata_exponential_term => "a SONATA cell with the exponential spike term on",
     sonata_import_onto_an_existing_file => "a SONATA import onto an existing file",
     file_connection_past_its_population => "a file connection whose synapse is past its population",
+    connectome_changed_since_written => "a connectome file changed since the experiment was written",
     file_connection_with_a_weight => "a file connection that also gives a weight",
     missing_connectome_file => "an experiment naming a connectome file that is not there",
     sonata_export_of_cells_nest_lacks => "a SONATA export of cells NEST has no model for",

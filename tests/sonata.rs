@@ -568,7 +568,10 @@ fn an_imported_network_is_optimised_as_the_original() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("mg_mm = 0.0 (surrogate: 1.0)"), "{err}");
-    assert!(!tmp.path().join("refused").exists(), "a refused run left its folder");
+    assert!(
+        !tmp.path().join("refused").exists(),
+        "a refused run left its folder"
+    );
     for (network, out) in [(&original, "original"), (&with_block, "imported")] {
         let o = optimise(network, out);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

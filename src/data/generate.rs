@@ -230,6 +230,7 @@ pub fn chunk_spec(cfg: &DatasetConfig, n: usize) -> NetworkSpec {
         name: cfg.name.clone(),
         description: String::new(),
         connectome: None,
+        connectome_checksum: None,
         simulation: SimulationSpec {
             dt_ms: cfg.dataset.dt_ms,
             duration_ms: cfg.bins() as f64 * cfg.dataset.bin_ms,

@@ -46,6 +46,29 @@ fn bad(path: &Path, problem: String) -> SurgeError {
     )
 }
 
+/// FNV-1a (64 bit, hex) of the named groups in order: each name, then every synapse's source,
+/// target, weight and delay as little-endian bytes. Pins the synapses an experiment was written for.
+pub fn checksum<'a>(groups: impl IntoIterator<Item = (&'a str, &'a FileEdges)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, e) in groups {
+        eat(name.as_bytes());
+        eat(&[0]);
+        for k in 0..e.len() {
+            eat(&e.source[k].to_le_bytes());
+            eat(&e.target[k].to_le_bytes());
+            eat(&e.weight[k].to_le_bytes());
+            eat(&e.delay_ms[k].to_le_bytes());
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// Reads `/edges/<name>` of `file`.
 pub fn read(file: &hdf5::File, path: &Path, name: &str) -> Result<FileEdges> {
     let g = file

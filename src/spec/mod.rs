@@ -31,6 +31,10 @@ pub struct NetworkSpec {
     /// relative to the experiment file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectome: Option<String>,
+    /// Checksum of the synapses the experiment was written for ([`edges_file::checksum`]); a
+    /// connectome file that no longer matches it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectome_checksum: Option<String>,
     pub simulation: SimulationSpec,
     pub populations: Vec<PopulationSpec>,
     #[serde(default)]
@@ -293,6 +297,13 @@ impl NetworkSpec {
             message: e.to_string(),
         })?;
         spec.validate()?;
+        if spec.connectome_checksum.is_some() && spec.connectome.is_none() {
+            return Err(SurgeError::spec(
+                "connectome_checksum",
+                "given without a connectome file",
+                "remove it, or name the file with connectome = \"<file>.h5\"",
+            ));
+        }
         if spec.connectome.is_some() {
             spec.read_connectome(folder)?;
             spec.check_network_fits()?;
@@ -392,7 +403,29 @@ impl NetworkSpec {
             }
             self.connections[i].synapses = Some(Arc::new(e));
         }
+        if let Some(want) = &self.connectome_checksum {
+            let got = self.connectome_checksum_now();
+            if &got != want {
+                return Err(SurgeError::spec(
+                    "connectome_checksum",
+                    format!(
+                        "`{}` holds other synapses than this experiment was written for (checksum {got}, expected {want})",
+                        path.display()
+                    ),
+                    "use the connectome file written with the experiment (re-import it), or remove connectome_checksum to accept the file as it is",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The checksum of the synapses read for the `rule = "file"` connections, in order.
+    pub fn connectome_checksum_now(&self) -> String {
+        edges_file::checksum(
+            self.connections
+                .iter()
+                .filter_map(|c| Some((c.edges.as_deref()?, c.synapses.as_deref()?))),
+        )
     }
 
     /// The seed; validation guarantees it is present.

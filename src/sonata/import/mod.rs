@@ -388,6 +388,7 @@ pub fn import(circuit: &Path, simulation: Option<&Path>, name: &str, seed: u64) 
         name: name.to_string(),
         description: format!("Imported from the SONATA circuit {}", circuit.display()),
         connectome: None,
+        connectome_checksum: None,
         simulation: SimulationSpec {
             dt_ms: dt,
             duration_ms: tstop,
@@ -425,6 +426,9 @@ impl Import {
             .to_string_lossy()
             .into_owned();
         self.spec.connectome = (!self.connectome.is_empty()).then_some(file_name);
+        self.spec.connectome_checksum = self.spec.connectome.is_some().then(|| {
+            crate::spec::edges_file::checksum(self.connectome.iter().map(|(n, e)| (n.as_str(), e)))
+        });
         let body = toml::to_string(&self.spec).map_err(|e| SurgeError::Usage {
             problem: format!("cannot write the imported experiment as TOML: {e}"),
             fix: "report this; the circuit imported, its description could not be written".into(),
