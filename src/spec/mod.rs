@@ -729,11 +729,12 @@ impl NetworkSpec {
                         ("delay_ms", c.delay_ms.is_some()),
                         ("weight_sd", c.weight_sd != 0.0),
                         ("delay_sd_ms", c.delay_sd_ms != 0.0),
+                        ("autapses", c.autapses),
                     ] {
                         if given {
                             return Err(SurgeError::spec(
                                 format!("{f}.{name}"),
-                                "rule file takes every weight and delay from the connectome file",
+                                "rule file takes every synapse, weight and delay from the connectome file",
                                 format!("remove {name} (scale the group's weights with gain)"),
                             ));
                         }

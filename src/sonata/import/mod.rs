@@ -353,7 +353,7 @@ pub fn import(circuit: &Path, simulation: Option<&Path>, name: &str, seed: u64) 
             delay_ms: None,
             delay_sd_ms: 0.0,
             gain: 1.0,
-            autapses: su == tu,
+            autapses: false,
             lamtha: None,
             edges: Some(name.clone()),
             synapses: None,

@@ -815,7 +815,7 @@ pub(super) fn read_edges(
                     edges_file,
                     format!("{field}/{}/delay[{i}]", gid[i]),
                     format!("delay {d} ms is shorter than one step ({dt} ms)"),
-                    "give delays of at least the time step, as NEST requires",
+                    "give delays of at least the time step, as NEST requires (or a simulation config whose run.dt is that small: --simulation)",
                 ));
             }
             edges.push(Edge {
