@@ -1,6 +1,6 @@
 //! `surge export sonata`: the network instance Surge would simulate, in SONATA for NEST.
 
-use super::ui::OutDir;
+use super::ui::{ExchangeFormat, OutDir};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use surge::spec::{Connectome, NetworkSpec};
@@ -9,7 +9,7 @@ use surge::spec::{Connectome, NetworkSpec};
 pub struct Args {
     /// The format (only `sonata`).
     #[arg(value_enum)]
-    format: Format,
+    format: ExchangeFormat,
     /// Experiment file (TOML).
     #[arg(long)]
     config: PathBuf,
@@ -31,11 +31,6 @@ pub struct Args {
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Sonata,
 }
 
 pub fn run(args: Args) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `surge import sonata`: a SONATA circuit of NEST point neurons as an experiment file and the
 //! connectome file it names.
 
+use super::ui::ExchangeFormat;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use surge::sonata::Import;
@@ -9,7 +10,7 @@ use surge::sonata::Import;
 pub struct Args {
     /// The format (only `sonata`).
     #[arg(value_enum)]
-    format: Format,
+    format: ExchangeFormat,
     /// The circuit config (circuit_config.json).
     #[arg(long)]
     circuit: PathBuf,
@@ -31,11 +32,6 @@ pub struct Args {
     /// Replace existing output files.
     #[arg(long)]
     force: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Sonata,
 }
 
 pub fn run(args: Args) -> Result<()> {

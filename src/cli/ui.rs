@@ -192,3 +192,9 @@ pub fn print_dataset_info(info: &DatasetInfo) {
         );
     }
 }
+
+/// The exchange formats `surge export` writes and `surge import` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExchangeFormat {
+    Sonata,
+}
