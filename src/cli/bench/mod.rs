@@ -614,16 +614,33 @@ fn nest_brunel(duration_ms: f64) -> Result<Row> {
         .iter()
         .map(|p| v["populations"][p]["times_ms"].as_array().map_or(0, |a| a.len()))
         .sum();
-    Ok(Row {
-        case: format!("NEST {} from the SONATA export (setup = export)", v["nest"].as_str().unwrap_or("?")),
-        setup_s: export_s,
+    Ok(brunel_reference_row(
+        format!("NEST {} from the SONATA export (setup = export)", v["nest"].as_str().unwrap_or("?")),
+        export_s,
+        simulate_s,
+        spikes,
+        duration_ms,
+    ))
+}
+
+/// A reference simulator's row for the Brunel network: every spike reaches 1,000 targets.
+fn brunel_reference_row(
+    case: String,
+    setup_s: f64,
+    simulate_s: f64,
+    spikes: usize,
+    duration_ms: f64,
+) -> Row {
+    Row {
+        case,
+        setup_s,
         wall_s: simulate_s,
         biological_s: duration_ms / 1000.0,
         realtime_factor: simulate_s / (duration_ms / 1000.0),
         throughput: spikes as f64 * 1000.0 / simulate_s,
         throughput_unit: "synaptic events/s",
         peak_rss_mb: None,
-    })
+    }
 }
 
 /// Runs the Brian2 C++-standalone version of the Brunel network (benches/reference/brunel_brian2.py).
@@ -636,16 +653,13 @@ fn brian2(duration_ms: f64) -> Result<Row> {
     )?;
     let simulate_s = v["simulate_s"].as_f64().unwrap_or(f64::NAN);
     let spikes = v["spikes"].as_u64().unwrap_or(0) as usize;
-    Ok(Row {
-        case: "Brian2 C++ standalone (build = numpy draw)".into(),
-        setup_s: v["python_draw_s"].as_f64().unwrap_or(f64::NAN),
-        wall_s: simulate_s,
-        biological_s: duration_ms / 1000.0,
-        realtime_factor: simulate_s / (duration_ms / 1000.0),
-        throughput: spikes as f64 * 1000.0 / simulate_s,
-        throughput_unit: "synaptic events/s",
-        peak_rss_mb: None,
-    })
+    Ok(brunel_reference_row(
+        "Brian2 C++ standalone (build = numpy draw)".into(),
+        v["python_draw_s"].as_f64().unwrap_or(f64::NAN),
+        simulate_s,
+        spikes,
+        duration_ms,
+    ))
 }
 
 /// One optimisation iteration (forward + backward through the surrogate column) of the shipped
