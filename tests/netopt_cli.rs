@@ -384,8 +384,9 @@ fn adam_resumes_its_moments_heldout_seeds_are_drawn_and_the_control_walks() {
 }
 
 /// `surge gradcheck` writes one row per checkpoint and beta with a cosine in [-1, 1] and its figure,
-/// and refuses too few instances; `surge sweep` writes its table, and a second call reads the
-/// finished runs back instead of repeating them.
+/// and refuses too few instances; `surge sweep` writes its table (the exact engine's gradient counted
+/// in exact runs), and a second call reads the finished runs back instead of repeating them;
+/// `surge landscape` profiles the line to the sweep's CMA-ES gains the same both ways.
 #[test]
 fn gradcheck_and_sweep_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
@@ -445,7 +446,7 @@ fn gradcheck_and_sweep_end_to_end() {
             .args(["sweep", "--config"])
             .arg(&cfg)
             .arg("--arms")
-            .arg(format!("gradient:{},cmaes", ck.display()))
+            .arg(format!("gradient:{},cmaes,gradient:exact", ck.display()))
             .args([
                 "--seeds",
                 "1",
@@ -467,8 +468,12 @@ fn gradcheck_and_sweep_end_to_end() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
     let arms = s["arms"].as_array().unwrap();
-    assert_eq!(arms.len(), 2);
+    assert_eq!(arms.len(), 3);
     assert!(arms[1]["seeds"][0]["exact_runs"].as_u64().unwrap() >= 8);
+    // Through the exact engine every noise window is an exact run: 1 iteration x batch 2.
+    assert_eq!(arms[2]["arm"], "gradient exact engine");
+    assert_eq!(arms[2]["seeds"][0]["exact_runs"].as_u64(), Some(2));
+    assert_eq!(arms[0]["seeds"][0]["exact_runs"].as_u64(), Some(0));
     assert!(
         std::fs::read_to_string(sw.join("table.md"))
             .unwrap()
@@ -487,6 +492,94 @@ fn gradcheck_and_sweep_end_to_end() {
         .failure();
     let err = String::from_utf8_lossy(&bad.get_output().stderr).to_string();
     assert!(err.contains("newton") && err.contains("gradient:"), "{err}");
+
+    // `surge landscape` from the initial gains to the CMA-ES result the sweep wrote.
+    let to = sw.join("CMA-ES_exact_engine_/seed-1/gains.json");
+    let to_gains: Vec<f64> =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&to).unwrap())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["log_gain"].as_f64().unwrap())
+            .collect();
+    assert_eq!(to_gains.len(), 15);
+    assert!(to_gains.iter().any(|g| *g != 0.0), "CMA-ES moved");
+    let zero = tmp.path().join("zero.json");
+    std::fs::write(
+        &zero,
+        serde_json::json!(
+            (0..15)
+                .map(|_| serde_json::json!({"log_gain": 0.0}))
+                .collect::<Vec<_>>()
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let landscape = |from: &Path, to: &Path, out: &Path, ck: Option<&Path>| {
+        let mut c = surge();
+        c.args(["landscape", "--config"])
+            .arg(&cfg)
+            .arg("--from")
+            .arg(from)
+            .arg("--to")
+            .arg(to)
+            .args([
+                "--points",
+                "3",
+                "--instances",
+                "2",
+                "--window-ms",
+                "100",
+                "--out",
+            ])
+            .arg(out);
+        if let Some(ck) = ck {
+            c.arg("--checkpoint").arg(ck);
+        }
+        c.assert().success();
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(out.join("report.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let fwd = landscape(&zero, &to, &tmp.path().join("land"), Some(&ck));
+    assert!(tmp.path().join("land/landscape.png").exists());
+    let profiles = fwd["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 2);
+    assert_eq!(profiles[0]["engine"], "exact");
+    for p in profiles {
+        let band = p["band_fraction"].as_array().unwrap();
+        assert_eq!(band.len(), 3);
+        for point in band {
+            assert_eq!(point.as_array().unwrap().len(), 2);
+            let f = point[0].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&f), "{f}");
+        }
+    }
+    // The same line walked the other way: each point is the same run on the same instance, so the
+    // profile comes back reversed to the bit.
+    let back = landscape(&to, &zero, &tmp.path().join("back"), None);
+    let f = &fwd["profiles"][0];
+    let b = &back["profiles"][0];
+    for k in 0..3 {
+        assert_eq!(f["band_fraction"][k], b["band_fraction"][2 - k]);
+        assert_eq!(f["rates_hz"][k], b["rates_hz"][2 - k]);
+    }
+    let short = tmp.path().join("short.json");
+    std::fs::write(&short, r#"[{"log_gain": 0.5}]"#).unwrap();
+    let bad = surge()
+        .args(["landscape", "--config"])
+        .arg(&cfg)
+        .arg("--to")
+        .arg(&short)
+        .arg("--out")
+        .arg(tmp.path().join("land-bad"))
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&bad.get_output().stderr).to_string();
+    assert!(err.contains("1 gains") && err.contains("15"), "{err}");
+    assert!(!tmp.path().join("land-bad").exists());
 }
 
 /// `engine = "exact"` end to end without any checkpoint: per-synapse weights with frozen gains move

@@ -52,6 +52,10 @@ commands! {
     /// checkpoints, its random-sign control, CMA-ES on the exact engine); one table, a figure and
     /// sweep.json. Finished runs are read back, so a stopped sweep continues.
     Sweep => sweep,
+    /// The band fraction along the line from one set of group gains to another (say, the initial
+    /// gains to a CMA-ES result), in the exact engine and through surrogates: can a gradient at the
+    /// start see the way? report.json and a figure.
+    Landscape => landscape,
     /// Fit connection gains by gradient descent through surrogate neurons to a target band, then re-check
     /// the result in the exact engine on held-out seeds.
     Optimize => optimize,

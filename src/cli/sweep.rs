@@ -11,39 +11,63 @@ use surge::netopt::optimize::{self, ExactCheck, OptimizeConfig, median, passes_b
 use surge::netopt::search::{CmaesConfig, cmaes_exact};
 use surge::plot::{self, Lines};
 
+/// What a gradient arm differentiates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Through {
+    /// The surrogate network built from this checkpoint folder.
+    Checkpoint(PathBuf),
+    /// The exact engine itself (`optimizer.engine = "exact"`): the gradient the surrogates approximate.
+    Exact,
+}
+
+impl Through {
+    fn parse(s: &str) -> Through {
+        if s == "exact" {
+            Through::Exact
+        } else {
+            Through::Checkpoint(s.into())
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Through::Exact => "exact engine".into(),
+            Through::Checkpoint(c) => c.file_name().map_or(c.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            }),
+        }
+    }
+}
+
 /// One route of the sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arm {
-    /// Gradient descent through the surrogates in this checkpoint folder.
-    Gradient(PathBuf),
+    /// Gradient descent through the surrogates in a checkpoint folder, or through the exact engine.
+    Gradient(Through),
     /// The same loop with random-sign steps.
-    RandomSign(PathBuf),
+    RandomSign(Through),
     /// CMA-ES on the exact engine.
     Cmaes,
 }
 
 impl Arm {
-    /// `gradient:<checkpoint>`, `random-sign:<checkpoint>` or `cmaes`.
+    /// `gradient:<checkpoint>`, `random-sign:<checkpoint>` (`exact` for the exact engine) or `cmaes`.
     pub fn parse(s: &str) -> std::result::Result<Arm, String> {
         match s.split_once(':') {
-            Some(("gradient", c)) => Ok(Arm::Gradient(c.into())),
-            Some(("random-sign", c)) => Ok(Arm::RandomSign(c.into())),
+            Some(("gradient", c)) if !c.is_empty() => Ok(Arm::Gradient(Through::parse(c))),
+            Some(("random-sign", c)) if !c.is_empty() => Ok(Arm::RandomSign(Through::parse(c))),
             None if s == "cmaes" => Ok(Arm::Cmaes),
             _ => Err(format!(
-                "`{s}` is not an arm. Fix: gradient:<checkpoint>, random-sign:<checkpoint> or cmaes"
+                "`{s}` is not an arm. Fix: gradient:<checkpoint>, random-sign:<checkpoint> (`exact` \
+                 in place of a checkpoint differentiates the exact engine) or cmaes"
             )),
         }
     }
 
     pub fn label(&self) -> String {
-        let name = |c: &Path| {
-            c.file_name().map_or(c.display().to_string(), |n| {
-                n.to_string_lossy().into_owned()
-            })
-        };
         match self {
-            Arm::Gradient(c) => format!("gradient {}", name(c)),
-            Arm::RandomSign(c) => format!("random-sign {}", name(c)),
+            Arm::Gradient(t) => format!("gradient {}", t.name()),
+            Arm::RandomSign(t) => format!("random-sign {}", t.name()),
             Arm::Cmaes => "CMA-ES (exact engine)".into(),
         }
     }
@@ -157,17 +181,21 @@ fn gradient_seed(
 ) -> Result<SeedResult> {
     let metrics = dir.join("metrics.json");
     if !metrics.exists() {
-        let (ckpt, control) = match arm {
-            Arm::Gradient(c) => (c.clone(), None),
-            Arm::RandomSign(c) => (c.clone(), Some(Control::RandomSign)),
+        let (through, control) = match arm {
+            Arm::Gradient(t) => (t, None),
+            Arm::RandomSign(t) => (t, Some(Control::RandomSign)),
             Arm::Cmaes => unreachable!("not a gradient arm"),
+        };
+        let (checkpoint, engine) = match through {
+            Through::Checkpoint(c) => (c.clone(), None),
+            Through::Exact => (PathBuf::new(), Some("exact".to_string())),
         };
         let resume = dir.join("progress.json").exists();
         let pb = bar(0, "optimize");
         job::run(
             &Job {
                 config: args.config.clone(),
-                checkpoint: ckpt,
+                checkpoint,
                 backend: args.backend.name().into(),
                 out: dir.to_path_buf(),
                 iterations: args.iterations,
@@ -175,7 +203,7 @@ fn gradient_seed(
                 seed: Some(seed),
                 heldout: Some((args.heldout_seed, args.heldout)),
                 spike_beta: None,
-                engine: None,
+                engine,
                 resume,
                 force: !resume,
             },
@@ -198,7 +226,9 @@ fn gradient_seed(
             .unwrap_or_default()
     };
     let wall = m["wall_clock_s"]["optimize"].as_f64().unwrap_or(f64::NAN);
-    let runs = m["exact_runs_for_selection"].as_u64().unwrap_or(0) as usize;
+    // Through the exact engine every window is an exact forward-and-backward run.
+    let runs = (m["exact_runs_for_selection"].as_u64().unwrap_or(0)
+        + m["exact_gradient_runs"].as_u64().unwrap_or(0)) as usize;
     Ok(judge(
         cfg,
         seed,
@@ -248,6 +278,11 @@ fn cmaes_seed(
         "log_gains": gains,
         "after": after.iter().map(|c| serde_json::json!({"seed": c.seed, "band_fraction": c.band_fraction, "peak_hz": c.peak_hz, "rates_hz": c.rates_hz})).collect::<Vec<_>>(),
     });
+    let names = optimize::group_names(spec);
+    surge::results::atomic_write(
+        &dir.join("gains.json"),
+        serde_json::to_string_pretty(&job::gains_json(&names, &gains))?.as_bytes(),
+    )?;
     surge::results::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
     Ok(r)
 }
@@ -396,4 +431,32 @@ fn figure(dir: &Path, results: &[ArmResult], before: f64) -> Result<()> {
         &dir.join("sweep"),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arms_parse_checkpoints_the_exact_engine_and_refuse_the_rest() {
+        assert_eq!(
+            Arm::parse("gradient:checkpoints/lif-default"),
+            Ok(Arm::Gradient(Through::Checkpoint(
+                "checkpoints/lif-default".into()
+            )))
+        );
+        assert_eq!(
+            Arm::parse("random-sign:exact"),
+            Ok(Arm::RandomSign(Through::Exact))
+        );
+        assert_eq!(Arm::parse("cmaes"), Ok(Arm::Cmaes));
+        assert_eq!(
+            Arm::parse("gradient:exact").unwrap().label(),
+            "gradient exact engine"
+        );
+        for bad in ["gradient:", "newton", "cmaes:x"] {
+            let e = Arm::parse(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains("Fix"), "{e}");
+        }
+    }
 }

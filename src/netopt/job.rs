@@ -350,6 +350,7 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
         },
         "wall_clock_s": { "optimize": optimize_s, "exact_check": exact_s },
         "selected": selected,
+        "exact_gradient_runs": if exact_engine { all_records.len() * cfg.optimizer.batch.max(1) } else { 0 },
         "exact_runs_for_selection": all_records.iter().filter(|r| r.get("validation_loss").is_some_and(|v| !v.is_null())).count() * cfg.optimizer.validation_seeds.len(),
         "per_synapse": final_w.is_some(),
         "exact_network_instance": if final_w.is_some() {
@@ -362,14 +363,7 @@ pub fn run(job: &Job, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let metrics_path = dir.join("metrics.json");
     json_write(&metrics_path, &metrics, true)?;
     let gains_path = dir.join("gains.json");
-    let gains_json = serde_json::json!(
-        group_names
-            .iter()
-            .zip(&final_gains)
-            .map(|(n, g)| serde_json::json!({"group": n, "log_gain": g, "gain": (*g as f64).exp()}))
-            .collect::<Vec<_>>()
-    );
-    json_write(&gains_path, &gains_json, true)?;
+    json_write(&gains_path, &gains_json(&group_names, &final_gains), true)?;
     let per_synapse = match &final_w {
         Some(w) => Some(write_synapses(
             dir,
@@ -543,6 +537,17 @@ pub fn apply_synapses_file(p: &Path, conn: &Connectome) -> Result<Connectome> {
 }
 
 /// The log-gains of a gains.json written by `surge optimize`, checked against the network's groups.
+/// The gains.json form: one `{group, log_gain, gain}` per connection group ([`read_gains`] reads it).
+pub fn gains_json(group_names: &[String], log_gains: &[f32]) -> serde_json::Value {
+    serde_json::json!(
+        group_names
+            .iter()
+            .zip(log_gains)
+            .map(|(n, g)| serde_json::json!({"group": n, "log_gain": g, "gain": (*g as f64).exp()}))
+            .collect::<Vec<_>>()
+    )
+}
+
 pub fn read_gains(p: &Path, n_groups: usize) -> Result<Vec<f32>> {
     let text = std::fs::read_to_string(p).map_err(|e| SurgeError::io("cannot read", p, e))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| {

@@ -7,6 +7,7 @@ pub mod engine;
 mod fused;
 pub mod gradcheck;
 pub mod job;
+pub mod landscape;
 pub use fused::FusedStream;
 pub mod objective;
 
