@@ -4,7 +4,7 @@
 
 use super::compare::{methods, network};
 use super::ui::{Backend, bar};
-use super::{eval, optimize, rls, train};
+use super::{eval, landscape, optimize, rls, train};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +33,8 @@ const TRAIN_TRACES: usize = 128;
 const HELDOUT_TRACES: usize = 64;
 /// Exact runs CMA-ES may spend in the demo (about 3 s on 2 cores).
 const DEMO_CMAES_EVALS: usize = 200;
+/// Points on the line from the initial gains to CMA-ES's result (t = 0, 0.1, ..., 1).
+const LINE_POINTS: usize = 11;
 
 fn header(k: usize, what: &str) {
     println!("\n==== demo {k}/7: {what}");
@@ -207,6 +209,27 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     walls.push(("CMA-ES and RLS, exact engine", t.elapsed().as_secs_f64()));
     println!(
+        "\n-- why the gradient stays: the exact column along the straight line from the initial gains to CMA-ES's"
+    );
+    let t = Instant::now();
+    let line = landscape::run(landscape::Args {
+        config: PathBuf::from(OPTIMIZE),
+        to: out.join("compare-methods/cmaes_gains.json"),
+        from: None,
+        checkpoints: Vec::new(),
+        points: LINE_POINTS,
+        t_max: 1.0,
+        instances: 4,
+        seed: 900,
+        window_ms: 1000.0,
+        backend: Backend::Flex,
+        out: Some(out.join("landscape")),
+        force: true,
+    })?
+    .remove(0)
+    .mean_band_fraction();
+    walls.push(("line to CMA-ES, exact", t.elapsed().as_secs_f64()));
+    println!(
         "\n-- the same target with one weight per synapse (22,500; group gains frozen), by gradient descent through the exact engine itself"
     );
     let t = Instant::now();
@@ -260,6 +283,7 @@ pub fn run(args: Args) -> Result<()> {
         opt: &opt,
         syn: &syn,
         methods: &methods,
+        line: &line,
         full: &full,
         rls_r,
         hnn: &hnn,
@@ -298,6 +322,10 @@ pub fn run(args: Args) -> Result<()> {
             "compare-methods/ (report.json, cmaes_progress.png, spectra.png)",
         ),
         (
+            "line to CMA-ES's gains",
+            "landscape/ (report.json, landscape.png)",
+        ),
+        (
             "22,500 synapses, exact gradient",
             "optimize-synapses/ (metrics.json, synapses.json, figures)",
         ),
@@ -321,6 +349,8 @@ struct Summary<'a> {
     opt: &'a Outcome,
     syn: &'a Outcome,
     methods: &'a methods::MethodsSummary,
+    /// The exact column's mean band fraction at t = 0, 0.1, ..., 1 on the line to CMA-ES's gains.
+    line: &'a [f64],
     full: &'a network::CompareSummary,
     rls_r: f64,
     hnn: &'a surge::experiment::Metrics,
@@ -461,6 +491,18 @@ impl Summary<'_> {
                 m.seeds
             );
         }
+        if let (Some(first), Some(last)) = (self.line.first(), self.line.last()) {
+            let (k, low) = self
+                .line
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .expect("a line has points");
+            println!(
+                "Exact column on the straight line to CMA-ES's gains (4 instances, 1 s): band fraction {first:.3} at the start, {low:.3} at t = {:.1}, {last:.3} at CMA-ES's",
+                k as f64 / (self.line.len() - 1) as f64
+            );
+        }
         let y = self.syn;
         println!(
             "One weight per synapse ({} synapses, gains frozen), {} Adam steps of the exact engine's own gradient ({:.0} s):",
@@ -544,6 +586,7 @@ impl Summary<'_> {
                     "method": n, "exact_runs": runs, "wall_s": wall, "band_fraction": frac, "seeds_passing_bar": pass,
                 })).collect::<Vec<_>>(),
             },
+            "line_to_cmaes_exact_band_fraction": self.line,
             "synapses_exact_gradient": {
                 "synapses": self.syn.per_synapse.as_ref().map(|p| p.n),
                 "iterations": self.syn.iterations,

@@ -323,6 +323,15 @@ pub fn run(args: Args) -> Result<MethodsSummary> {
         &report_path,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
+    // CMA-ES's result in gains.json form, for `surge compare network --gains` and `surge landscape --to`.
+    surge::results::atomic_write(
+        &dir.join("cmaes_gains.json"),
+        serde_json::to_string_pretty(&surge::netopt::job::gains_json(
+            &optimize::group_names(&spec),
+            &cm_gains,
+        ))?
+        .as_bytes(),
+    )?;
 
     let evals: Vec<f64> = generations.iter().map(|g| g.evaluations as f64).collect();
     let med: Vec<f64> = generations.iter().map(|g| g.median_band_fraction).collect();
