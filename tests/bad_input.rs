@@ -1480,6 +1480,58 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
             &["--config"],
         )
         .absent(&out),
+        // ---- landscape / sweep ----
+        case(
+            "a landscape towards gains of another network",
+            &[
+                &"landscape",
+                &"--config",
+                &repo("experiments/alpha_to_beta.toml"),
+                &"--to",
+                &write(
+                    &d.join("two_gains.json"),
+                    r#"[{"log_gain": 0.5}, {"log_gain": -0.5}]"#,
+                ),
+                &"--out",
+                &out,
+            ],
+            &["two_gains.json", "2 gains", "15 connection groups"],
+        )
+        .absent(&out),
+        case(
+            "a landscape on a re-check instance",
+            &[
+                &"landscape",
+                &"--config",
+                &repo("experiments/alpha_to_beta.toml"),
+                &"--to",
+                &repo("docs/data/gains_halfway.json"),
+                &"--seed",
+                &"100",
+                &"--instances",
+                &"3",
+                &"--out",
+                &out,
+            ],
+            &["instance seed 101", "re-check", "--seed"],
+        )
+        .absent(&out),
+        case(
+            "a sweep arm without its checkpoint",
+            &[
+                &"sweep",
+                &"--config",
+                &repo("experiments/alpha_to_beta.toml"),
+                &"--arms",
+                &"gradient:,cmaes",
+                &"--heldout-seed",
+                &"3",
+                &"--out",
+                &out,
+            ],
+            &["gradient:", "checkpoint", "exact"],
+        )
+        .absent(&out),
         // ---- rls ----
         case("unknown RLS part", &[&"rls", &"hopfield"], &["hopfield"]),
         case(
@@ -1672,6 +1724,9 @@ macro_rules! cases {
 }
 
 cases! {
+    landscape_gains_of_another_network => "a landscape towards gains of another network",
+    landscape_on_a_recheck_instance => "a landscape on a re-check instance",
+    sweep_arm_without_checkpoint => "a sweep arm without its checkpoint",
     sonata_edges_without_targets => "a SONATA edge population without its targets",
     sonata_nodes_without_types => "a SONATA node population without its node types",
     sonata_negative_delay => "a SONATA edge with a negative delay",

@@ -2,7 +2,7 @@
 //! the exact engine's, per checkpoint, spike-surrogate scale and window length; writes report.json and
 //! a figure of the cosine similarity.
 
-use super::ui::{Backend, bar, in_out_dir};
+use super::ui::{Backend, bar, in_out_dir, report_dir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use surge::netopt::gradcheck::{self, Agreement, GradientEstimate};
@@ -115,15 +115,7 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
     {
         anyhow::bail!("--window-ms {w} is shorter than 50 ms. Fix: e.g. --window-ms 250,500");
     }
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/out/gradcheck"));
-    anyhow::ensure!(
-        args.force || !dir.join("report.json").exists(),
-        "{} already holds a report. Fix: --force or another --out",
-        dir.display()
-    );
+    let dir = report_dir(args.out.as_deref(), "experiments/out/gradcheck", args.force)?;
     let n_groups = spec.connections.len();
     let log_gains = match &args.gains {
         None => vec![0.0f32; n_groups],
@@ -148,21 +140,8 @@ pub fn run(mut args: Args) -> Result<Vec<Row>> {
     {
         anyhow::bail!("--spike-damping {d} is not >= 0. Fix: e.g. --spike-damping 0.01");
     }
-    // Every checkpoint loads before any work starts: a wrong path fails at once.
-    for c in &args.checkpoints {
-        let conn = surge::spec::Connectome::build(&spec);
-        optimize::build_network(&cfg, &spec, &conn, c, &device)
-            .with_context(|| format!("loading surrogates from {}", c.display()))?;
-    }
-    let seeds: Vec<u64> = (0..args.instances as u64).map(|k| args.seed + k).collect();
-    if let Some(s) = seeds
-        .iter()
-        .find(|s| cfg.recheck.seeds.contains(s) || cfg.optimizer.validation_seeds.contains(s))
-    {
-        anyhow::bail!(
-            "instance seed {s} is a re-check or validation seed of the experiment. Fix: another --seed"
-        );
-    }
+    optimize::check_checkpoints(&cfg, &spec, &args.checkpoints, &device)?;
+    let seeds = gradcheck::instance_seeds(&cfg, args.seed, args.instances)?;
     let names = optimize::group_names(&spec);
     let mut rows = Vec::new();
     let mut exacts = Vec::new();

@@ -2,10 +2,11 @@
 //! another, in the exact engine and through surrogate checkpoints, on the same network instances;
 //! report.json and a figure.
 
-use super::ui::{Backend, bar, in_out_dir};
+use super::ui::{Backend, bar, in_out_dir, report_dir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use surge::netopt::job::read_gains;
+use surge::netopt::gradcheck;
 use surge::netopt::landscape::{self, Profile};
 use surge::netopt::optimize::{self, OptimizeConfig};
 use surge::plot::{self, Lines};
@@ -68,37 +69,16 @@ pub fn run(args: Args) -> Result<Vec<Profile>> {
         "--window-ms {} is too short for a spectrum. Fix: --window-ms 1000",
         args.window_ms
     );
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/out/landscape"));
-    anyhow::ensure!(
-        args.force || !dir.join("report.json").exists(),
-        "{} already holds a report. Fix: --force or another --out",
-        dir.display()
-    );
+    let dir = report_dir(args.out.as_deref(), "experiments/out/landscape", args.force)?;
     let n_groups = spec.connections.len();
     let to = read_gains(&args.to, n_groups)?;
     let from = match &args.from {
         Some(p) => read_gains(p, n_groups)?,
         None => vec![0.0; n_groups],
     };
-    let seeds: Vec<u64> = (0..args.instances as u64).map(|k| args.seed + k).collect();
-    if let Some(s) = seeds
-        .iter()
-        .find(|s| cfg.recheck.seeds.contains(s) || cfg.optimizer.validation_seeds.contains(s))
-    {
-        anyhow::bail!(
-            "instance seed {s} is a re-check or validation seed of the experiment. Fix: another --seed"
-        );
-    }
+    let seeds = gradcheck::instance_seeds(&cfg, args.seed, args.instances)?;
     let device = args.backend.device()?;
-    // Every checkpoint loads before any work starts: a wrong path fails at once.
-    for c in &args.checkpoints {
-        let conn = surge::spec::Connectome::build(&spec);
-        optimize::build_network(&cfg, &spec, &conn, c, &device)
-            .with_context(|| format!("loading surrogates from {}", c.display()))?;
-    }
+    optimize::check_checkpoints(&cfg, &spec, &args.checkpoints, &device)?;
     let ts: Vec<f64> = (0..args.points)
         .map(|k| args.t_max * k as f64 / (args.points - 1) as f64)
         .collect();

@@ -112,6 +112,18 @@ pub fn in_out_dir<T>(
     r
 }
 
+/// The folder a report command writes (`out`, or `default`), refused if it holds a `report.json`
+/// and `force` is not given.
+pub fn report_dir(out: Option<&Path>, default: &str, force: bool) -> Result<PathBuf> {
+    let dir = out.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
+    anyhow::ensure!(
+        force || !dir.join("report.json").exists(),
+        "{} already holds a report. Fix: --force or another --out",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 /// Refuses to overwrite `out` without `--force`; creates its parent folder.
 pub fn refuse_existing(out: &Path, force: bool) -> Result<()> {
     if out.exists() && !force {

@@ -48,6 +48,22 @@ impl GradientEstimate {
     }
 }
 
+/// `n` network instance seeds from `first`: none may be a re-check or validation seed of the
+/// experiment, whose instances are kept for judging results.
+pub fn instance_seeds(cfg: &OptimizeConfig, first: u64, n: usize) -> Result<Vec<u64>> {
+    let seeds: Vec<u64> = (0..n as u64).map(|k| first + k).collect();
+    match seeds
+        .iter()
+        .find(|s| cfg.recheck.seeds.contains(s) || cfg.optimizer.validation_seeds.contains(s))
+    {
+        Some(s) => Err(crate::error::SurgeError::usage(
+            format!("instance seed {s} is a re-check or validation seed of the experiment"),
+            "another --seed",
+        )),
+        None => Ok(seeds),
+    }
+}
+
 /// The exact engine's gradient of the optimiser's loss ([`exact_loss`] on a run of `warm + window_ms`
 /// whose first `warm` ms are not scored) at `log_gains`: per instance seed, a central difference of
 /// step `h` in every log-gain, both sides on that seed. `2 * groups * seeds` exact runs, in parallel.

@@ -467,6 +467,21 @@ pub fn resolve(p: &str, origin: &Path) -> PathBuf {
 }
 
 /// Loads `<checkpoint>/<type>/` for every cell type and wires the surrogate network.
+/// Builds the surrogate network of every checkpoint once on `spec`'s own instance, so that a wrong
+/// path or a checkpoint that does not fit fails before any long work starts.
+pub fn check_checkpoints(
+    cfg: &OptimizeConfig,
+    spec: &NetworkSpec,
+    checkpoints: &[std::path::PathBuf],
+    device: &Device,
+) -> Result<()> {
+    let conn = Connectome::build(spec);
+    for c in checkpoints {
+        build_network(cfg, spec, &conn, c, device)?;
+    }
+    Ok(())
+}
+
 pub fn build_network(
     cfg: &OptimizeConfig,
     spec: &NetworkSpec,
