@@ -49,8 +49,8 @@ commands! {
     /// similarity with its standard error, sign agreement per group; report.json and a figure.
     Gradcheck => gradcheck,
     /// Optimiser seeds x held-out instances for several routes to one target (gradient through
-    /// checkpoints, its random-sign control, CMA-ES on the exact engine); one table, a figure and
-    /// sweep.json. Finished runs are read back, so a stopped sweep continues.
+    /// checkpoints or the exact engine, its random-sign control, CMA-ES on the exact engine); one
+    /// table, a figure and sweep.json. Finished runs are read back, so a stopped sweep continues.
     Sweep => sweep,
     /// The band fraction along the line from one set of group gains to another (say, the initial
     /// gains to a CMA-ES result), in the exact engine and through surrogates: can a gradient at the

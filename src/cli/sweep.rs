@@ -1,5 +1,6 @@
 //! `surge sweep`: optimiser seeds x held-out instances for several routes to the same target (the
-//! surrogate gradient through given checkpoints, its random-sign control, CMA-ES on the exact engine),
+//! gradient through given checkpoints or through the exact engine, its random-sign control, CMA-ES on
+//! the exact engine),
 //! judged the same way; writes sweep.json, a table and a figure. Each run lands in its own folder and
 //! a finished run is read back instead of repeated, so an interrupted sweep continues where it stopped.
 
@@ -83,7 +84,8 @@ impl Arm {
 pub struct Args {
     #[arg(long)]
     pub config: PathBuf,
-    /// Routes: gradient:<checkpoint>, random-sign:<checkpoint>, cmaes.
+    /// Routes: gradient:<checkpoint>, random-sign:<checkpoint>, cmaes; `exact` in place of a
+    /// checkpoint steps on the exact engine's own gradient.
     #[arg(long, value_delimiter = ',', required = true, value_parser = Arm::parse)]
     pub arms: Vec<Arm>,
     /// Optimiser seeds per route.
