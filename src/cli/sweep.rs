@@ -1,8 +1,8 @@
 //! `surge sweep`: optimiser seeds x held-out instances for several routes to the same target (the
 //! gradient through given checkpoints or through the exact engine, its random-sign control, CMA-ES on
-//! the exact engine),
-//! judged the same way; writes sweep.json, a table and a figure. Each run lands in its own folder and
-//! a finished run is read back instead of repeated, so an interrupted sweep continues where it stopped.
+//! the exact engine), judged the same way; writes sweep.json, a table and a figure. Each run lands in
+//! its own folder and a finished run is read back instead of repeated, so an interrupted sweep
+//! continues where it stopped.
 
 use super::ui::{Backend, bar, in_out_dir};
 use anyhow::{Context, Result};
