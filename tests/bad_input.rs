@@ -1505,7 +1505,7 @@ weights = { subthreshold = [0.05, 0.2], suprathreshold = [0.5, 2.0], network = [
                 &"--config",
                 &repo("experiments/alpha_to_beta.toml"),
                 &"--to",
-                &repo("docs/data/gains_halfway.json"),
+                &repo("docs/data/gains_halfway_cmaes1.json"),
                 &"--seed",
                 &"100",
                 &"--instances",
