@@ -13,6 +13,7 @@ use surge::plot::{self, Lines};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Optimisation experiment (network, objective, cell types, optimiser warm-up).
     #[arg(long)]
     pub config: PathBuf,
     /// gains.json of the line's far end (e.g. a CMA-ES result: `surge sweep` writes one per seed).
@@ -27,6 +28,7 @@ pub struct Args {
     /// Points on the line, evenly spaced from 0 (`from`) to --t-max (1 is `to`).
     #[arg(long, default_value_t = 11)]
     pub points: usize,
+    /// The last point's t: past 1 the line runs on beyond `to`.
     #[arg(long, default_value_t = 1.0)]
     pub t_max: f64,
     /// Network instances (connectome, drive noise, initial state) every point is run on.
