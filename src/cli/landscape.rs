@@ -144,10 +144,6 @@ pub fn run(args: Args) -> Result<Vec<Profile>> {
     Ok(profiles)
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
 fn print_table(ts: &[f64], profiles: &[Profile]) {
     let name = |p: &Profile| {
         Path::new(&p.engine)
@@ -160,16 +156,13 @@ fn print_table(ts: &[f64], profiles: &[Profile]) {
         print!("  {:>24}", format!("{} fraction, peak", name(p)));
     }
     println!();
+    let means: Vec<Vec<f64>> = profiles.iter().map(Profile::mean_band_fraction).collect();
     for (k, t) in ts.iter().enumerate() {
         print!("{t:>6.2}");
-        for p in profiles {
+        for (p, m) in profiles.iter().zip(&means) {
             print!(
                 "  {:>24}",
-                format!(
-                    "{:.3}, {:.0} Hz",
-                    mean(&p.band_fraction[k]),
-                    optimize::median(&p.peak_hz[k])
-                )
+                format!("{:.3}, {:.0} Hz", m[k], optimize::median(&p.peak_hz[k]))
             );
         }
         println!();
