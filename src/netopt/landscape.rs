@@ -1,6 +1,7 @@
 //! The objective along a line in log-gain space, in the exact engine and through surrogates: can a
 //! descent that starts at `from` see the way to `to`? Where the exact band fraction stays flat near
-//! the start and rises only far along the line, no local gradient points there, however accurate.
+//! the start and rises only far along the line, no gradient at the start points along it, however
+//! accurate (a curved path may still climb).
 
 use super::Gains;
 use super::optimize::{OptimizeConfig, build_network, evaluate, exact_run};
